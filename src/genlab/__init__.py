@@ -1,0 +1,19 @@
+"""genlab: deep generative models on PyTorch.
+
+Reading order: ``models/base.py`` (the contract), one family file (``models/vae.py``), then
+``training/trainer.py`` (the one loop).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .checkpoint import load
+from .config import Config
+from .errors import CheckpointError, ConfigError, DataError, GenlabError, TrainingError
+from .models.base import GenerativeModel, LossOutput, Phase, build_model
+from .registry import MODELS, register_model
+
+__all__ = [
+    "__version__", "load", "Config", "GenerativeModel", "LossOutput", "Phase", "build_model",
+    "MODELS", "register_model", "GenlabError", "ConfigError", "DataError", "CheckpointError", "TrainingError",
+]

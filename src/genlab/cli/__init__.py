@@ -1,0 +1,99 @@
+"""The ``genlab`` command: a thin layer over the Python API.
+
+Each subcommand lives in a module of this package and registers itself with :func:`command`;
+a subcommand parses its arguments, calls one public function, and prints the result. Errors that
+genlab raises on bad input (:class:`~genlab.errors.GenlabError`) print as one line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from importlib import import_module
+from typing import Callable, Sequence
+
+from ..errors import GenlabError
+
+
+@dataclasses.dataclass
+class Command:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+    accepts_overrides: bool = False  # extra ``--section.field=value`` arguments
+
+
+COMMANDS: dict[str, Command] = {}
+
+# Modules that define subcommands; each registers with @command on import.
+_MODULES = ["train", "inspect"]
+
+
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None], *, accepts_overrides: bool = False):
+    def decorator(run: Callable[[argparse.Namespace], int | None]):
+        COMMANDS[name] = Command(name, help, arguments, run, accepts_overrides)
+        return run
+
+    return decorator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    for module in _MODULES:
+        import_module(f"{__name__}.{module}")
+    parser = argparse.ArgumentParser(
+        prog="genlab",
+        description="Deep generative models on PyTorch: train, sample, evaluate and inspect.",
+        epilog="Run 'genlab COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"genlab {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        cmd.arguments(p)
+        p.set_defaults(_command=cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    cmd: Command = args._command
+    if extra and not cmd.accepts_overrides:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    bad = [e for e in extra if not (e.startswith("--") and "." in e.split("=", 1)[0])]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides look like --train.lr=3e-4)")
+    args.overrides = _join_override_values(extra)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return cmd.run(args) or 0
+    except GenlabError as exc:
+        print(f"genlab {cmd.name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"genlab {cmd.name}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _join_override_values(extra: list[str]) -> list[str]:
+    """Accept both ``--model.latent_dim=2`` and ``--model.latent_dim 2``."""
+    out: list[str] = []
+    i = 0
+    while i < len(extra):
+        item = extra[i]
+        if "=" not in item and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            item = f"{item}={extra[i + 1]}"
+            i += 1
+        out.append(item.removeprefix("--"))
+        i += 1
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

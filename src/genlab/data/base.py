@@ -1,0 +1,188 @@
+"""In-memory datasets and a batch loader with no per-example Python work.
+
+genlab's datasets fit in memory (MNIST at float32 is 188 MB), so a dataset is a tuple of tensors
+and a batch is one fancy-index per tensor: no ``Dataset.__getitem__`` per example and no collate.
+All randomness of the data pipeline (the shuffle, dynamic binarization) is a pure function of
+``(seed, epoch, step)``, so a resumed run sees exactly the batches the uninterrupted run saw.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import torch
+from torch import Tensor
+
+from ..config import Config, check
+from ..errors import DataError
+
+# A per-batch transform: (batch tensors, generator) -> batch tensors. Vectorised over the batch.
+BatchTransform = Callable[[tuple[Tensor, ...], torch.Generator], tuple[Tensor, ...]]
+
+
+@dataclasses.dataclass
+class ArrayDataset:
+    """``tensors[0]`` is the data (``x``); optional further tensors (labels, paired images) share
+    its first dimension. ``info`` describes it for model configs (``image_shape``, ``num_classes``)."""
+
+    tensors: tuple[Tensor, ...]
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    transform: BatchTransform | None = None
+
+    def __post_init__(self) -> None:
+        if not self.tensors:
+            raise DataError("a dataset needs at least one tensor")
+        n = self.tensors[0].shape[0]
+        if n == 0:
+            raise DataError(f"dataset {self.info.get('name', '')!r} is empty")
+        for t in self.tensors[1:]:
+            if t.shape[0] != n:
+                raise DataError(f"dataset tensors disagree on length: {[t.shape[0] for t in self.tensors]}")
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+    @property
+    def x(self) -> Tensor:
+        return self.tensors[0]
+
+    @property
+    def y(self) -> Tensor | None:
+        return self.tensors[1] if len(self.tensors) > 1 else None
+
+    def batch(self, index: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
+        out = tuple(t[index] for t in self.tensors)
+        if self.transform is not None:
+            if generator is None:
+                generator = torch.Generator().manual_seed(0)
+            out = self.transform(out, generator)
+        return out
+
+    def subset(self, index: Tensor | Sequence[int]) -> "ArrayDataset":
+        index = torch.as_tensor(index, dtype=torch.long)
+        return ArrayDataset(tuple(t[index] for t in self.tensors), dict(self.info), self.transform)
+
+    def head(self, n: int) -> "ArrayDataset":
+        return self.subset(torch.arange(min(n, len(self))))
+
+
+def _mix(*values: int) -> int:
+    """Deterministic 63-bit seed from integers (splitmix-style), independent of PYTHONHASHSEED."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h ^= (v + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
+        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class BatchLoader:
+    """Shuffled fixed-size batches over an :class:`ArrayDataset`.
+
+    With ``world_size > 1`` each rank takes its contiguous share of every *global* batch, so the
+    union over ranks of step ``s`` is exactly the single-process batch of step ``s``.
+    """
+
+    def __init__(
+        self,
+        dataset: ArrayDataset,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size % world_size:
+            raise DataError(f"global batch_size {batch_size} is not divisible by world size {world_size}")
+        if drop_last and len(dataset) < batch_size:
+            raise DataError(f"dataset has {len(dataset)} examples, fewer than one batch of {batch_size}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.device = torch.device(device)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def order(self, epoch: int) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(len(self.dataset))
+        g = torch.Generator().manual_seed(_mix(self.seed, epoch))
+        return torch.randperm(len(self.dataset), generator=g)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        """Batches of ``epoch`` from batch index ``start`` on (for resuming mid-epoch)."""
+        order = self.order(epoch)
+        share = self.batch_size // self.world_size
+        g = torch.Generator()
+        for i in range(start, self.steps_per_epoch):
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            if self.world_size > 1:
+                index = index[self.rank * share : (self.rank + 1) * share]
+            g.manual_seed(_mix(self.seed, epoch, i, 1))
+            batch = self.dataset.batch(index, g)
+            if self.device.type != "cpu":
+                batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+            yield batch
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        return self.epoch(0)
+
+
+@dataclasses.dataclass
+class DataConfig(Config):
+    """Which data to train on. ``name`` is a registered dataset (``genlab.registry.DATASETS``);
+    ``path`` points at files for loaders that read them (IDX folder, ``.npz``, image folder)."""
+
+    name: str = "mnist-embedded"
+    path: str | None = None
+    binarize: Literal["none", "static", "dynamic"] = "none"
+    threshold: float = 0.5  # static binarization: pixel > threshold
+    image_size: int | None = None  # resize images to this square size
+    channels: int | None = None  # force 1 (grey) or 3 (RGB)
+    limit: int | None = None  # keep only the first N training examples
+    size: int | None = None  # number of examples for generated (toy) data
+    seed: int = 0  # for generated data and data splits
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # loader-specific extras
+
+    def validate(self) -> None:
+        check(0.0 < self.threshold < 1.0, f"data.threshold must be in (0, 1), got {self.threshold}")
+        check(self.image_size is None or self.image_size >= 4, f"data.image_size must be >= 4, got {self.image_size}")
+        check(self.channels in (None, 1, 3), f"data.channels must be 1 or 3, got {self.channels}")
+        check(self.limit is None or self.limit >= 1, f"data.limit must be >= 1, got {self.limit}")
+        check(self.size is None or self.size >= 1, f"data.size must be >= 1, got {self.size}")
+
+
+def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "train") -> ArrayDataset:
+    """Load ``split`` of the dataset ``config`` names. A string is a dataset name or a path."""
+    from ..registry import DATASETS
+
+    if isinstance(config, str):
+        config = data_config_from_spec(config)
+    loader = DATASETS.get(config.name)
+    dataset = loader(config, split)
+    if split == "train" and config.limit is not None:
+        dataset = dataset.head(config.limit)
+    dataset.info.setdefault("name", config.name)
+    return dataset
+
+
+def data_config_from_spec(spec: str, base: DataConfig | None = None) -> DataConfig:
+    """``--data`` value -> DataConfig: a registered name (``mnist``), ``name:path``, or a path."""
+    from ..registry import DATASETS
+
+    base = base or DataConfig()
+    if spec in DATASETS:
+        return base.replace(name=spec)
+    if ":" in spec and spec.split(":", 1)[0] in DATASETS:
+        name, path = spec.split(":", 1)
+        return base.replace(name=name, path=path)
+    return base.replace(name="auto", path=spec)

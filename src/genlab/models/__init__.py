@@ -1,0 +1,11 @@
+"""Model families. Importing this package registers every family in :data:`genlab.MODELS`."""
+from importlib import import_module
+
+from .base import GenerativeModel, LossOutput, Phase, build_model
+
+# One module per family; each registers itself with @register_model on import.
+_FAMILIES: list[str] = []
+for _name in _FAMILIES:
+    import_module(f"{__name__}.{_name}")
+
+__all__ = ["GenerativeModel", "LossOutput", "Phase", "build_model"]

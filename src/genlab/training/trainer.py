@@ -1,0 +1,453 @@
+"""One Trainer for every family.
+
+``fit()`` runs the model's phases on each batch: for every due phase, zero the gradients, compute
+``model.loss(batch, phase)``, refuse a non-finite loss, back-propagate, clip, and step that phase's
+optimizer. Around the loop: EMA, evaluation, preview grids, checkpoints, a progress bar and a CSV
+log. All state that shapes the future (weights, optimizers, schedulers, EMA, RNG, step) goes into
+the checkpoint and the data order is a function of (seed, step), so ``fit(resume=True)`` continues
+a killed run to bit-identical weights (on CPU).
+
+The loop does no per-example Python work and syncs with the device only when it logs.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+from torch import Tensor, nn
+
+from .. import checkpoint as ckpt
+from ..config import Config, check
+from ..data.base import ArrayDataset, BatchLoader
+from ..errors import CheckpointError, TrainingError
+from ..models.base import GenerativeModel, LossOutput, Phase
+from ..runtime import DistInfo, all_reduce_mean, barrier, init_distributed, rng_state, seed_everything, select_device, set_rng_state
+from .ema import EMA
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """How to train (what to train lives in the model config)."""
+
+    epochs: int = 10
+    max_steps: int | None = None  # when set, overrides epochs
+    batch_size: int = 128
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9  # sgd / rmsprop only
+    weight_decay: float = 0.0
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0  # floor of cosine/linear decay, as a fraction of lr
+    grad_clip: float | None = None  # max global L2 norm per phase
+    ema_decay: float | None = None
+    eval_every: int = 0  # steps; 0 = at the end of each epoch
+    sample_every: int = 0  # steps; 0 = at the end of each epoch
+    checkpoint_every: int = 0  # steps; 0 = at the end of each epoch
+    keep_checkpoints: int = 2
+    log_every: int = 25
+    eval_batches: int | None = None  # cap on evaluation batches (None = the whole eval set)
+    preview_count: int = 64
+    seed: int = 0
+    device: str = "auto"
+    fused_optimizer: bool = True  # single-kernel Adam/AdamW where torch supports it
+    progress: bool = True
+    tensorboard: bool = True  # used when the tensorboard package is installed
+
+    def validate(self) -> None:
+        check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        check(self.max_steps is None or self.max_steps >= 1, f"train.max_steps must be >= 1, got {self.max_steps}")
+        check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        check(all(0 <= b < 1 for b in self.betas), f"train.betas must lie in [0, 1), got {self.betas}")
+        check(self.grad_clip is None or self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}")
+        check(self.ema_decay is None or 0 < self.ema_decay < 1, f"train.ema_decay must be in (0, 1), got {self.ema_decay}")
+        for name in ("eval_every", "sample_every", "checkpoint_every", "warmup_steps"):
+            check(getattr(self, name) >= 0, f"train.{name} must be >= 0")
+        check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
+        check(self.log_every >= 1, "train.log_every must be >= 1")
+
+
+@dataclasses.dataclass
+class FitResult:
+    step: int
+    history: list[dict[str, float]]  # one row per log/eval event
+    last_eval: dict[str, float]
+
+
+class _LossModule(nn.Module):
+    """Routes ``forward`` to ``model.loss`` so DistributedDataParallel's hooks see the loss call."""
+
+    def __init__(self, model: GenerativeModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: tuple[Tensor, ...], phase: str) -> LossOutput:
+        return self.model.loss(batch, phase)
+
+
+class Trainer:
+    """Train ``model`` on ``train_data``; write everything under ``out_dir`` (if given).
+
+    ``callbacks`` are called as ``fn(trainer, event, info)`` with event in
+    {"log", "eval", "checkpoint", "end"}: the few named hooks a user needs, no more.
+    """
+
+    def __init__(
+        self,
+        model: GenerativeModel,
+        train_data: ArrayDataset,
+        config: TrainConfig | None = None,
+        *,
+        eval_data: ArrayDataset | None = None,
+        out_dir: str | Path | None = None,
+        callbacks: list[Callable[["Trainer", str, dict[str, Any]], None]] | None = None,
+    ) -> None:
+        self.config = config or TrainConfig()
+        cfg = self.config
+        self.device = select_device(cfg.device)
+        self.dist: DistInfo = init_distributed(self.device)
+        seed_everything(cfg.seed + self.dist.rank)  # ranks draw independent model noise
+        self.model = model.to(self.device)
+        self.train_data, self.eval_data = train_data, eval_data
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.callbacks = list(callbacks or [])
+        self.loader = BatchLoader(
+            train_data, cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed,
+            rank=self.dist.rank, world_size=self.dist.world_size, device=self.device,
+        )
+        self.steps_per_epoch = self.loader.steps_per_epoch
+        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.phases: list[Phase] = model.phases()
+        self.optimizers = {p.name: self._make_optimizer(p) for p in self.phases}
+        self.schedulers = {name: self._make_scheduler(opt) for name, opt in self.optimizers.items()}
+        self.ema = EMA(model, cfg.ema_decay, model.ema_modules()) if cfg.ema_decay else None
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.last_eval: dict[str, float] = {}
+        self._loss_module: nn.Module = _LossModule(self.model)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._loss_module = DistributedDataParallel(
+                self._loss_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                # in a multi-phase step each phase leaves the other players' parameters unused
+                find_unused_parameters=len(self.phases) > 1,
+            )
+        self._csv_fields: list[str] | None = None
+        self._tb: Any = None
+
+    # ------------------------------------------------------------------ construction helpers
+    def _make_optimizer(self, phase: Phase) -> torch.optim.Optimizer:
+        cfg = self.config
+        params = self.model.phase_parameters(phase)
+        if not params:
+            raise TrainingError(f"phase {phase.name!r} has no trainable parameters")
+        lr = phase.lr if phase.lr is not None else cfg.lr
+        betas = phase.betas if phase.betas is not None else cfg.betas
+        # fused kernels do the whole update in one pass per tensor (CPU since torch 2.4, and CUDA)
+        fused = {"fused": True} if cfg.fused_optimizer and self.device.type in ("cpu", "cuda") else {}
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=cfg.weight_decay, **fused)
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=cfg.weight_decay, **fused)
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    def _make_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        cfg, total = self.config, self.total_steps
+
+        def factor(step: int) -> float:
+            if cfg.warmup_steps and step < cfg.warmup_steps:
+                return (step + 1) / cfg.warmup_steps
+            if cfg.lr_schedule == "constant":
+                return 1.0
+            progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+            decay = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.lr_schedule == "cosine" else 1 - progress
+            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, resume: bool = False) -> FitResult:
+        cfg = self.config
+        if resume:
+            self._resume()
+        elif self.out_dir is not None and self.dist.is_main:
+            (self.out_dir / "metrics.csv").unlink(missing_ok=True)
+        self.model.train()
+        sums: dict[str, Tensor] = {}
+        count = 0
+        window_start, window_step = time.perf_counter(), self.step
+        bar = self._progress_bar()
+        batches = None
+        try:
+            while self.step < self.total_steps:
+                epoch, index = divmod(self.step, self.steps_per_epoch)
+                if batches is None or index == 0:
+                    batches = self.loader.epoch(epoch, start=index)
+                batch = next(batches)
+                for phase in self.phases:
+                    if self.step % phase.every == 0:
+                        terms = self._run_phase(phase, batch)
+                        for key, value in terms.items():
+                            sums[key] = sums[key] + value if key in sums else value.clone()
+                if self.ema is not None:
+                    self.ema.update()
+                self.step += 1
+                count += 1
+                if bar is not None:
+                    bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    elapsed = time.perf_counter() - window_start
+                    row = self._log_window(sums, count, (self.step - window_step) * cfg.batch_size / max(elapsed, 1e-9))
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "epoch", "samples_per_s", "lr")})
+                    sums, count = {}, 0
+                    window_start, window_step = time.perf_counter(), self.step
+                end_of_epoch = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
+                if self._due(cfg.eval_every, end_of_epoch):
+                    self.evaluate()
+                if self._due(cfg.sample_every, end_of_epoch):
+                    self.write_preview()
+                if self._due(cfg.checkpoint_every, end_of_epoch):
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._tb is not None:
+                self._tb.flush()
+        if self.out_dir is not None and self.dist.is_main:
+            self.export(self.out_dir / "model")
+            self._plot_curves()
+        self._emit("end", {"step": self.step})
+        barrier(self.dist)
+        return FitResult(self.step, self.history, self.last_eval)
+
+    def _run_phase(self, phase: Phase, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        optimizer = self.optimizers[phase.name]
+        self.model.zero_grad(set_to_none=True)
+        out: LossOutput = self._loss_module(batch, phase.name)
+        total = out.total
+        if not bool(torch.isfinite(total)):
+            raise TrainingError(
+                f"non-finite loss ({total.item()}) in phase {phase.name!r} at step {self.step}; "
+                f"stopped before the update. The last checkpoint on disk is intact"
+                + (f" (resume with --resume {self.out_dir})" if self.out_dir else "")
+                + ". Try a lower train.lr or train.grad_clip."
+            )
+        total.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.config.grad_clip, foreach=True)
+        optimizer.step()
+        self.schedulers[phase.name].step()
+        prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
+        terms = {f"{prefix}loss": total.detach()}
+        terms.update({f"{prefix}{k}": v.detach() for k, v in out.terms.items()})
+        return terms
+
+    def _due(self, every: int, end_of_epoch: bool) -> bool:
+        return (self.step % every == 0) if every > 0 else end_of_epoch
+
+    # ------------------------------------------------------------------ evaluation and previews
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean of ``model.evaluate`` over the eval set (rank 0), with a fixed noise seed so numbers
+        are comparable across steps and the training RNG is untouched."""
+        if self.eval_data is None or not self.dist.is_main:
+            barrier(self.dist)
+            return {}
+        cfg = self.config
+        loader = BatchLoader(self.eval_data, min(cfg.batch_size, len(self.eval_data)), shuffle=False,
+                             drop_last=False, seed=cfg.seed, device=self.device)
+        sums: dict[str, float] = {}
+        seen = 0
+        was_training = self.model.training
+        self.model.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self._ema_applied():
+            torch.manual_seed(cfg.seed + 1)
+            for i, batch in enumerate(loader):
+                if cfg.eval_batches is not None and i >= cfg.eval_batches:
+                    break
+                n = batch[0].shape[0]
+                for key, value in self.model.evaluate(batch).items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * n
+                seen += n
+        self.model.train(was_training)
+        self.last_eval = {f"eval/{k}": v / max(seen, 1) for k, v in sums.items()}
+        row = {"step": float(self.step), **self.last_eval}
+        self.history.append(row)
+        self._write_row(row)
+        self._emit("eval", row)
+        log.info("step %d eval %s", self.step, json.dumps({k: round(v, 5) for k, v in self.last_eval.items()}))
+        barrier(self.dist)
+        return self.last_eval
+
+    @torch.no_grad()
+    def write_preview(self) -> Path | None:
+        if self.out_dir is None or not self.dist.is_main:
+            return None
+        from ..viz import save_image_grid
+
+        source = self.eval_data if self.eval_data is not None else self.train_data
+        g = torch.Generator().manual_seed(self.config.seed + 2)
+        index = torch.arange(min(self.config.preview_count, len(source)))
+        batch = tuple(t.to(self.device) for t in source.batch(index, g))
+        was_training = self.model.training
+        self.model.eval()
+        with self._ema_applied():
+            images = self.model.preview(batch, generator=torch.Generator(self.device).manual_seed(self.config.seed + 3))
+        self.model.train(was_training)
+        if images is None:
+            return None
+        path = self.out_dir / "samples" / f"step-{self.step:08d}.png"
+        save_image_grid(images, path)
+        save_image_grid(images, self.out_dir / "samples.png")
+        self._plot_curves()
+        return path
+
+    def _ema_applied(self) -> Any:
+        import contextlib
+
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "rng": rng_state(),
+            "history": self.history,
+            "last_eval": self.last_eval,
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        if self.out_dir is None:
+            return None
+        path = None
+        if self.dist.is_main:
+            path = ckpt.write_checkpoint(
+                self.out_dir / "checkpoints", self.step, self.model, self.state_dict(),
+                ema_state=self.ema.state_dict() if self.ema is not None else None,
+                keep=self.config.keep_checkpoints,
+            )
+            self._emit("checkpoint", {"step": self.step, "path": str(path)})
+        barrier(self.dist)
+        return path
+
+    def _resume(self) -> None:
+        if self.out_dir is None:
+            raise CheckpointError("cannot resume without an output folder")
+        latest = ckpt.latest_checkpoint(self.out_dir / "checkpoints")
+        if latest is None:
+            raise CheckpointError(f"nothing to resume: no checkpoint in {self.out_dir / 'checkpoints'}")
+        weights = ckpt.load_tensors(latest / ckpt.WEIGHTS_NAME, device=self.device)
+        self.model.load_state_dict(weights)
+        state = ckpt.load_training_state(latest / ckpt.STATE_NAME)
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt.load_tensors(latest / ckpt.EMA_NAME, device=self.device))
+        if self.dist.enabled:
+            # each rank saved only rank 0's RNG; offset like a fresh start so ranks stay distinct
+            seed_everything(self.config.seed + self.dist.rank + 7919 * state["step"])
+        else:
+            set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.history = list(state.get("history", []))
+        self.last_eval = dict(state.get("last_eval", {}))
+        self._truncate_csv(self.step)
+        log.info("resumed from %s at step %d", latest, self.step)
+
+    def export(self, directory: str | Path) -> Path:
+        """Write the shareable model artifact (``config.json`` + ``model.safetensors``)."""
+        return ckpt.save_model(self.model, directory, ema_state=self.ema.state_dict() if self.ema is not None else None)
+
+    # ------------------------------------------------------------------ logging
+    def _log_window(self, sums: dict[str, Tensor], count: int, samples_per_s: float) -> dict[str, float]:
+        terms = all_reduce_mean({k: v / count for k, v in sums.items()}, self.dist)
+        row = {"step": float(self.step), "epoch": self.step / self.steps_per_epoch}
+        row.update({k: float(v) for k, v in terms.items()})
+        row["lr"] = self.optimizers[self.phases[0].name].param_groups[0]["lr"]
+        row["samples_per_s"] = samples_per_s * self.dist.world_size
+        self.history.append(row)
+        self._write_row(row)
+        self._emit("log", row)
+        return row
+
+    def _write_row(self, row: dict[str, float]) -> None:
+        if self.out_dir is None or not self.dist.is_main:
+            return
+        path = self.out_dir / "metrics.csv"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # long format (step, name, value): rows of different kinds (train/eval) share one file
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", "name", "value"])
+            step = int(row["step"])
+            for key, value in row.items():
+                if key != "step":
+                    writer.writerow([step, key, f"{value:.6g}"])
+        tb = self._tensorboard()
+        if tb is not None:
+            for key, value in row.items():
+                if key != "step":
+                    tb.add_scalar(key, value, int(row["step"]))
+
+    def _truncate_csv(self, step: int) -> None:
+        """Drop rows a killed run logged after its last checkpoint, so the log has no duplicates."""
+        if self.out_dir is None or not self.dist.is_main:
+            return
+        path = self.out_dir / "metrics.csv"
+        if not path.exists():
+            return
+        with path.open() as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        ckpt.atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
+
+    def _tensorboard(self) -> Any:
+        if self._tb is None and self.config.tensorboard and self.out_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                self._tb = False
+            else:
+                self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+        return self._tb or None
+
+    def _progress_bar(self) -> Any:
+        if not (self.config.progress and self.dist.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.total_steps, initial=self.step, desc=self.model.registry_name, unit="step", dynamic_ncols=True)
+
+    def _plot_curves(self) -> None:
+        if self.out_dir is None or not self.history:
+            return
+        from ..viz import plot_history
+
+        plot_history(self.history, self.out_dir / "curves.png")
+
+    def _emit(self, event: str, info: dict[str, Any]) -> None:
+        for callback in self.callbacks:
+            callback(self, event, info)
