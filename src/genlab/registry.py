@@ -43,3 +43,10 @@ FEATURE_EXTRACTORS: Registry[Callable[..., Any]] = Registry("feature extractor")
 register_model = MODELS.register
 register_dataset = DATASETS.register
 register_feature_extractor = FEATURE_EXTRACTORS.register
+# Keyed by model registry name. An evaluator is fn(model, test_data, **options) -> dict of metrics
+# (used by `genlab evaluate`); a reporter is fn(model, run_dir, train_data, test_data) -> None and
+# writes a family's figures into the run folder at the end of `genlab train`.
+EVALUATORS: Registry[Callable[..., Any]] = Registry("evaluator")
+REPORTERS: Registry[Callable[..., Any]] = Registry("reporter")
+register_evaluator = EVALUATORS.register
+register_reporter = REPORTERS.register
