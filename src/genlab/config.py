@@ -196,7 +196,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise ConfigError(f"{where} must have {len(args)} entries; got {value!r}")
-            return tuple(_coerce(v, a, where) for v, a in zip(args, value))
+            return tuple(_coerce(v, a, where) for v, a in zip(value, args))
         elem = args[0] if args else Any
         return [_coerce(v, elem, where) for v in value]
     if origin is dict:
