@@ -1,4 +1,8 @@
 """Datasets as in-memory tensors; see :mod:`genlab.data.base`."""
 from .base import ArrayDataset, BatchLoader, DataConfig, data_config_from_spec, load_dataset
+from .images import adapt_images, binarize, dynamic_binarize, read_idx  # registers the image loaders
 
-__all__ = ["ArrayDataset", "BatchLoader", "DataConfig", "data_config_from_spec", "load_dataset"]
+__all__ = [
+    "ArrayDataset", "BatchLoader", "DataConfig", "data_config_from_spec", "load_dataset",
+    "adapt_images", "binarize", "dynamic_binarize", "read_idx",
+]

