@@ -1,5 +1,6 @@
 """Datasets as in-memory tensors; see :mod:`genlab.data.base`."""
 from .base import ArrayDataset, BatchLoader, DataConfig, data_config_from_spec, load_dataset
+from . import celeba  # noqa: F401  registers "celeba" and "labelled-folder"
 from .images import adapt_images, binarize, dynamic_binarize, read_idx  # registers the image loaders
 
 __all__ = [

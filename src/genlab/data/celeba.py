@@ -1,0 +1,372 @@
+"""Face images with attributes: CelebA in its standard layout, and any image folder + CSV of labels.
+
+CelebA (Liu, Luo, Wang, Tang, "Deep Learning Face Attributes in the Wild", ICCV 2015) ships its
+aligned faces as ``img_align_celeba/`` (a folder or a zip) and ``list_attr_celeba.txt``: a count
+line, a line of 40 attribute names, then ``filename v1 .. v40`` with values -1/+1. The loader takes
+the centred square crop of each face (for the 178x218 originals, the usual central 178x178) and
+resizes it to ``config.image_size`` (default 64) with PIL bicubic.
+
+Decoding 10,000+ JPEGs takes seconds, so the decoded, resized uint8 array is cached as an ``.npz``
+under ``$GENLAB_CACHE`` (default ``~/.cache/genlab``), keyed by the source files (path, size,
+mtime) and the output size: the second load reads one array. The cache lives outside the source
+tree on purpose: CelebA's licence forbids redistributing the images or anything derived from them.
+
+Both loaders return ``(x, labels)``: ``x`` float32 (N, C, H, W) in [0, 1], ``labels`` (N, K) with
+``info["attr_names"]`` naming the K columns (CelebA: int64 in {0, 1}; CSV: float32 as written).
+The split is deterministic: the last ``options.test_size`` images in file order are the test set
+(default ``min(1000, N // 10)``), so train/test never depends on a seed.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+from ..registry import register_dataset
+from .base import ArrayDataset, DataConfig
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "test"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+CACHE_VERSION = 1  # bump when the decoding (crop, resize, layout) changes
+DEFAULT_FACE_SIZE = 64
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding one image: centre square crop, resize.
+
+
+def crop_resize(image: Any, size: int | None, channels: int = 3) -> np.ndarray:
+    """PIL image -> uint8 (size, size, C): the centred square crop, bicubic-resized to ``size``
+    (``None`` keeps the cropped side)."""
+    from PIL import Image
+
+    image = image.convert("L" if channels == 1 else "RGB")
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    image = image.crop((left, top, left + side, top + side))
+    if size is not None and side != size:
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _decode(data: bytes | Path, name: str, size: int | None, channels: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+            return crop_resize(image, size, channels)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{name}: unreadable or corrupt image ({exc})") from None
+
+
+def load_image_files(paths: Sequence[str | Path], image_shape: Sequence[int]) -> Tensor:
+    """Image files -> float32 (N, C, H, W) in [0, 1] matching a model's ``image_shape`` (centre
+    square crop, then resize to H; H must equal W)."""
+    c, h, w = image_shape
+    if h != w:
+        raise DataError(f"centre-crop loading needs square images, model wants {h}x{w}")
+    arrays = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise DataError(f"image file not found: {path}")
+        arrays.append(_decode(path, str(path), h, c))
+    return _to_float(np.stack(arrays))
+
+
+def _to_float(images: np.ndarray) -> Tensor:
+    # (N, H, W, C) uint8 -> (N, C, H, W) float32 in [0, 1]
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+# ----------------------------------------------------------------------------------------------
+# Image sources: a folder or a zip, indexed by base file name.
+
+
+class _ImageSource:
+    """Image files of a folder (searched recursively) or a zip archive, by base name."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        if path.is_file():
+            try:
+                self._zip = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DataError(f"{path}: not a readable zip archive ({exc})") from None
+            members = [m for m in self._zip.namelist() if m.lower().endswith(IMAGE_SUFFIXES)]
+            self.members = {m.rsplit("/", 1)[-1]: m for m in members}
+        else:
+            files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            self.members = {p.name: str(p) for p in files}
+
+    def read(self, name: str, size: int | None, channels: int) -> np.ndarray:
+        member = self.members[name]
+        data: bytes | Path = self._zip.read(member) if self._zip is not None else Path(member)
+        return _decode(data, f"{self.path}:{name}", size, channels)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return _file_fingerprint(self.path) if self._zip is not None else {
+            "path": str(self.path.resolve()), "files": len(self.members),
+            "mtime": max((os.stat(m).st_mtime_ns for m in self.members.values()), default=0),
+        }
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+def _file_fingerprint(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime": stat.st_mtime_ns}
+
+
+def _decode_all(source: _ImageSource, names: Sequence[str], size: int | None, channels: int) -> np.ndarray:
+    out: np.ndarray | None = None
+    for i, name in enumerate(names):
+        array = source.read(name, size, channels)
+        if out is None:
+            out = np.empty((len(names), *array.shape), dtype=np.uint8)
+        elif array.shape != out.shape[1:]:
+            raise DataError(
+                f"{source.path}:{name} crops to {array.shape[1]}x{array.shape[0]}, earlier images to "
+                f"{out.shape[2]}x{out.shape[1]}; set data.image_size to resize them all"
+            )
+        out[i] = array
+    assert out is not None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The cache.
+
+
+def cache_dir() -> Path:
+    """``$GENLAB_CACHE``, else ``~/.cache/genlab``."""
+    env = os.environ.get("GENLAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "genlab"
+
+
+def _cached(kind: str, key: dict[str, Any], build: Any) -> dict[str, np.ndarray]:
+    """Arrays from the cache file for ``key``, else ``build()`` them and write the file atomically."""
+    from ..checkpoint import atomic_write_bytes
+
+    digest = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{kind}-{key.get('size')}-{digest}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            log.debug("read cached %s from %s", kind, path)
+            return arrays
+        except Exception as exc:  # a truncated or foreign file: rebuild it
+            log.warning("ignoring unreadable cache file %s (%s)", path, exc)
+    arrays = build()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # uncompressed: loading is a memory copy
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+        log.info("cached %s arrays in %s", kind, path)
+    except OSError as exc:  # a read-only home still loads, only slower next time
+        log.warning("cannot write cache file %s (%s)", path, exc)
+    return arrays
+
+
+# ----------------------------------------------------------------------------------------------
+# Splits and the dataset object.
+
+
+def _split_index(n: int, split: Split, options: dict[str, Any], source: str) -> slice:
+    test_size = int(options.get("test_size", min(1000, n // 10)))
+    if not 1 <= test_size < n:
+        raise DataError(f"{source}: test_size must be in 1..{n - 1} for {n} images, got {test_size}")
+    return slice(n - test_size, n) if split == "test" else slice(0, n - test_size)
+
+
+def _dataset(name: str, images: np.ndarray, labels: Tensor, attr_names: list[str], filenames: list[str],
+             split: Split, config: DataConfig, source: Path) -> ArrayDataset:
+    part = _split_index(len(images), split, config.options, str(source))
+    x = _to_float(images[part])
+    info = {
+        "name": name, "image_shape": tuple(x.shape[1:]), "attr_names": list(attr_names),
+        "num_attributes": len(attr_names), "filenames": filenames[part], "path": str(source), "num_classes": None,
+    }
+    log.info("loaded %d %s images %s with %d attributes from %s", len(x), split, tuple(x.shape[1:]), len(attr_names), source)
+    return ArrayDataset((x, labels[part]), info)
+
+
+def _unknown_options(config: DataConfig, valid: set[str]) -> None:
+    unknown = sorted(set(config.options) - valid)
+    if unknown:
+        raise DataError(f"unknown data.options {', '.join(unknown)} for {config.name!r}; valid: {', '.join(sorted(valid))}")
+
+
+# ----------------------------------------------------------------------------------------------
+# CelebA.
+
+
+def read_attribute_file(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
+    """``list_attr_celeba.txt`` -> (attribute names, file names, int8 (N, K) array in {0, 1})."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read attribute file ({exc})") from None
+    lines = [line for line in lines if line.strip()]
+    if len(lines) < 2:
+        raise DataError(f"{path}: attribute file needs a count line and a names line")
+    names = lines[1].split()
+    files, rows = [], []
+    for number, line in enumerate(lines[2:], start=3):
+        parts = line.split()
+        if len(parts) != len(names) + 1:
+            raise DataError(f"{path}:{number}: expected a file name and {len(names)} values, got {len(parts)} fields")
+        try:
+            values = [int(v) for v in parts[1:]]
+        except ValueError:
+            raise DataError(f"{path}:{number}: attribute values must be -1/1 (or 0/1)") from None
+        if any(v not in (-1, 0, 1) for v in values):
+            raise DataError(f"{path}:{number}: attribute values must be -1/1 (or 0/1)")
+        files.append(parts[0])
+        rows.append(values)
+    if not rows:
+        raise DataError(f"{path}: attribute file lists no images")
+    return names, files, (np.asarray(rows, dtype=np.int8) > 0).astype(np.int8)
+
+
+def _find_celeba(path: Path, options: dict[str, Any]) -> tuple[Path, Path]:
+    """(image folder or zip, attribute file) from a dataset folder, or from the images themselves."""
+    if not path.exists():
+        raise DataError(f"celeba path not found: {path}")
+    attr_opt = options.get("attr_file")
+    if path.is_file():
+        images, folder = path, path.parent
+    else:
+        folder = path
+        candidates = sorted(path.glob("img_align_celeba*.zip")) + sorted(
+            p for p in path.glob("img_align_celeba*") if p.is_dir())
+        if not candidates:
+            candidates = sorted(path.glob("*.zip"))
+        if not candidates:
+            if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+                candidates = [path]
+            else:
+                raise DataError(f"{path}: no img_align_celeba folder or zip (nor any .zip or images) found")
+        images = candidates[0]
+    if attr_opt:
+        attributes = Path(attr_opt)
+    else:
+        found = sorted(folder.glob("list_attr_celeba*.txt"))
+        if not found:
+            raise DataError(f"{folder}: no list_attr_celeba*.txt; set data.options.attr_file")
+        attributes = found[0]
+    if not attributes.is_file():
+        raise DataError(f"celeba attribute file not found: {attributes}")
+    return images, attributes
+
+
+@register_dataset("celeba")
+def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
+    """CelebA at ``config.path`` (a folder holding ``img_align_celeba`` as folder or zip and
+    ``list_attr_celeba*.txt``, or the zip/folder itself with ``options.attr_file``)."""
+    if config.path is None:
+        raise DataError("dataset 'celeba' needs its folder: --data celeba:/path/to/celeba")
+    _unknown_options(config, {"attr_file", "test_size"})
+    images_path, attr_path = _find_celeba(Path(config.path), config.options)
+    size = config.image_size or DEFAULT_FACE_SIZE
+    channels = config.channels or 3
+    names, files, attributes = read_attribute_file(attr_path)
+    source = _ImageSource(images_path)
+    try:
+        keep = [i for i, f in enumerate(files) if f in source.members]
+        if not keep:
+            raise DataError(f"none of the {len(files)} images listed in {attr_path} is in {images_path}")
+        if len(keep) < len(files):
+            log.warning("%s: %d of %d listed images are missing from %s; using the %d present",
+                        attr_path, len(files) - len(keep), len(files), images_path, len(keep))
+        files = [files[i] for i in keep]
+        attributes = attributes[keep]
+        key = {"kind": "celeba", "images": source.fingerprint(), "attributes": _file_fingerprint(attr_path),
+               "size": size, "channels": channels}
+        arrays = _cached("celeba", key, lambda: {"images": _decode_all(source, files, size, channels)})
+    finally:
+        source.close()
+    labels = torch.from_numpy(attributes.astype(np.int64))
+    return _dataset("celeba", arrays["images"], labels, names, files, split, config, images_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Any image folder + CSV of labels.
+
+
+def read_label_csv(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """CSV with a header: the first column names the image file, every other column is a numeric
+    label -> (label names, file names, float32 (N, K))."""
+    try:
+        with path.open(newline="") as f:
+            rows = [r for r in csv.reader(f) if r and any(cell.strip() for cell in r)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read CSV ({exc})") from None
+    if len(rows) < 2 or len(rows[0]) < 2:
+        raise DataError(f"{path}: need a header (file, label, ...) and at least one row")
+    header = [h.strip() for h in rows[0]]
+    files, values = [], []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}:{number}: {len(row)} fields, header has {len(header)}")
+        try:
+            values.append([float(v) for v in row[1:]])
+        except ValueError:
+            raise DataError(f"{path}:{number}: labels must be numbers, got {row[1:]}") from None
+        files.append(row[0].strip())
+    return header[1:], files, np.asarray(values, dtype=np.float32)
+
+
+@register_dataset("labelled-folder")
+def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
+    """Images under ``config.path`` (folder or zip) with labels from a CSV (``options.csv``, else
+    the one ``*.csv`` in the folder). Rows follow the CSV's order."""
+    if config.path is None:
+        raise DataError("dataset 'labelled-folder' needs a folder: --data labelled-folder:/path/to/images")
+    _unknown_options(config, {"csv", "test_size"})
+    root = Path(config.path)
+    if not root.exists():
+        raise DataError(f"labelled-folder path not found: {root}")
+    if "csv" in config.options:
+        csv_path = Path(config.options["csv"])
+    else:
+        found = sorted((root if root.is_dir() else root.parent).glob("*.csv"))
+        if len(found) != 1:
+            raise DataError(f"{root}: expected exactly one .csv of labels, found {len(found)}; set data.options.csv")
+        csv_path = found[0]
+    if not csv_path.is_file():
+        raise DataError(f"label CSV not found: {csv_path}")
+    names, files, labels = read_label_csv(csv_path)
+    source = _ImageSource(root)
+    try:
+        missing = [f for f in files if Path(f).name not in source.members]
+        if missing:
+            raise DataError(f"{csv_path} lists {len(missing)} image(s) not found under {root}, e.g. {missing[0]}")
+        files = [Path(f).name for f in files]
+        channels = config.channels or 3
+        key = {"kind": "labelled-folder", "images": source.fingerprint(), "csv": _file_fingerprint(csv_path),
+               "size": config.image_size, "channels": channels}
+        arrays = _cached("labelled", key, lambda: {"images": _decode_all(source, files, config.image_size, channels)})
+    finally:
+        source.close()
+    return _dataset("labelled-folder", arrays["images"], torch.from_numpy(labels), names, files, split, config, root)
