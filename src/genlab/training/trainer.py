@@ -227,7 +227,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            if self._tb is not None:
+            if self._tb:
                 self._tb.flush()
         if self.out_dir is not None and self.dist.is_main:
             self.export(self.out_dir / "model")

@@ -1,0 +1,198 @@
+"""The public functions the CLI calls: build a run from a model name and overrides, train it,
+reload it, and draw/evaluate from it. Everything here is usable from Python as is.
+
+A run folder holds ``run.json`` (the fully resolved model, data and train configs), the Trainer's
+``metrics.csv``, ``samples/``, ``curves.png``, ``checkpoints/`` and, at the end, ``model/`` (the
+shareable ``config.json`` + ``model.safetensors``) plus the family's report figures.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import apply_overrides, load_config_file, merge
+from .data.base import ArrayDataset, DataConfig, data_config_from_spec, load_dataset
+from .errors import CheckpointError, ConfigError
+from .models import build_model
+from .models.base import GenerativeModel
+from . import reports  # noqa: F401  (registers the autoencoder and VAE evaluators and reporters)
+from .registry import EVALUATORS, MODELS, REPORTERS
+from .training.trainer import FitResult, TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+RUN_FILE = "run.json"
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """Everything needed to rebuild a run: model name and config, data and train configs."""
+
+    model: str
+    model_config: dict[str, Any]
+    data: DataConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "model_config": self.model_config, "data": self.data.to_dict(), "train": self.train.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        return cls(d["model"], d["model_config"], DataConfig.from_dict(d["data"]), TrainConfig.from_dict(d["train"]))
+
+
+def resolve(
+    model: str,
+    *,
+    config_file: str | Path | None = None,
+    data: str | None = None,
+    overrides: Sequence[str] = (),
+    base: RunSpec | None = None,
+) -> tuple[RunSpec, set[str]]:
+    """Layer family defaults < config file < ``--data`` < dotted overrides; validate each section.
+
+    Returns the spec and the model fields the user set explicitly (data-derived fields such as
+    ``image_shape`` fill in only the others)."""
+    cls = MODELS.get(model)
+    if base is not None:
+        raw = {"model": dict(base.model_config), "data": base.data.to_dict(), "train": base.train.to_dict()}
+        explicit = set(base.model_config)
+    else:
+        raw = merge({"model": {}, "data": {}, "train": {}}, getattr(cls, "defaults", {}))
+        explicit = set()
+    if config_file is not None:
+        file = load_config_file(config_file)
+        unknown = set(file) - {"model", "data", "train"}
+        if unknown:
+            raise ConfigError(f"config file {config_file} has unknown section(s) {sorted(unknown)}; valid: model, data, train")
+        raw = merge(raw, file)
+        explicit |= set(file.get("model", {}))
+    if data is not None:
+        spec = data_config_from_spec(data)
+        raw["data"] = {**raw["data"], "name": spec.name, "path": spec.path}
+    schema = {"model": cls.config_class, "data": DataConfig, "train": TrainConfig}
+    raw = apply_overrides(raw, list(overrides), schema)
+    explicit |= {o.removeprefix("--").split("=", 1)[0].split(".")[1] for o in overrides if o.removeprefix("--").startswith("model.")}
+    cls.config_class.from_dict(raw["model"])  # fail on a bad model field before loading any data
+    return RunSpec(model, raw["model"], DataConfig.from_dict(raw["data"]), TrainConfig.from_dict(raw["train"])), explicit
+
+
+def build(spec: RunSpec, explicit: set[str] | None = None) -> tuple[GenerativeModel, ArrayDataset, ArrayDataset | None]:
+    """Load the data and build the model, filling data-determined config fields (``image_shape``,
+    ``num_classes``, ...) that the user did not set."""
+    train_data = load_dataset(spec.data, "train")
+    try:
+        test_data: ArrayDataset | None = load_dataset(spec.data, "test")
+    except ConfigError:
+        test_data = None
+    cls = MODELS.get(spec.model)
+    config = cls.adapt_config(spec.model_config, train_data.info, explicit if explicit is not None else set(spec.model_config))
+    spec.model_config = cls.config_class.from_dict(config).to_dict()
+    return build_model(spec.model, spec.model_config), train_data, test_data
+
+
+def train(
+    model: str | None = None,
+    *,
+    config_file: str | Path | None = None,
+    data: str | None = None,
+    out: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    resume: bool | str | Path = False,
+    dry_run: bool = False,
+    callbacks: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` (a registered name) and return a summary dict (run folder, steps, metrics).
+
+    ``resume=RUN`` (or ``resume=True`` with ``out``) continues a run from its last checkpoint with
+    the configs saved in its ``run.json``; further ``overrides`` apply on top (e.g. more epochs)."""
+    if resume:
+        if resume is True and out is None:
+            raise ConfigError("--resume needs the run folder: --resume RUN or --out RUN --resume")
+        run_dir = Path(out if resume is True else resume)  # type: ignore[arg-type]
+        if not (run_dir / RUN_FILE).is_file():
+            raise CheckpointError(f"cannot resume: {run_dir / RUN_FILE} not found")
+        saved = read_run(run_dir)
+        if model is not None and model != saved.model:
+            raise ConfigError(f"run {run_dir} trains {saved.model!r}, not {model!r}")
+        spec, explicit = resolve(saved.model, overrides=overrides, base=saved)
+    else:
+        if model is None:
+            raise ConfigError("name a model to train; valid: " + ", ".join(sorted(MODELS)))
+        spec, explicit = resolve(model, config_file=config_file, data=data, overrides=overrides)
+        run_dir = Path(out) if out is not None else Path("runs") / f"{model}-{spec.data.name}"
+        if not dry_run and ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:
+            raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it or choose another --out")
+
+    net, train_data, test_data = build(spec, explicit)
+    if dry_run:
+        batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
+        losses = {p.name: float(net.loss(batch, p.name).total) for p in net.phases()}
+        return {"run_dir": str(run_dir), "dry_run": True, "spec": spec.to_dict(), "parameters": net.num_parameters(),
+                "train_examples": len(train_data), "test_examples": len(test_data) if test_data is not None else 0,
+                "first_batch_loss": losses}
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_text(run_dir / RUN_FILE, json.dumps(spec.to_dict(), indent=2, sort_keys=True))
+    trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks)
+    result: FitResult = trainer.fit(resume=bool(resume))
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "steps": result.step, **result.last_eval}
+    if trainer.dist.is_main and spec.model in REPORTERS:
+        model_for_report = ckpt.load(run_dir / "model", device=trainer.device)
+        summary.update(REPORTERS.get(spec.model)(model_for_report, run_dir, train_data, test_data) or {})
+    if trainer.dist.is_main:
+        ckpt.atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, sort_keys=True, default=float))
+    return summary
+
+
+def read_run(run_dir: str | Path) -> RunSpec:
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise CheckpointError(f"not a genlab run folder (no {RUN_FILE}): {run_dir}")
+    try:
+        return RunSpec.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise CheckpointError(f"corrupt run file {path}: {exc}") from None
+
+
+def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> tuple[GenerativeModel, RunSpec | None]:
+    """The model of a run folder (or a bare model folder) and, for runs, its spec."""
+    model = ckpt.load(run_dir, ema=ema, device=device)
+    spec = read_run(run_dir) if (Path(run_dir) / RUN_FILE).is_file() else None
+    return model, spec  # type: ignore[return-value]
+
+
+def run_data(spec: RunSpec | None, data: str | None, split: str = "test") -> ArrayDataset:
+    """The dataset a run was trained on (``split``), or the one ``data`` names instead."""
+    if data is not None:
+        config = data_config_from_spec(data, spec.data if spec is not None else None)
+    elif spec is not None:
+        config = spec.data
+    else:
+        raise ConfigError("this model folder has no run.json: pass --data to name the data")
+    return load_dataset(config, split)  # type: ignore[arg-type]
+
+
+def sample(model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 256, **options: Any) -> torch.Tensor:
+    """``n`` samples in [0, 1] drawn with an explicit generator (reproducible for a seed)."""
+    g = torch.Generator(model.device).manual_seed(seed)
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            chunks.append(model.sample(min(batch_size, n - start), generator=g, **options).cpu())
+    return torch.cat(chunks)
+
+
+def evaluate(model: GenerativeModel, test_data: ArrayDataset, **options: Any) -> dict[str, Any]:
+    """The family's registered evaluator on ``test_data``."""
+    name = model.registry_name
+    if name not in EVALUATORS:
+        raise ConfigError(f"no evaluator registered for model {name!r}; models with one: {', '.join(sorted(EVALUATORS))}")
+    model.eval()
+    with torch.no_grad():
+        return EVALUATORS.get(name)(model, test_data, **options)

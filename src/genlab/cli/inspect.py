@@ -1,0 +1,105 @@
+"""Commands that read a trained run: sample, reconstruct, evaluate, plot-latent."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from . import command
+
+
+def _run_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run folder (or a model folder with config.json + model.safetensors)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even when EMA weights were saved")
+
+
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/samples-SEED.png)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (an explicit torch.Generator)")
+    p.add_argument("--label", type=int, default=None, help="class label, for class-conditional models")
+    p.add_argument("--truncation", type=float, default=None, help="truncation of the latent, for models that support it")
+    p.add_argument("--nrow", type=int, default=None, help="images per grid row")
+
+
+@command("sample", "draw samples from a trained model into a PNG grid", _sample_args)
+def sample(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..viz import save_image_grid
+
+    model, _ = api.load_run(args.run, ema=not args.no_ema, device=args.device)
+    options = {k: v for k, v in (("label", args.label), ("truncation", args.truncation)) if v is not None}
+    images = api.sample(model, args.n, seed=args.seed, **options)
+    out = Path(args.output or Path(args.run) / f"samples-{args.seed}.png")
+    save_image_grid(images, out, nrow=args.nrow)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def _reconstruct_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("-n", type=int, default=32, help="number of test images")
+    p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/reconstructions.png)")
+    p.add_argument("--data", metavar="SPEC", default=None, help="data to reconstruct (default: the run's test split)")
+
+
+@command("reconstruct", "originals above their reconstructions, from the test split", _reconstruct_args)
+def reconstruct(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..errors import ConfigError
+    from ..reports import reconstruction_figure
+
+    model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
+    if not hasattr(model, "reconstruct"):
+        raise ConfigError(f"model {model.registry_name!r} cannot reconstruct (it has no encoder)")
+    out = reconstruction_figure(model, api.run_data(spec, args.data), args.output or Path(args.run) / "reconstructions.png", n=args.n)
+    print(f"wrote {out}")
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("-k", type=int, default=1000, help="importance samples for the IWAE log-likelihood bound (VAE)")
+    p.add_argument("--data", metavar="SPEC", default=None, help="evaluation data (default: the run's test split)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test examples only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default=None, help="JSON file (default RUN/evaluation.json)")
+
+
+@command("evaluate", "evaluate a run on held-out data; prints a table and writes JSON", _evaluate_args)
+def evaluate(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..checkpoint import atomic_write_text
+
+    model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
+    metrics = api.evaluate(model, api.run_data(spec, args.data), k=args.k, limit=args.limit, seed=args.seed)
+    width = max(len(k) for k in metrics)
+    for key, value in metrics.items():
+        print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    out = Path(args.output or Path(args.run) / "evaluation.json")
+    atomic_write_text(out, json.dumps(metrics, indent=2, sort_keys=True, default=str))
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot_latent_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/latent.png)")
+    p.add_argument("--data", metavar="SPEC", default=None, help="data to encode (default: the run's test split)")
+    p.add_argument("--limit", type=int, default=5000, help="encode at most this many examples")
+
+
+@command("plot-latent", "scatter of latent codes coloured by label (PCA to 2-D when the latent is wider)", _plot_latent_args)
+def plot_latent(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..errors import ConfigError
+    from ..reports import latent_figure
+
+    model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
+    if not hasattr(model, "encode"):
+        raise ConfigError(f"model {model.registry_name!r} has no encoder to map data into its latent space")
+    out = latent_figure(model, api.run_data(spec, args.data), args.output or Path(args.run) / "latent.png", limit=args.limit)
+    print(f"wrote {out}")
+    return 0
