@@ -26,3 +26,30 @@ def mnist_like(g: torch.Generator, n: int = 8, shape=(1, 16, 16), classes: int =
 
 
 TINY: dict[str, TinyCase] = {}
+
+
+# Keys are registry names, or "name:variant" for extra configurations of the same family.
+TINY["autoencoder"] = TinyCase(
+    {"architecture": "mlp", "image_shape": [1, 16, 16], "latent_dim": 3, "hidden_dims": [32, 16]},
+    lambda g: mnist_like(g)[:1],
+)
+TINY["autoencoder:conv-bce"] = TinyCase(
+    {"architecture": "conv", "image_shape": [1, 16, 16], "latent_dim": 3, "channels": [4, 8], "norm": "batch", "loss": "bce"},
+    lambda g: mnist_like(g)[:1],
+)
+TINY["vae"] = TinyCase(
+    {"architecture": "mlp", "image_shape": [1, 16, 16], "latent_dim": 2, "hidden_dims": [32, 16]},
+    lambda g: (torch.bernoulli(mnist_like(g)[0], generator=g),),
+)
+TINY["vae:conv-gaussian"] = TinyCase(
+    {"architecture": "conv", "image_shape": [3, 12, 12], "latent_dim": 4, "channels": [4, 8], "likelihood": "gaussian", "scale": "softplus"},
+    lambda g: mnist_like(g, shape=(3, 12, 12))[:1],
+)
+TINY["vae:laplace-shared"] = TinyCase(
+    {"architecture": "mlp", "image_shape": [1, 8, 8], "latent_dim": 2, "hidden_dims": [16], "likelihood": "laplace", "scale": "shared"},
+    lambda g: mnist_like(g, shape=(1, 8, 8))[:1],
+)
+TINY["vae:cb"] = TinyCase(
+    {"architecture": "mlp", "image_shape": [1, 8, 8], "latent_dim": 2, "hidden_dims": [16], "likelihood": "continuous_bernoulli"},
+    lambda g: mnist_like(g, shape=(1, 8, 8))[:1],
+)

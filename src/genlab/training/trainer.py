@@ -259,7 +259,8 @@ class Trainer:
         return terms
 
     def _due(self, every: int, end_of_epoch: bool) -> bool:
-        return (self.step % every == 0) if every > 0 else end_of_epoch
+        # the last step always evaluates, previews and checkpoints
+        return (self.step % every == 0 or self.step == self.total_steps) if every > 0 else end_of_epoch
 
     # ------------------------------------------------------------------ evaluation and previews
     @torch.no_grad()
