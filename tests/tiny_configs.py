@@ -53,3 +53,17 @@ TINY["vae:cb"] = TinyCase(
     {"architecture": "mlp", "image_shape": [1, 8, 8], "latent_dim": 2, "hidden_dims": [16], "likelihood": "continuous_bernoulli"},
     lambda g: mnist_like(g, shape=(1, 8, 8))[:1],
 )
+
+
+# Classifier (issue 3): images + labels; the adversarial variant runs PGD inside every training step.
+TINY["classifier"] = TinyCase(
+    {"image_shape": [1, 16, 16], "num_classes": 10, "channels": [4, 8], "kernel_size": 3, "hidden_dim": 16},
+    lambda g: mnist_like(g),
+    can_sample=False,
+)
+TINY["classifier:pgd-training"] = TinyCase(
+    {"image_shape": [1, 16, 16], "num_classes": 10, "channels": [4], "kernel_size": 3, "hidden_dim": 8,
+     "adversarial": "pgd", "adv_eps": 0.1, "adv_steps": 2, "adv_weight": 0.5, "augment_shift": 1},
+    lambda g: mnist_like(g),
+    can_sample=False,
+)
