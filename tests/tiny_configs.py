@@ -67,3 +67,41 @@ TINY["classifier:pgd-training"] = TinyCase(
     lambda g: mnist_like(g),
     can_sample=False,
 )
+
+
+# GAN family: vectors with the MLP nets, images with the DCGAN nets; variants cover every loss and option.
+def _points(g: torch.Generator, n: int = 8):
+    return (torch.randn(n, 2, generator=g),)
+
+
+TINY["gan"] = TinyCase(
+    {"x_dim": 2, "latent_dim": 2, "generator_hidden": [16, 16], "discriminator_hidden": [16, 16]}, _points,
+)
+TINY["gan:mlp-pack-mbstd-ls"] = TinyCase(
+    {"x_dim": 2, "latent_dim": 3, "generator_hidden": [16], "discriminator_hidden": [16], "loss": "least-squares",
+     "pack": 2, "minibatch_std": True, "generator_every": 2}, _points,
+)
+TINY["gan:dcgan"] = TinyCase(
+    {"image_shape": [1, 16, 16], "latent_dim": 4, "generator_channels": 4, "discriminator_channels": 4},
+    lambda g: mnist_like(g)[:1],
+)
+TINY["gan:dcgan-wgan-gp-r1"] = TinyCase(
+    {"image_shape": [3, 16, 16], "latent_dim": 4, "generator_channels": 4, "discriminator_channels": 4,
+     "loss": "wgan-gp", "r1_weight": 1.0, "pack": 2, "upsampling": "upsample"},
+    lambda g: mnist_like(g, shape=(3, 16, 16))[:1],
+)
+TINY["gan:dcgan28-hinge-sn"] = TinyCase(
+    {"image_shape": [1, 28, 28], "latent_dim": 4, "generator_channels": 4, "discriminator_channels": 4,
+     "loss": "hinge", "spectral_norm": True, "minibatch_std": True},
+    lambda g: mnist_like(g, shape=(1, 28, 28))[:1],
+)
+TINY["cgan"] = TinyCase(
+    {"image_shape": [1, 16, 16], "num_classes": 10, "latent_dim": 4, "label_dim": 3,
+     "generator_channels": 4, "discriminator_channels": 4},
+    lambda g: mnist_like(g),
+)
+TINY["cgan:mlp-pack-minimax"] = TinyCase(
+    {"x_dim": 2, "num_classes": 3, "latent_dim": 2, "generator_hidden": [16], "discriminator_hidden": [16],
+     "pack": 2, "loss": "minimax"},
+    lambda g: (torch.randn(8, 2, generator=g), torch.randint(0, 3, (8,), generator=g)),
+)
