@@ -1,0 +1,69 @@
+"""Classifier: features, augmentation, adversarial training, evaluator."""
+import pytest
+import torch
+
+from genlab.data import ArrayDataset
+from genlab.errors import ConfigError, DataError
+from genlab.models import build_model
+from genlab.models.classifier import random_shift
+from genlab.registry import EVALUATORS, MODELS
+
+
+def _tiny(**kw):
+    cfg = {"image_shape": [1, 12, 12], "num_classes": 3, "channels": [4, 8], "kernel_size": 3, "hidden_dim": 6}
+    cfg.update(kw)
+    torch.manual_seed(0)
+    return build_model("classifier", cfg)
+
+
+def test_features_are_penultimate_layer():
+    model = _tiny(dropout=0.0).eval()
+    x = torch.rand(5, 1, 12, 12)
+    feats = model.features(x)
+    assert feats.shape == (5, 6) and float(feats.min()) >= 0  # post-ReLU
+    assert torch.allclose(model(x), model.output(feats), atol=1e-6)
+    assert MODELS.get("classifier") is type(model)
+
+
+def test_wrong_input_shape_is_a_data_error():
+    with pytest.raises(DataError, match="expects images"):
+        _tiny()(torch.rand(2, 1, 10, 10))
+    with pytest.raises(ConfigError, match="pooling"):
+        build_model("classifier", {"image_shape": [1, 4, 4], "channels": [4, 4, 4]})
+
+
+def test_random_shift_moves_content_by_at_most_max_shift():
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0
+    torch.manual_seed(0)
+    out = random_shift(x, 2)
+    assert out.shape == x.shape and torch.equal(out.sum((1, 2, 3)), torch.ones(64))  # nothing lost
+    pos = out.flatten(1).argmax(1)
+    rows, cols = pos // 9, pos % 9
+    assert int((rows - 4).abs().max()) == 2 and int((cols - 4).abs().max()) == 2
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # per-example offsets
+
+
+def test_adversarial_training_uses_fresh_attacks():
+    model = _tiny(adversarial="fgsm", adv_eps=0.2, adv_weight=0.5, augment_shift=0, dropout=0.0).train()
+    x, y = torch.rand(6, 1, 12, 12), torch.randint(0, 3, (6,))
+    out = model.loss((x, y))
+    assert {"adv_ce", "ce", "adv_accuracy", "accuracy"} <= set(out.terms)
+    assert torch.allclose(out.total, 0.5 * out.terms["adv_ce"] + 0.5 * out.terms["ce"])
+    # FGSM increases the loss to first order, so the adversarial term exceeds the clean one
+    assert float(out.terms["adv_ce"]) > float(out.terms["ce"])
+    assert model.training  # the attack ran in eval mode and restored the mode
+    assert all(p.grad is None for p in model.parameters())
+    assert "fgsm_accuracy" in model.eval().evaluate((x, y))
+
+
+def test_evaluator_counts_correct_predictions():
+    model = _tiny(dropout=0.0).eval()
+    x = torch.rand(20, 1, 12, 12)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    y = pred.clone()
+    y[:5] = (y[:5] + 1) % 3  # exactly 5 wrong
+    metrics = EVALUATORS.get("classifier")(model, ArrayDataset((x, y)), batch_size=7, attack="fgsm", eps=0.1)
+    assert metrics["accuracy"] == pytest.approx(0.75)
+    assert metrics["fgsm_accuracy"] <= metrics["accuracy"] + 1e-9
