@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.checkpoint import (STATE_NAME, WEIGHTS_NAME, latest_checkpoint, load, load_tensors, load_training_state,
+                               write_checkpoint)
+from genlab.data import ArrayDataset, load_dataset
+from genlab.errors import CheckpointError, TrainingError
+from genlab.models import build_model
+from genlab.training import TrainConfig, Trainer
+
+HERE = Path(__file__).parent
+QUIET = dict(progress=False, tensorboard=False, device="cpu")
+
+
+def _ae(shape=(1, 8, 8)):
+    torch.manual_seed(0)
+    return build_model("autoencoder", {"image_shape": list(shape), "latent_dim": 4, "hidden_dims": [64]})
+
+
+def test_loss_falls_on_real_digits():
+    data = load_dataset("mnist-embedded", "train").head(512)
+    test = load_dataset("mnist-embedded", "test").head(256)
+    model = build_model("autoencoder", {"latent_dim": 8, "hidden_dims": [128]})
+    trainer = Trainer(model, data, TrainConfig(batch_size=64, max_steps=120, eval_every=20, **QUIET), eval_data=test)
+    initial = trainer.evaluate()["eval/loss"]
+    result = trainer.fit()
+    evals = [row["eval/loss"] for row in result.history if "eval/loss" in row]
+    assert len(evals) == 7  # the initial one and every 20 steps
+    assert evals[-1] < 0.6 * initial and evals[-1] < evals[1]
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
+    data = ArrayDataset((torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)),))
+
+    def poison(trainer, event, info):  # weights go bad right after the step-3 checkpoint is written
+        if event == "checkpoint" and info["step"] == 3:
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
+
+    trainer = Trainer(_ae(), data, TrainConfig(batch_size=8, epochs=3, checkpoint_every=1, **QUIET), out_dir=tmp_path,
+                      callbacks=[poison])
+    with pytest.raises(TrainingError, match="non-finite loss .* at step 3"):
+        trainer.fit()
+    last = latest_checkpoint(tmp_path / "checkpoints")
+    assert last is not None and last.name == "step-00000003"
+    weights = load_tensors(last / WEIGHTS_NAME)
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    assert not (tmp_path / "model").exists()
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    model = _ae()
+    root = tmp_path / "ck"
+    write_checkpoint(root, 1, model, {"step": 1})
+    import genlab.checkpoint as ck
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(ck, "save_training_state", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_checkpoint(root, 2, model, {"step": 2})
+    assert latest_checkpoint(root).name == "step-00000001"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000001"]  # no half-written folder
+
+
+def test_corrupt_or_truncated_files_give_one_line_errors(tmp_path):
+    model = _ae()
+    model.save_pretrained(str(tmp_path / "m"))
+    weights = tmp_path / "m" / WEIGHTS_NAME
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError) as info:
+        load(tmp_path / "m")
+    assert str(weights) in str(info.value) and "\n" not in str(info.value)
+    (tmp_path / "state.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="state.pt"):
+        load_training_state(tmp_path / "state.pt")
+    with pytest.raises(CheckpointError, match="no such model or run folder"):
+        load(tmp_path / "missing")
+
+
+def test_training_state_refuses_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"step": 1, "payload": Evil()}, path)
+    with pytest.raises(CheckpointError):
+        load_training_state(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def _genlab(*args: str) -> list[str]:
+    return [sys.executable, "-m", "genlab.cli", *args]
+
+
+TRAIN_ARGS = ["train", "vae", "--data", "mnist-embedded", "--data.limit=1024", "--model.hidden_dims=[256,128]",
+              "--train.batch_size=32", "--train.max_steps=600", "--train.checkpoint_every=50", "--train.eval_every=200",
+              "--train.sample_every=300", "--train.progress=false", "--train.tensorboard=false"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = tmp_path / "full"
+    subprocess.run(_genlab(*TRAIN_ARGS, "--out", str(full)), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_genlab(*TRAIN_ARGS, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "checkpoints" / "step-00000200").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model").exists(), "the run finished before it could be killed"
+    subprocess.run(_genlab("train", "--resume", str(killed)), check=True, env=env, capture_output=True)
+
+    a = load_tensors(full / "model" / WEIGHTS_NAME)
+    b = load_tensors(killed / "model" / WEIGHTS_NAME)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the log of the resumed run has no duplicated steps
+    rows = (killed / "metrics.csv").read_text().splitlines()[1:]
+    keys = [(r.split(",")[0], r.split(",")[1]) for r in rows]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_process(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = tmp_path / "single.safetensors"
+    subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), str(single)], check=True, env=env, capture_output=True)
+    ddp = tmp_path / "ddp.safetensors"
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(HERE / "ddp_worker.py"), str(ddp)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = load_tensors(single), load_tensors(ddp)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
