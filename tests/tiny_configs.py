@@ -105,3 +105,22 @@ TINY["cgan:mlp-pack-minimax"] = TinyCase(
      "pack": 2, "loss": "minimax"},
     lambda g: (torch.randn(8, 2, generator=g), torch.randint(0, 3, (8,), generator=g)),
 )
+
+
+# pix2pix: batches are (input, target) pairs; grey -> colour with the GAN, colour -> colour L1-only.
+TINY["pix2pix"] = TinyCase(
+    {"image_shape": [3, 16, 16], "input_shape": [1, 16, 16], "num_filters": 4, "discriminator_filters": 4},
+    lambda g: (torch.rand(4, 1, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g)),
+    can_sample=False,
+)
+TINY["pix2pix:lsgan-instance-32"] = TinyCase(
+    {"image_shape": [3, 32, 32], "num_filters": 2, "max_multiplier": 4, "discriminator_filters": 2, "norm": "instance",
+     "gan_loss": "lsgan", "discriminator_every": 2},
+    lambda g: (torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)),
+    can_sample=False,
+)
+TINY["pix2pix:l1-only"] = TinyCase(
+    {"image_shape": [1, 16, 16], "num_filters": 4, "adversarial_weight": 0.0},
+    lambda g: (torch.rand(4, 1, 16, 16, generator=g), torch.rand(4, 1, 16, 16, generator=g)),
+    can_sample=False,
+)
