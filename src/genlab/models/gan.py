@@ -343,7 +343,7 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
                      pack: Callable[[Tensor], Tensor] = lambda x: x) -> Tensor:
     """WGAN-GP: E[(‖∇_x̂ D(x̂)‖₂ - 1)²] at x̂ = ε·real + (1-ε)·fake, ε ~ U(0, 1) per sample; the norm
     is taken over the discriminator's (packed) input."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     mixed = pack(torch.lerp(fake.detach(), real.detach(), eps)).requires_grad_(True)
     grad = _input_gradient(discriminator(mixed, labels), mixed)
     return (grad.norm(dim=1) - 1).square().mean()
