@@ -55,20 +55,6 @@ TINY["vae:cb"] = TinyCase(
 )
 
 
-# Classifier (issue 3): images + labels; the adversarial variant runs PGD inside every training step.
-TINY["classifier"] = TinyCase(
-    {"image_shape": [1, 16, 16], "num_classes": 10, "channels": [4, 8], "kernel_size": 3, "hidden_dim": 16},
-    lambda g: mnist_like(g),
-    can_sample=False,
-)
-TINY["classifier:pgd-training"] = TinyCase(
-    {"image_shape": [1, 16, 16], "num_classes": 10, "channels": [4], "kernel_size": 3, "hidden_dim": 8,
-     "adversarial": "pgd", "adv_eps": 0.1, "adv_steps": 2, "adv_weight": 0.5, "augment_shift": 1},
-    lambda g: mnist_like(g),
-    can_sample=False,
-)
-
-
 # GAN family: vectors with the MLP nets, images with the DCGAN nets; variants cover every loss and option.
 def _points(g: torch.Generator, n: int = 8):
     return (torch.randn(n, 2, generator=g),)
@@ -124,3 +110,31 @@ TINY["pix2pix:l1-only"] = TinyCase(
     lambda g: (torch.rand(4, 1, 16, 16, generator=g), torch.rand(4, 1, 16, 16, generator=g)),
     can_sample=False,
 )
+
+
+# Classifier (issue 3): images + labels; the adversarial variant runs PGD inside every training step.
+TINY["classifier"] = TinyCase(
+    {"image_shape": [1, 16, 16], "num_classes": 10, "channels": [4, 8], "kernel_size": 3, "hidden_dim": 16},
+    lambda g: mnist_like(g),
+    can_sample=False,
+)
+TINY["classifier:pgd-training"] = TinyCase(
+    {"image_shape": [1, 16, 16], "num_classes": 10, "channels": [4], "kernel_size": 3, "hidden_dim": 8,
+     "adversarial": "pgd", "adv_eps": 0.1, "adv_steps": 2, "adv_weight": 0.5, "augment_shift": 1},
+    lambda g: mnist_like(g),
+    can_sample=False,
+)
+
+
+# Conditional density models (issue 3): batches are (inputs, targets).
+def _regression(g: torch.Generator, n: int = 8, x_dim: int = 2, y_dim: int = 2):
+    return torch.randn(n, x_dim, generator=g), torch.randn(n, y_dim, generator=g)
+
+
+TINY["mdn"] = TinyCase({"x_dim": 2, "y_dim": 2, "hidden_dims": [8], "num_components": 3}, _regression, can_sample=False)
+TINY["mdn:laplace-exp"] = TinyCase(
+    {"x_dim": 2, "y_dim": 2, "hidden_dims": [8, 8], "num_components": 2, "component": "laplace", "scale": "exp", "activation": "relu"},
+    _regression, can_sample=False,
+)
+TINY["regressor"] = TinyCase({"x_dim": 2, "y_dim": 2, "hidden_dims": [8]}, _regression, can_sample=False)
+TINY["regressor:mse"] = TinyCase({"x_dim": 2, "y_dim": 2, "hidden_dims": [8], "likelihood": "mse"}, _regression, can_sample=False)
