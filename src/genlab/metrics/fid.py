@@ -27,11 +27,18 @@ def _as_features(x: object, name: str) -> np.ndarray:
     return arr
 
 
+def _clip_eigenvalues(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with round-off removed: anything below n·eps·max is exactly 0.
+    (A true zero computes as ±1e-16·max, and its square root would add a spurious 1e-8·√max.)"""
+    floor = len(values) * np.finfo(np.float64).eps * max(float(np.abs(values).max(initial=0.0)), 1e-300)
+    return np.where(values > floor, values, 0.0)
+
+
 def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
-    """Square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
+    """Square root of a symmetric positive semi-definite matrix."""
     sym = (matrix + matrix.T) / 2
     values, vectors = np.linalg.eigh(sym)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return (vectors * np.sqrt(_clip_eigenvalues(values))) @ vectors.T
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -39,7 +46,7 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     root1 = sqrtm_psd(sigma1)
     middle = root1 @ sigma2 @ root1
     values = np.linalg.eigvalsh((middle + middle.T) / 2)
-    return float(np.sqrt(np.clip(values, 0, None)).sum())
+    return float(np.sqrt(_clip_eigenvalues(values)).sum())
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
