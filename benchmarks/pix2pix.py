@@ -1,0 +1,101 @@
+"""pix2pix benchmarks (issue 4): test L1 on edges2digits and facades, and the colorize saturation
+comparison (L1-only vs pix2pix vs the targets). CPU-sized: small widths and few steps.
+
+    nice -n 10 python benchmarks/pix2pix.py edges2digits [--steps 1500] [--out runs/bench-pix2pix]
+    nice -n 10 python benchmarks/pix2pix.py colorize      # trains pix2pix and the L1-only model
+    nice -n 10 python benchmarks/pix2pix.py facades --facades ../shared/data/facades
+    nice -n 10 python benchmarks/pix2pix.py classifier    # the feature extractor for FD/KID on digits
+
+Every run goes through ``genlab.api.train`` (what ``genlab train`` calls), so each printed command
+line is reproducible with the CLI. Results are written as JSON next to the runs and printed.
+FD/KID on digits use the penultimate features of a genlab classifier trained on mnist-embedded
+(28 px), computed on the 32-px outputs with the 2-px padding cropped off.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from genlab import api
+from genlab.models.pix2pix import evaluate_pix2pix, translate_dataset
+
+DIGITS = ["--model.num_filters=16", "--model.discriminator_filters=16", "--train.batch_size=32",
+          "--train.log_every=50", "--train.eval_batches=4", "--train.progress=false", "--train.tensorboard=false"]
+FACADES = ["--model.num_filters=32", "--model.discriminator_filters=32", "--train.batch_size=4",
+           "--train.log_every=50", "--train.eval_batches=8", "--train.progress=false", "--train.tensorboard=false"]
+
+
+def train(name: str, data: str, out: Path, overrides: list[str]) -> tuple[dict, float]:
+    print("genlab train " + " ".join([name, "--data", data, "--out", str(out), *overrides]), flush=True)
+    start = time.perf_counter()
+    summary = api.train(name, data=data, out=out, overrides=overrides)
+    return summary, time.perf_counter() - start
+
+
+def digit_features(run: Path, outputs: torch.Tensor, targets: torch.Tensor) -> dict:
+    """FD and KID of outputs vs targets on classifier features (padding cropped back to 28 px)."""
+    from genlab.metrics import compare_features, get_extractor
+
+    extractor = get_extractor("classifier", path=str(run))
+    crop = (slice(None), slice(None), slice(2, 30), slice(2, 30))
+    gen, ref = extractor(outputs[crop]), extractor(targets[crop])
+    n = len(gen)
+    return compare_features(gen, ref, metrics=("fid", "kid"), kid_subset_size=min(1000, n),
+                            protocol={"reference": "targets of the test split", "extractor": extractor.description})
+
+
+def evaluate(run: Path, classifier: Path | None) -> dict:
+    model, spec = api.load_run(run)
+    test = api.run_data(spec, None)
+    result = evaluate_pix2pix(model, test)
+    if classifier is not None and (classifier / "model").is_dir() and model.config.image_shape[1] == 32:
+        _, outputs, targets = translate_dataset(model, test)
+        if outputs.shape[1] == 1:
+            result.update(digit_features(classifier, outputs, targets))
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("task", choices=["edges2digits", "colorize", "facades", "classifier"])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--out", default="runs/bench-pix2pix")
+    p.add_argument("--facades", default="../shared/data/facades")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    classifier = out / "classifier"
+    results: dict = {}
+    if args.task == "classifier":
+        steps = args.steps or 600
+        summary, seconds = train("classifier", "mnist-embedded", classifier,
+                                 [f"--train.max_steps={steps}", "--train.batch_size=64", "--train.progress=false",
+                                  "--train.tensorboard=false"])
+        results["classifier"] = {"seconds": seconds, **{k: v for k, v in summary.items() if isinstance(v, float)}}
+    elif args.task in ("edges2digits", "colorize"):
+        steps = args.steps or 1500
+        variants = {"pix2pix": []} if args.task == "edges2digits" else {"pix2pix": [], "l1-only": ["--model.adversarial_weight=0"]}
+        for variant, extra in variants.items():
+            run = out / f"{args.task}-{variant}"
+            _, seconds = train("pix2pix", args.task, run, DIGITS + [f"--train.max_steps={steps}"] + extra)
+            results[variant] = {"seconds": round(seconds, 1), "steps": steps, **evaluate(run, classifier)}
+    else:
+        steps = args.steps or 1000
+        run = out / "facades-pix2pix"
+        _, seconds = train("pix2pix", f"facades:{args.facades}", run, FACADES + [f"--train.max_steps={steps}"])
+        results["pix2pix"] = {"seconds": round(seconds, 1), "steps": steps, **evaluate(run, None)}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"results-{args.task}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
