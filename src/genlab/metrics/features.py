@@ -54,8 +54,8 @@ def pixels(*, device: str = "cpu", batch_size: int = 500, **_: Any) -> FeatureEx
 def classifier(*, path: str | Path | None = None, device: str = "cpu", batch_size: int = 500, **_: Any) -> FeatureExtractor:
     if path is None:
         raise ConfigError(
-            "the classifier feature extractor needs path=RUN of a trained classifier "
-            "(train one with: genlab train classifier --data mnist --out RUN)"
+            "the classifier feature extractor needs path=RUN of a trained classifier (train one with "
+            "genlab train classifier --data mnist --out RUN; genlab evaluate reads $GENLAB_FEATURE_CLASSIFIER)"
         )
     from ..checkpoint import load
 

@@ -410,13 +410,19 @@ def _evaluate_images(model: GAN, test_data: ArrayDataset, num_samples: int | Non
 @register_evaluator("cgan")
 def evaluate_gan(model: GAN, test_data: ArrayDataset, *, num_samples: int | None = None, seed: int = 0,
                  extractor: str = "classifier", extractor_path: str | None = None, batch_size: int = 500,
-                 **options: Any) -> dict[str, Any]:
+                 limit: int | None = None, k: Any = None, **options: Any) -> dict[str, Any]:
     """Mode statistics (PacGAN protocol, 2,500 samples) on ring/grid data; on images, FID, KID,
-    precision/recall and density/coverage of ``num_samples`` (default: the test-set size) generated
-    images against the test split, in ``extractor`` features."""
+    precision/recall and density/coverage of ``num_samples`` (default: ``limit``, else the test-set
+    size) generated images against as many test images, in ``extractor`` features. The classifier
+    extractor reads ``extractor_path``, else ``$GENLAB_FEATURE_CLASSIFIER`` (a classifier run folder).
+    ``k`` (the VAE's importance-sample count that ``genlab evaluate`` passes) does not apply."""
+    import os
+
     model.eval()
     if "centres" in test_data.info:
         return _evaluate_modes(model, test_data, num_samples or 2500, seed)
+    extractor_path = extractor_path or os.environ.get("GENLAB_FEATURE_CLASSIFIER")
+    num_samples = num_samples or limit
     if not model.is_image:
         raise DataError("GAN evaluation needs image data or a toy mixture with mode centres (ring8, grid25)")
     return _evaluate_images(model, test_data, num_samples, seed, extractor, extractor_path, batch_size, **options)
