@@ -102,7 +102,7 @@ TINY["pix2pix"] = TinyCase(
 TINY["pix2pix:lsgan-instance-32"] = TinyCase(
     {"image_shape": [3, 32, 32], "num_filters": 2, "max_multiplier": 4, "discriminator_filters": 2, "norm": "instance",
      "gan_loss": "lsgan", "discriminator_every": 2},
-    lambda g: (torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)),
+    lambda g: (torch.rand(4, 3, 32, 32, generator=g), torch.rand(4, 3, 32, 32, generator=g)),
     can_sample=False,
 )
 TINY["pix2pix:l1-only"] = TinyCase(
@@ -138,3 +138,12 @@ TINY["mdn:laplace-exp"] = TinyCase(
 )
 TINY["regressor"] = TinyCase({"x_dim": 2, "y_dim": 2, "hidden_dims": [8]}, _regression, can_sample=False)
 TINY["regressor:mse"] = TinyCase({"x_dim": 2, "y_dim": 2, "hidden_dims": [8], "likelihood": "mse"}, _regression, can_sample=False)
+TINY["naive"] = TinyCase({"x_dim": 2, "latent_dim": 2, "hidden_dims": [8]}, lambda g: (torch.randn(8, 2, generator=g),))
+TINY["naive:conv-bce"] = TinyCase(
+    {"image_shape": [1, 16, 16], "latent_dim": 3, "generator": "conv", "base_channels": 4, "loss": "bce"},
+    lambda g: mnist_like(g),
+)
+TINY["naive:mlp-l1-images"] = TinyCase(
+    {"image_shape": [1, 8, 8], "latent_dim": 3, "hidden_dims": [8], "loss": "l1"},
+    lambda g: mnist_like(g, shape=(1, 8, 8))[:1],
+)

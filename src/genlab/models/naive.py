@@ -1,0 +1,146 @@
+"""Naive training of a generator: pair each generated sample with a random data point and minimise a
+per-example distance (MSE, L1 or BCE) between them.
+
+It does not work, and showing *how* it fails motivates GANs (Goodfellow et al. 2014): since the noise
+z is independent of the data point it is paired with, the best output for every z is the one that
+minimises the expected distance to a random data point, E_x d(G(z), x) -- the data mean for MSE, the
+coordinate-wise median for L1, the mean intensity for BCE. Every z is sent to the same point: the
+generator collapses all modes into the mean. :func:`collapse_stats` measures it (spread of samples /
+spread of data, distance of samples to the data mean), ``genlab figure naive-collapse`` draws it.
+
+Batches are ``(x,)`` or ``(x, labels)``; only ``x`` is used. Points (B, x_dim) use an MLP generator;
+images (B, C, H, W) in [0, 1] an MLP or DCGAN generator with a sigmoid output.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import Config, check
+from ..errors import DataError
+from ..nn.generators import ConvGenerator, MLPGenerator
+from ..registry import register_evaluator, register_model, register_reporter
+from .base import Batch, GenerativeModel, LossOutput
+
+
+@dataclasses.dataclass
+class NaiveConfig(Config):
+    x_dim: int = 2  # points: the data dimension (used when image_shape is None)
+    image_shape: tuple[int, int, int] | None = None  # images: (C, H, W), filled from image data
+    latent_dim: int = 2
+    generator: Literal["mlp", "conv"] = "mlp"
+    hidden_dims: tuple[int, ...] = (128, 128)  # MLP generator
+    base_channels: int = 32  # conv generator
+    loss: Literal["mse", "l1", "bce"] = "mse"
+
+    def validate(self) -> None:
+        check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        check(self.x_dim >= 1, f"model.x_dim must be >= 1, got {self.x_dim}")
+        check(self.image_shape is not None or self.generator == "mlp", "model.generator=conv needs image data (model.image_shape)")
+        check(self.image_shape is not None or self.loss != "bce", "model.loss=bce needs image data in [0, 1] (model.image_shape)")
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(self.image_shape) if self.image_shape is not None else (self.x_dim,)
+
+
+@register_model("naive")
+class NaiveGenerator(GenerativeModel):
+    """A generator trained by regression onto randomly paired data points."""
+
+    config_class = NaiveConfig
+    config: NaiveConfig
+    defaults: dict[str, Any] = {"data": {"name": "ring8"},
+                                "train": {"epochs": 20, "batch_size": 128, "lr": 1e-3, "fused_optimizer": False}}
+
+    def __init__(self, config: NaiveConfig) -> None:
+        super().__init__(config)
+        images = config.image_shape is not None
+        if config.generator == "conv":
+            self.generator = ConvGenerator(config.latent_dim, config.image_shape, base_channels=config.base_channels)  # type: ignore[arg-type]
+        else:
+            self.generator = MLPGenerator(config.latent_dim, config.data_shape, hidden_dims=config.hidden_dims,
+                                          output_activation="sigmoid" if images else None)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.generator(z)
+
+    def _noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+
+    def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
+        x = batch[0]
+        if tuple(x.shape[1:]) != self.config.data_shape:
+            raise DataError(f"naive generator expects data shaped (B, {', '.join(map(str, self.config.data_shape))}), got {tuple(x.shape)}")
+        fake = self(self._noise(x.shape[0]))
+        # z is drawn independently of the batch, so (fake[i], x[i]) is a random pairing
+        if self.config.loss == "mse":
+            distance = F.mse_loss(fake, x)
+        elif self.config.loss == "l1":
+            distance = F.l1_loss(fake, x)
+        else:
+            distance = F.binary_cross_entropy(fake.clamp(1e-6, 1 - 1e-6), x)
+        return LossOutput(distance, {self.config.loss: distance, "spread_ratio": spread(fake.detach()) / spread(x).clamp_min(1e-12)})
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **_: Any) -> Tensor:
+        return self(self._noise(n, generator))
+
+    @torch.no_grad()
+    def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor | None:
+        if self.config.image_shape is None:
+            return None
+        return self.sample(min(64, batch[0].shape[0]), generator=generator)
+
+
+def spread(x: Tensor) -> Tensor:
+    """Root mean squared distance of the points (B, ...) to their own mean."""
+    flat = x.flatten(1)
+    return (flat - flat.mean(0)).pow(2).sum(1).mean().sqrt()
+
+
+@torch.no_grad()
+def collapse_stats(samples: Tensor, data: Tensor) -> dict[str, float]:
+    """How far samples have collapsed toward the data mean.
+
+    ``spread_ratio``: spread(samples) / spread(data) (1 = as varied as the data, 0 = one point);
+    ``mean_distance_ratio``: mean distance of samples to the data mean / mean distance of data points
+    to it (small = samples sit at the data mean); ``mean_offset``: distance between the two means in
+    units of the data spread.
+    """
+    s, d = samples.flatten(1).double(), data.flatten(1).double()
+    centre = d.mean(0)
+    data_spread = float(spread(d))
+    return {
+        "spread_ratio": float(spread(s)) / data_spread,
+        "mean_distance_ratio": float((s - centre).norm(dim=1).mean() / (d - centre).norm(dim=1).mean()),
+        "mean_offset": float((s.mean(0) - centre).norm()) / data_spread,
+        "data_spread": data_spread,
+        "sample_spread": float(spread(s)),
+    }
+
+
+@register_evaluator("naive")
+def evaluate_naive(model: NaiveGenerator, test_data: Any, *, num_samples: int | None = None, seed: int = 0, **_: Any) -> dict[str, float]:
+    """:func:`collapse_stats` of ``num_samples`` (default: as many as test points) samples vs the test data."""
+    n = num_samples or len(test_data)
+    samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(seed)).cpu()
+    return collapse_stats(samples, test_data.x)
+
+
+@register_reporter("naive")
+def report_naive(model: NaiveGenerator, run_dir: Any, train_data: Any, test_data: Any) -> dict[str, float]:
+    from pathlib import Path
+
+    from ..figures import plot_samples_vs_data
+
+    data = test_data if test_data is not None else train_data
+    stats = evaluate_naive(model, data)
+    samples = model.sample(min(len(data), 4000), generator=torch.Generator(model.device).manual_seed(0)).cpu()
+    plot_samples_vs_data(samples, data.x[:4000], Path(run_dir) / "samples_vs_data.png",
+                         title=f"naive {model.config.loss}: spread ratio {stats['spread_ratio']:.3f}")
+    return stats
