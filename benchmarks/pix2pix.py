@@ -37,16 +37,20 @@ def train(name: str, data: str, out: Path, overrides: list[str]) -> tuple[dict, 
     return summary, time.perf_counter() - start
 
 
-def digit_features(run: Path, outputs: torch.Tensor, targets: torch.Tensor) -> dict:
+def digit_features(run: Path, outputs: torch.Tensor, targets: torch.Tensor, floor: torch.Tensor | None = None) -> dict:
     """FD and KID of outputs vs targets on classifier features (padding cropped back to 28 px)."""
     from genlab.metrics import compare_features, get_extractor
 
     extractor = get_extractor("classifier", path=str(run))
     crop = (slice(None), slice(None), slice(2, 30), slice(2, 30))
     gen, ref = extractor(outputs[crop]), extractor(targets[crop])
-    n = len(gen)
-    return compare_features(gen, ref, metrics=("fid", "kid"), kid_subset_size=min(1000, n),
-                            protocol={"reference": "targets of the test split", "extractor": extractor.description})
+    options = {"metrics": ("fid", "kid"), "kid_subsets": 100, "kid_subset_size": min(500, len(gen) // 2)}
+    result = compare_features(gen, ref, **options,
+                              protocol={"reference": "targets of the test split", "extractor": extractor.description})
+    if floor is not None:  # real vs real: train-split digits against the same test targets
+        real = compare_features(extractor(floor[:len(ref)][crop]), ref, **options)
+        result["floor_fid"], result["floor_kid"] = real["fid"], real["kid"]
+    return result
 
 
 def evaluate(run: Path, classifier: Path | None) -> dict:
@@ -56,7 +60,8 @@ def evaluate(run: Path, classifier: Path | None) -> dict:
     if classifier is not None and (classifier / "model").is_dir() and model.config.image_shape[1] == 32:
         _, outputs, targets = translate_dataset(model, test)
         if outputs.shape[1] == 1:
-            result.update(digit_features(classifier, outputs, targets))
+            train_targets = api.run_data(spec, None, split="train").tensors[1]
+            result.update(digit_features(classifier, outputs, targets, train_targets))
     return result
 
 
@@ -67,11 +72,13 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench-pix2pix")
     p.add_argument("--facades", default="../shared/data/facades")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--classifier", default=None, help="classifier run for FD/KID (default OUT/classifier)")
+    p.add_argument("--l1-baseline", action="store_true", help="facades: also train the L1-only model")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    classifier = out / "classifier"
+    classifier = Path(args.classifier) if args.classifier else out / "classifier"
     results: dict = {}
     if args.task == "classifier":
         steps = args.steps or 600
@@ -81,18 +88,20 @@ def main() -> None:
         results["classifier"] = {"seconds": seconds, **{k: v for k, v in summary.items() if isinstance(v, float)}}
     elif args.task in ("edges2digits", "colorize"):
         steps = args.steps or 1500
-        variants = {"pix2pix": []} if args.task == "edges2digits" else {"pix2pix": [], "l1-only": ["--model.adversarial_weight=0"]}
+        variants = {"pix2pix": [], "l1-only": ["--model.adversarial_weight=0"]}
         for variant, extra in variants.items():
             run = out / f"{args.task}-{variant}"
             _, seconds = train("pix2pix", args.task, run, DIGITS + [f"--train.max_steps={steps}"] + extra)
             results[variant] = {"seconds": round(seconds, 1), "steps": steps, **evaluate(run, classifier)}
     else:
         steps = args.steps or 1000
-        run = out / "facades-pix2pix"
-        _, seconds = train("pix2pix", f"facades:{args.facades}", run, FACADES + [f"--train.max_steps={steps}"])
-        results["pix2pix"] = {"seconds": round(seconds, 1), "steps": steps, **evaluate(run, None)}
+        variants = {"pix2pix": []} if not args.l1_baseline else {"pix2pix": [], "l1-only": ["--model.adversarial_weight=0"]}
+        for variant, extra in variants.items():
+            run = out / f"facades-{variant}"
+            _, seconds = train("pix2pix", f"facades:{args.facades}", run, FACADES + [f"--train.max_steps={steps}"] + extra)
+            results[variant] = {"seconds": round(seconds, 1), "steps": steps, **evaluate(run, None)}
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"results-{args.task}.json"
+    path = out / f"results-{args.task}-{steps}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, indent=2, default=str))
 
