@@ -88,8 +88,6 @@ class GANConfig(Config):
 
     def validate(self) -> None:
         check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
-        check(self.x_dim is not None or self.image_shape is not None,
-              "GAN needs the data shape: model.x_dim for vectors or model.image_shape for images (filled from --data)")
         check(self.x_dim is None or self.x_dim >= 1, f"model.x_dim must be >= 1, got {self.x_dim}")
         if self.image_shape is not None:
             check(len(self.image_shape) == 3, f"model.image_shape must be (C, H, W), got {self.image_shape}")
@@ -129,8 +127,7 @@ class CGANConfig(GANConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(self.num_classes is not None and self.num_classes >= 2,
-              f"cgan needs model.num_classes >= 2 (labelled data fills it), got {self.num_classes}")
+        check(self.num_classes is None or self.num_classes >= 2, f"model.num_classes must be >= 2, got {self.num_classes}")
         check(self.label_dim >= 1, f"model.label_dim must be >= 1, got {self.label_dim}")
 
 
@@ -165,6 +162,9 @@ class GAN(GenerativeModel):
     def __init__(self, config: GANConfig) -> None:
         super().__init__(config)
         cfg = config
+        # checked here, not in validate(): `genlab train` validates the config before --data fills the shape
+        check(cfg.x_dim is not None or cfg.image_shape is not None,
+              "GAN needs the data shape: model.x_dim for vectors or model.image_shape for images (filled from --data)")
         self.is_image = cfg.image_shape is not None
         num_classes = self._num_classes()
         g_in = cfg.latent_dim + (cfg.label_dim if num_classes else 0)  # type: ignore[attr-defined]
@@ -295,6 +295,7 @@ class CGAN(GAN):
     config: CGANConfig
 
     def _num_classes(self) -> int | None:
+        check(self.config.num_classes is not None, "cgan needs model.num_classes (labelled data fills it)")
         return self.config.num_classes
 
     def _inputs(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
