@@ -5,6 +5,7 @@ comparison (L1-only vs pix2pix vs the targets). CPU-sized: small widths and few 
     nice -n 10 python benchmarks/pix2pix.py colorize      # trains pix2pix and the L1-only model
     nice -n 10 python benchmarks/pix2pix.py facades --facades ../shared/data/facades
     nice -n 10 python benchmarks/pix2pix.py classifier    # the feature extractor for FD/KID on digits
+    nice -n 10 python benchmarks/pix2pix.py evaluate RUN... [--classifier RUN]  # re-evaluate trained runs
 
 Every run goes through ``genlab.api.train`` (what ``genlab train`` calls), so each printed command
 line is reproducible with the CLI. Results are written as JSON next to the runs and printed.
@@ -53,10 +54,17 @@ def digit_features(run: Path, outputs: torch.Tensor, targets: torch.Tensor, floo
     return result
 
 
+def diversity(model, inputs: torch.Tensor, n: int = 4, seed: int = 0) -> float:
+    """Mean absolute difference between two of ``n`` stochastic translations (dropout on) of one input."""
+    samples = model.translate(inputs, n, stochastic=True, generator=torch.Generator().manual_seed(seed))
+    return float((samples[:, :, None] - samples[:, None]).abs().mean() * n / (n - 1))  # excludes i == j
+
+
 def evaluate(run: Path, classifier: Path | None) -> dict:
     model, spec = api.load_run(run)
     test = api.run_data(spec, None)
     result = evaluate_pix2pix(model, test)
+    result["stochastic_diversity"] = diversity(model, test.tensors[0][:200])
     if classifier is not None and (classifier / "model").is_dir() and model.config.image_shape[1] == 32:
         _, outputs, targets = translate_dataset(model, test)
         if outputs.shape[1] == 1:
@@ -67,7 +75,8 @@ def evaluate(run: Path, classifier: Path | None) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("task", choices=["edges2digits", "colorize", "facades", "classifier"])
+    p.add_argument("task", choices=["edges2digits", "colorize", "facades", "classifier", "evaluate"])
+    p.add_argument("runs", nargs="*", help="evaluate: run folders to (re-)evaluate")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", default="runs/bench-pix2pix")
     p.add_argument("--facades", default="../shared/data/facades")
@@ -80,7 +89,11 @@ def main() -> None:
     out = Path(args.out)
     classifier = Path(args.classifier) if args.classifier else out / "classifier"
     results: dict = {}
-    if args.task == "classifier":
+    if args.task == "evaluate":
+        steps = "eval"
+        for run in args.runs:
+            results[run] = evaluate(Path(run), classifier)
+    elif args.task == "classifier":
         steps = args.steps or 600
         summary, seconds = train("classifier", "mnist-embedded", classifier,
                                  [f"--train.max_steps={steps}", "--train.batch_size=64", "--train.progress=false",

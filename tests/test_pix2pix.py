@@ -204,6 +204,9 @@ def test_evaluator_and_reporter(tmp_path):
         assert result["l1"] == pytest.approx(float((model(a) - b).abs().mean()), abs=1e-6)
     assert result["n"] == 10 and 0 <= result["saturation"] <= 1
     assert evaluate_pix2pix(model, data, limit=4)["n"] == 4
+    with_features = evaluate_pix2pix(model, data, extractor="pixels")
+    assert with_features["fid"] > 0 and np.isfinite(with_features["kid"])
+    assert with_features["protocol"]["num_reference"] == 10 and "pixels" in with_features["protocol"]["extractor"]
     summary = report_pix2pix(model, tmp_path, data, data)
     assert summary["test/l1"] == pytest.approx(result["l1"])
     image = Image.open(tmp_path / "translations.png")

@@ -149,8 +149,9 @@ def _find_layout(names: list[str], split: Split, seed: int, where: str) -> tuple
     return "aligned", select(names)
 
 
-def _decode(images: list[Any], channels: int | None, size: int | None) -> Tensor:
-    """PIL images of one size -> (N, C, H, W) float32 in [0, 1]."""
+def images_to_tensor(images: list[Any], channels: int | None, size: int | None) -> Tensor:
+    """PIL images -> (N, C, H, W) float32 in [0, 1]: grey when ``channels`` is 1 (or None and every
+    image is grey), else RGB; resized to ``size``×``size`` when given (else all must share one size)."""
     from PIL import Image
 
     if channels is None:
@@ -206,7 +207,7 @@ def read_paired(path: str | Path, split: Split, *, direction: str = "AtoB", imag
             a_images.append(im.crop((0, 0, width // 2, height)))
             b_images.append(im.crop((width // 2, 0, width, height)))
         _check_sizes([im.size for im in a_images], items, image_size, where)
-    a_tensor, b_tensor = _decode(a_images, channels, image_size), _decode(b_images, channels, image_size)
+    a_tensor, b_tensor = images_to_tensor(a_images, channels, image_size), images_to_tensor(b_images, channels, image_size)
     log.info("read %d %s pairs (%s) from %s", len(items), split, kind, where)
     return (a_tensor, b_tensor) if direction == "AtoB" else (b_tensor, a_tensor)
 

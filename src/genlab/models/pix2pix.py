@@ -234,10 +234,11 @@ def translate_dataset(model: Pix2Pix, data: Any, *, batch_size: int = 100) -> tu
 
 @register_evaluator("pix2pix")
 def evaluate_pix2pix(model: Pix2Pix, test_data: Any, *, batch_size: int = 100, extractor: str | None = None,
-                     limit: int | None = None, **options: Any) -> dict[str, Any]:
-    """Test L1 (mean absolute error, pixels in [0, 1]), mean saturation of colour outputs and
-    targets, and — on request (``extractor``) — the Fréchet distance and KID of the outputs
-    against the targets on that feature extractor's features."""
+                     extractor_path: str | None = None, limit: int | None = None, **_: Any) -> dict[str, Any]:
+    """Test L1 (mean absolute error, pixels in [0, 1]) of the deterministic outputs, the mean
+    saturation of colour outputs and targets, and — when ``extractor`` names a feature extractor
+    (``classifier`` with ``extractor_path=RUN``, ``pixels``, ...) — the Fréchet distance and KID
+    of the outputs against the test targets on its features, with their protocol."""
     if limit is not None:
         test_data = test_data.head(limit)
     _, outputs, targets = translate_dataset(model, test_data, batch_size=batch_size)
@@ -246,10 +247,13 @@ def evaluate_pix2pix(model: Pix2Pix, test_data: Any, *, batch_size: int = 100, e
         result["saturation"] = mean_saturation(outputs)
         result["target_saturation"] = mean_saturation(targets)
     if extractor is not None:
-        from ..metrics import compare_features
+        from ..metrics import compare_features, get_extractor
 
-        metrics = compare_features(outputs, targets, extractor=extractor, metrics=("fid", "kid"), **options)
-        result.update({f"{k}": v for k, v in metrics.items()})
+        features = get_extractor(extractor, **({"path": extractor_path} if extractor_path else {}))
+        result.update(compare_features(
+            features(outputs), features(targets), metrics=("fid", "kid"), kid_subset_size=min(1000, len(outputs) // 2),
+            protocol={"reference": "targets of the evaluation data", "extractor": features.description},
+        ))
     return result
 
 
@@ -293,7 +297,7 @@ def translate_files(model_path: str | Path, images: Sequence[str | Path], *, out
     from PIL import Image
 
     from ..checkpoint import load
-    from ..data.paired import _decode
+    from ..data.paired import images_to_tensor
     from ..viz import save_image_grid
 
     model = load(model_path, device=device)
@@ -312,7 +316,7 @@ def translate_files(model_path: str | Path, images: Sequence[str | Path], *, out
         if half is not None:
             w, h = image.size
             image = image.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
-        a = _decode([image], channels, size)  # (1, C_in, S, S)
+        a = images_to_tensor([image], channels, size)  # (1, C_in, S, S)
         rows = translation_rows(model, a, n=n, seed=seed + i) if stochastic else torch.cat(
             [_as_rgb(a, model.config.image_shape[0]), model(a.to(model.device)).cpu()])
         path = out_dir / f"{file.stem}-translated.png"
