@@ -54,9 +54,12 @@ def test_sample_modes_predict_shapes_and_order():
     assert means.shape == (5, 4, 3) and weights.shape == (5, 4)
     assert torch.all(weights[:, :-1] >= weights[:, 1:])
     assert torch.allclose(weights.sum(1), torch.ones(5), atol=1e-5)
-    pred = model.predict(x)
-    # the prediction is one of the component means
+    pred = model.predict(x, refine_steps=0)
+    # without refinement the prediction is one of the component means
     assert ((means - pred[:, None]).abs().amax(-1) < 1e-6).any(1).all()
+    # refinement only ever climbs the mixture density
+    dist = model.distribution(x)
+    assert torch.all(dist.log_prob(model.predict(x)) >= dist.log_prob(pred) - 1e-4)
     with pytest.raises(GenlabError, match="conditional"):
         model.sample(3)
     with pytest.raises(DataError, match="expects inputs"):
@@ -71,7 +74,22 @@ def test_samples_follow_the_mixture():
         model.network[-1].bias.copy_(raw[0])
     s = model.sample(torch.zeros(1, 1), 8000, generator=torch.Generator().manual_seed(0)).flatten()
     assert abs(float((s > 0).float().mean()) - 0.75) < 0.02
-    assert abs(float(model.predict(torch.zeros(1, 1))) - 2.0) < 1e-5  # the heavier mode
+    assert abs(float(model.predict(torch.zeros(1, 1))) - 2.0) < 1e-3  # the heavier mode
+
+
+def test_predict_finds_the_mode_of_overlapping_components():
+    """Two equal components at -0.5 and +0.5 with scale 1 make ONE mode at 0 (no mean is a mode);
+    a third, lighter and narrow component at 3 is a lower mode."""
+    model = build_model("mdn", {"x_dim": 1, "y_dim": 1, "num_components": 3, "hidden_dims": [4], "scale": "exp"})
+    logits = [0.0, 0.0, math.log(0.3)]
+    locs = [-0.5, 0.5, 3.0]
+    log_scales = [0.0, 0.0, math.log(0.5)]
+    with torch.no_grad():
+        model.network[-1].weight.zero_()
+        model.network[-1].bias.copy_(torch.tensor(logits + locs + log_scales))
+    pred = float(model.predict(torch.zeros(1, 1)))
+    assert abs(pred) < 1e-3
+    assert abs(float(model.predict(torch.zeros(1, 1), refine_steps=0)) - 3.0) > 1  # a mean, not the mode
 
 
 def test_mdn_beats_single_gaussian_on_inverse_sine():
