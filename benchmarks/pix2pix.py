@@ -30,6 +30,8 @@ DIGITS = ["--model.num_filters=16", "--model.discriminator_filters=16", "--train
 FACADES = ["--model.num_filters=32", "--model.discriminator_filters=32", "--train.batch_size=4",
            "--train.log_every=50", "--train.eval_batches=8", "--train.progress=false", "--train.tensorboard=false"]
 
+VARIANTS = {"pix2pix": [], "l1-only": ["--model.adversarial_weight=0"]}
+
 
 def train(name: str, data: str, out: Path, overrides: list[str]) -> tuple[dict, float]:
     print("genlab train " + " ".join([name, "--data", data, "--out", str(out), *overrides]), flush=True)
@@ -82,7 +84,7 @@ def main() -> None:
     p.add_argument("--facades", default="../shared/data/facades")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--classifier", default=None, help="classifier run for FD/KID (default OUT/classifier)")
-    p.add_argument("--l1-baseline", action="store_true", help="facades: also train the L1-only model")
+    p.add_argument("--variants", default="pix2pix,l1-only", help="which models to train (comma list)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -101,14 +103,14 @@ def main() -> None:
         results["classifier"] = {"seconds": seconds, **{k: v for k, v in summary.items() if isinstance(v, float)}}
     elif args.task in ("edges2digits", "colorize"):
         steps = args.steps or 1500
-        variants = {"pix2pix": [], "l1-only": ["--model.adversarial_weight=0"]}
+        variants = {k: v for k, v in VARIANTS.items() if k in args.variants.split(",")}
         for variant, extra in variants.items():
             run = out / f"{args.task}-{variant}"
             _, seconds = train("pix2pix", args.task, run, DIGITS + [f"--train.max_steps={steps}"] + extra)
             results[variant] = {"seconds": round(seconds, 1), "steps": steps, **evaluate(run, classifier)}
     else:
         steps = args.steps or 1000
-        variants = {"pix2pix": []} if not args.l1_baseline else {"pix2pix": [], "l1-only": ["--model.adversarial_weight=0"]}
+        variants = {k: v for k, v in VARIANTS.items() if k in args.variants.split(",")}
         for variant, extra in variants.items():
             run = out / f"facades-{variant}"
             _, seconds = train("pix2pix", f"facades:{args.facades}", run, FACADES + [f"--train.max_steps={steps}"] + extra)
