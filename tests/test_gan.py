@@ -193,6 +193,8 @@ def test_truncation_bounds_latents_and_keeps_samples_reproducible():
     s1 = model.sample(4, generator=torch.Generator().manual_seed(3), truncation=0.7)
     s2 = model.sample(4, generator=torch.Generator().manual_seed(3), truncation=0.7)
     assert torch.equal(s1, s2)
+    with pytest.raises(ConfigError, match="unconditional"):
+        model.sample(2, label=3)
 
 
 def test_config_errors_are_readable():

@@ -37,7 +37,7 @@ from ..data.base import ArrayDataset
 from ..errors import ConfigError, DataError
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
-from ..registry import register_evaluator, register_model
+from ..registry import register_evaluator, register_model, register_reporter
 from .base import Batch, GenerativeModel, LossOutput, Phase
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,8 @@ class GAN(GenerativeModel):
 
     # ------------------------------------------------------------------ generation
     def _labels(self, n: int, label: Any, device: torch.device) -> Tensor | None:
+        if label is not None:
+            raise ConfigError("this GAN is unconditional; labels need a cgan")
         return None
 
     def decode(self, z: Tensor, label: Any = None) -> Tensor:
@@ -427,3 +429,20 @@ def evaluate_gan(model: GAN, test_data: ArrayDataset, *, num_samples: int | None
     if not model.is_image:
         raise DataError("GAN evaluation needs image data or a toy mixture with mode centres (ring8, grid25)")
     return _evaluate_images(model, test_data, num_samples, seed, extractor, extractor_path, batch_size, **options)
+
+
+@register_reporter("gan")
+@register_reporter("cgan")
+def report_gan(model: GAN, run_dir: Any, train_data: ArrayDataset, test_data: ArrayDataset | None) -> dict[str, Any] | None:
+    """End of `genlab train` on ring/grid data: mode statistics (PacGAN protocol) into the summary and
+    a scatter of 2,500 samples over the test points as ``modes.png``."""
+    from pathlib import Path
+
+    from ..viz import save_image_grid
+
+    if test_data is None or "centres" not in test_data.info:
+        return None
+    stats = _evaluate_modes(model, test_data, 2500, seed=0)
+    samples = model.sample(2500, generator=torch.Generator(model.device).manual_seed(0))
+    save_image_grid(scatter_image(test_data.x[:2500], samples, size=384)[None], Path(run_dir) / "modes.png")
+    return {k: v for k, v in stats.items() if isinstance(v, float)}
