@@ -24,7 +24,7 @@ def trained():
     model = build_model("classifier", {"image_shape": [1, 8, 8], "num_classes": 2, "channels": [4], "kernel_size": 3,
                                        "hidden_dim": 16, "dropout": 0.0, "augment_shift": 0})
     x, y = _blobs(512, 0)
-    cfg = TrainConfig(max_steps=150, batch_size=64, lr=3e-3, progress=False, tensorboard=False, device="cpu", eval_every=10**6,
+    cfg = TrainConfig(max_steps=80, batch_size=64, lr=5e-3, fused_optimizer=False, progress=False, tensorboard=False, device="cpu", eval_every=10**6,
                       checkpoint_every=10**6, sample_every=10**6)
     Trainer(model, ArrayDataset((x, y)), cfg).fit()
     return model.eval()
@@ -104,3 +104,24 @@ def test_table_and_errors(trained):
         fgsm(trained, x * 3, y, eps=0.1)
     with pytest.raises(ConfigError, match="norm"):
         fgsm(trained, x, y, eps=0.1, norm="l1")
+
+
+def test_attack_cli_prints_table_and_writes_figure(tmp_path, capsys):
+    import json
+
+    from genlab.checkpoint import save_model
+    from genlab.cli import main
+
+    torch.manual_seed(0)
+    model = build_model("classifier", {"image_shape": [1, 28, 28], "num_classes": 10, "channels": [2], "hidden_dim": 8})
+    save_model(model, tmp_path / "clf")
+    figure = tmp_path / "attack.png"
+    code = main(["attack", str(tmp_path / "clf"), "--data", "mnist-embedded", "--limit", "16", "--eps", "0.05,0.1",
+                 "--steps", "2", "-o", str(figure)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "clean" in out and "fgsm" in out and "pgd" in out
+    rows = json.loads(figure.with_suffix(".json").read_text())
+    assert [(r["method"], r["eps"]) for r in rows] == [("clean", 0.0), ("fgsm", 0.05), ("fgsm", 0.1), ("pgd", 0.05), ("pgd", 0.1)]
+    assert figure.is_file() and figure.stat().st_size > 5_000
+    assert main(["attack", str(tmp_path / "clf"), "--data", "mnist-embedded", "--method", "cw"]) == 2  # one-line error

@@ -69,3 +69,17 @@ def test_distribution_generator_samples_from_head():
     state = torch.get_rng_state()
     sample_distribution(torch.distributions.Normal(torch.zeros(3), 1.0), generator=torch.Generator().manual_seed(0))
     assert torch.equal(state, torch.get_rng_state())  # the global RNG is left alone
+
+
+def test_figure_cli_writes_the_random_generator_figures(tmp_path, capsys):
+    from genlab.cli import main
+
+    assert main(["figure", "random-generator", "--quick", "-o", str(tmp_path)]) == 0
+    assert main(["figure", "untrained-conv", "--quick", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("random-generator.png", "untrained-conv.png"):
+        path = tmp_path / name
+        assert path.is_file() and path.stat().st_size > 10_000 and str(path) in out
+    assert "excess_kurtosis" in out
+    with pytest.raises(SystemExit):
+        main(["figure", "no-such-figure"])

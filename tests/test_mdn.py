@@ -92,6 +92,7 @@ def test_predict_finds_the_mode_of_overlapping_components():
     assert abs(float(model.predict(torch.zeros(1, 1), refine_steps=0)) - 3.0) > 1  # a mean, not the mode
 
 
+@pytest.mark.slow
 def test_mdn_beats_single_gaussian_on_inverse_sine():
     """The point of the family: several answers per input. Quick training, clear gap in test NLL."""
     data = load_dataset(DataConfig(name="inverse-sine", size=2000))
@@ -123,3 +124,17 @@ def test_mse_regressor_and_arm_success():
     assert bool(hit.all()) and 0 < float(two.float().mean()) < 1
     wrong, _ = arm_success(arm_data.y + 0.2, arm_data.x, arm)
     assert float(wrong.float().mean()) < 0.2
+
+
+@pytest.mark.slow
+def test_train_mdn_on_robot_arm_through_the_api(tmp_path):
+    from genlab import api
+
+    summary = api.train("mdn", data="robot-arm", out=tmp_path / "run",
+                        overrides=["train.max_steps=30", "data.size=512", "train.progress=false", "train.tensorboard=false"])
+    assert summary["steps"] == 30
+    assert 0 <= summary["reach_rate"] <= 1 and "reach_rate_two_solutions" in summary  # the reporter's numbers
+    assert (tmp_path / "run" / "arm_modes.png").is_file()
+    model, spec = api.load_run(tmp_path / "run")
+    assert model.config.x_dim == 2 and model.config.y_dim == 2  # filled from the data
+    assert set(api.evaluate(model, api.run_data(spec, None))) >= {"nll", "mse", "reach_rate"}
