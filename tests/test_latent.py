@@ -326,3 +326,75 @@ def test_projection_errors():
         project(model, torch.rand(2, *SHAPE), method="encoder")
     with pytest.raises(ConfigError):
         project(model, torch.rand(2, *SHAPE), method="magic")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+@pytest.fixture
+def face_run(tmp_path, monkeypatch):
+    """A run folder (untrained tiny AE + run.json) over a labelled-folder dataset of 8x8 faces."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from genlab.api import RunSpec
+    from genlab.data import DataConfig
+    from genlab.models import build_model
+    from genlab.training.trainer import TrainConfig
+
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "faces"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["file,Smiling,Male"]
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(data / f"{i:03d}.png")
+        rows.append(f"{i:03d}.png,{i % 2},{i % 3 == 0:d}")
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+    config = {"architecture": "mlp", "image_shape": [3, 8, 8], "latent_dim": 4, "hidden_dims": [16]}
+    run = tmp_path / "run"
+    build_model("autoencoder", config).save_pretrained(str(run / "model"))
+    spec = RunSpec("autoencoder", config, DataConfig(name="labelled-folder", path=str(data), options={"test_size": 6}),
+                   TrainConfig())
+    (run / "run.json").write_text(json.dumps(spec.to_dict()))
+    return run, data
+
+
+def _cli(monkeypatch, *argv: str) -> int:
+    from genlab import cli
+
+    monkeypatch.setattr(cli, "_MODULES", ["latent"])  # only the commands under test
+    return cli.main(list(argv))
+
+
+def _png_size(path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_cli_latent_commands(face_run, monkeypatch, capsys):
+    run, data = face_run
+    a, b = str(data / "000.png"), str(data / "001.png")
+    assert _cli(monkeypatch, "interpolate", str(run), "--seeds", "3", "4", "--steps", "5", "--slerp") == 0
+    assert _png_size(run / "interpolate.png") == (2 + 5 * 10, 2 + 10)  # 5 cells of 8 px + 2 px padding
+    assert _cli(monkeypatch, "interpolate", str(run), "--from", a, "--to", b, "--steps", "4", "-o", str(run / "ab.png")) == 0
+    assert _png_size(run / "ab.png")[0] == 2 + 6 * 10  # the two originals frame the 4 steps
+    assert _cli(monkeypatch, "grid", str(run), "--steps", "3") == 0
+    assert _png_size(run / "grid.png") == (32, 32)
+    assert _cli(monkeypatch, "attribute", str(run), "--attr", "Smiling", "--labelled", "5", "--scales=-1,0,1", "--count", "2") == 0
+    assert _png_size(run / "attribute-Smiling.png") == (2 + 4 * 10, 2 + 2 * 10)
+    assert _cli(monkeypatch, "project", str(run), a, b, "--method", "optimize", "--steps", "5", "--restarts", "1",
+                "--save-codes", str(run / "z.safetensors")) == 0
+    out = capsys.readouterr().out
+    assert "mean MSE" in out and "(optimize)" in out
+    from genlab.checkpoint import load_tensors
+
+    assert load_tensors(run / "z.safetensors")["z"].shape == (2, 4)
+    # bad input: one line on stderr, exit status 2
+    assert _cli(monkeypatch, "attribute", str(run), "--attr", "Bald") == 2
+    assert _cli(monkeypatch, "interpolate", str(run), "--from", a) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "unknown attribute 'Bald'" in err[0] and "--from and --to" in err[1]
