@@ -58,11 +58,12 @@ def test_pgd_at_least_as_strong_as_fgsm_and_both_hurt(trained):
     x, y = _blobs(400, 2)
     clean = robust_accuracy(trained, x, y, method=None)
     assert clean > 0.95
-    for eps in (0.05, 0.1, 0.15):
+    for eps in (0.05, 0.1, 0.2):
         acc_fgsm = robust_accuracy(trained, x, y, method="fgsm", eps=eps)
         acc_pgd = robust_accuracy(trained, x, y, method="pgd", eps=eps, steps=20)
         assert acc_pgd <= acc_fgsm + 1e-9, (eps, acc_pgd, acc_fgsm)
-    assert robust_accuracy(trained, x, y, method="pgd", eps=0.15, steps=20) < 0.5 * clean
+    # the class means differ by 0.4 on half the pixels: past eps = 0.2 every example can be flipped
+    assert robust_accuracy(trained, x, y, method="pgd", eps=0.25, steps=20) < 0.5 * clean
 
 
 def test_targeted_pgd_reaches_the_target(trained):
