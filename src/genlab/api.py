@@ -132,7 +132,8 @@ def train(
     net, train_data, test_data = build(spec, explicit)
     if dry_run:
         batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
-        losses = {p.name: float(net.loss(batch, p.name).total) for p in net.phases()}
+        with torch.no_grad():
+            losses = {p.name: float(net.loss(batch, p.name).total) for p in net.phases()}
         return {"run_dir": str(run_dir), "dry_run": True, "spec": spec.to_dict(), "parameters": net.num_parameters(),
                 "train_examples": len(train_data), "test_examples": len(test_data) if test_data is not None else 0,
                 "first_batch_loss": losses}

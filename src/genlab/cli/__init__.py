@@ -66,10 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd: Command = args._command
     if extra and not cmd.accepts_overrides:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    bad = [e for e in extra if not (e.startswith("--") and "." in e.split("=", 1)[0])]
+    args.overrides = _join_override_values(extra)
+    bad = [e for e in args.overrides if not (e.startswith("--") and "." in e.split("=", 1)[0])]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides look like --train.lr=3e-4)")
-    args.overrides = _join_override_values(extra)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return cmd.run(args) or 0
@@ -90,7 +90,7 @@ def _join_override_values(extra: list[str]) -> list[str]:
         if "=" not in item and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
             item = f"{item}={extra[i + 1]}"
             i += 1
-        out.append(item.removeprefix("--"))
+        out.append(item)
         i += 1
     return out
 

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genlab.cli import COMMANDS, build_parser, main
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("train", "sample", "reconstruct", "evaluate", "plot-latent"):
+        assert name in out
+
+
+@pytest.mark.parametrize("name", sorted(build_parser() and COMMANDS))
+def test_every_subcommand_has_complete_help(name, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([name, "--help"])
+    assert info.value.code == 0
+    assert len(capsys.readouterr().out.splitlines()) > 3
+
+
+def test_dry_run_resolves_builds_and_computes_one_loss(capsys, tmp_path):
+    code = main(["train", "vae", "--dry-run", "--out", str(tmp_path / "r"), "--model.latent_dim", "2", "--data.limit=256"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["spec"]["model_config"]["latent_dim"] == 2
+    assert summary["spec"]["model_config"]["image_shape"] == [1, 28, 28]  # filled from the data
+    assert summary["train_examples"] == 256 and summary["test_examples"] == 1000
+    assert summary["first_batch_loss"]["main"] > 0
+    assert not (tmp_path / "r").exists()  # a dry run writes nothing
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "vea"], "unknown model 'vea'"),
+    (["train", "vae", "--dry-run", "--train.lrr=1"], "unknown field 'train.lrr'"),
+    (["train", "vae", "--dry-run", "--data", "/no/such/path"], "/no/such/path"),
+    (["train", "vae", "--dry-run", "--model.latent_dim=0"], "latent_dim must be >= 1"),
+    (["sample", "/no/such/run"], "no such model or run folder"),
+])
+def test_bad_input_is_one_line_error_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_train_then_inspect_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "vae", "--out", str(run), "--data.limit=256", "--model.hidden_dims=[64,32]",
+                 "--train.max_steps=12", "--train.batch_size=64", "--train.progress=false"]) == 0
+    for name in ("run.json", "metrics.csv", "metrics.json", "samples.png", "reconstructions.png", "latent.png",
+                 "curves.png", "model/config.json", "model/model.safetensors"):
+        assert (run / name).is_file(), name
+    assert main(["train", "vae", "--out", str(run)]) == 2  # refuses to overwrite a run
+    assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
+    assert main(["evaluate", str(run), "-k", "5", "--limit", "50"]) == 0
+    metrics = json.loads((run / "evaluation.json").read_text())
+    assert metrics["examples"] == 50 and metrics["iwae_nll"] <= -metrics["elbo"] + 5.0
+    assert main(["plot-latent", str(run), "-o", str(tmp_path / "z.png")]) == 0
+    assert main(["reconstruct", str(run), "-o", str(tmp_path / "r.png")]) == 0
+    assert all((tmp_path / f).is_file() for f in ("s.png", "z.png", "r.png"))

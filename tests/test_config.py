@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genlab.api import resolve
+from genlab.config import apply_overrides, load_config_file, parse_override
+from genlab.data import DataConfig
+from genlab.errors import ConfigError
+from genlab.models import build_model
+from genlab.models.vae import VAEConfig
+from genlab.registry import MODELS
+from genlab.training import TrainConfig
+
+
+def test_configs_validate_on_construction_with_readable_errors():
+    with pytest.raises(ConfigError, match="latent_dim must be >= 1"):
+        VAEConfig(latent_dim=0)
+    with pytest.raises(ConfigError, match="must be one of"):
+        VAEConfig.from_dict({"likelihood": "poisson"})
+    with pytest.raises(ConfigError, match="must be an integer"):
+        VAEConfig.from_dict({"latent_dim": 2.5})
+    with pytest.raises(ConfigError, match="unknown field.*latent_size.*valid:.*latent_dim"):
+        VAEConfig.from_dict({"latent_size": 2})
+
+
+def test_json_roundtrip_and_typed_coercion():
+    config = VAEConfig.from_dict({"image_shape": [3, 32, 32], "hidden_dims": "64,32", "beta": "0.5"})
+    assert config.image_shape == (3, 32, 32) and config.hidden_dims == (64, 32) and config.beta == 0.5
+    assert VAEConfig.from_dict(json.loads(config.to_json())) == config
+
+
+def test_overrides_are_typed_and_checked_against_fields():
+    assert parse_override("--model.latent_dim=2") == (["model", "latent_dim"], 2)
+    assert parse_override("train.grad_clip=none") == (["train", "grad_clip"], None)
+    schema = {"model": VAEConfig, "train": TrainConfig, "data": DataConfig}
+    out = apply_overrides({}, ["model.latent_dim=2", "train.betas=[0.5,0.99]", "data.options.radius=2"], schema)
+    assert out == {"model": {"latent_dim": 2}, "train": {"betas": [0.5, 0.99]}, "data": {"options": {"radius": 2}}}
+    with pytest.raises(ConfigError, match="unknown field 'train.lrr'.*lr"):
+        apply_overrides({}, ["train.lrr=1"], schema)
+    with pytest.raises(ConfigError, match="unknown config section 'modle'"):
+        apply_overrides({}, ["modle.latent_dim=1"], schema)
+
+
+def test_config_file_layers_under_overrides(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nlatent_dim = 4\narchitecture = "conv"\n[train]\nepochs = 3\nlr = 0.01\n')
+    spec, explicit = resolve("vae", config_file=path, overrides=["train.lr=0.002"])
+    assert spec.model_config["latent_dim"] == 4 and spec.train.epochs == 3 and spec.train.lr == 0.002
+    assert spec.data.binarize == "dynamic"  # the VAE family's default
+    assert {"latent_dim", "architecture"} <= explicit
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\n")
+    with pytest.raises(ConfigError, match="cannot parse config file"):
+        load_config_file(bad)
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ConfigError) as info:
+        build_model("vea")
+    assert "unknown model 'vea'" in str(info.value)
+    assert all(name in str(info.value) for name in MODELS)
