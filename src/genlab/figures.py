@@ -92,6 +92,7 @@ def plot_conditional_density(models: dict[str, Any], data: Any, path: str | Path
         ax.scatter(x[:600].numpy(), y[:600].numpy(), s=2, c="white", alpha=0.35, linewidths=0)
         ax.plot(xs.numpy(), model.predict(xs[:, None].to(device)).cpu()[:, 0].numpy(), c="cyan", lw=1.2, label="prediction")
         nll = -float(model.log_prob(data.tensors[0].to(device), data.tensors[1].to(device)).mean())
+        ax.set_ylim(float(ys[0]), float(ys[-1]))
         ax.set_title(f"{label}: p(t | x), test NLL {nll:.3f}")
         ax.set_xlabel("x")
         ax.set_ylabel("t")
