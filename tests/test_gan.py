@@ -248,3 +248,18 @@ def test_image_evaluator_reports_metrics_with_protocol():
     p = result["protocol"]
     assert p["num_generated"] == p["num_reference"] == 40 and p["feature_dim"] == 256
     assert "test split of fake-mnist" in p["reference"] and "pixels" in p["extractor"]
+
+
+def test_genlab_train_fills_shapes_from_data_and_reports_modes(tmp_path):
+    from genlab import api
+
+    summary = api.train("gan", data="ring8", out=tmp_path / "ring", overrides=[
+        "model.latent_dim=2", "model.generator_hidden=[16]", "model.discriminator_hidden=[16]", "data.size=256",
+        "train.max_steps=4", "train.batch_size=32", "train.progress=false", "train.tensorboard=false"])
+    assert summary["num_modes"] == 8 and "modes" in summary and "high_quality" in summary
+    assert (tmp_path / "ring" / "modes.png").is_file() and (tmp_path / "ring" / "samples.png").is_file()
+    dry = api.train("cgan", data="mnist-embedded", dry_run=True, overrides=[
+        "model.generator_channels=4", "model.discriminator_channels=4", "train.batch_size=8"])
+    config = dry["spec"]["model_config"]
+    assert config["num_classes"] == 10 and config["image_shape"] == [1, 28, 28]
+    assert all(math.isfinite(v) for v in dry["first_batch_loss"].values())
