@@ -62,11 +62,23 @@ def diversity(model, inputs: torch.Tensor, n: int = 4, seed: int = 0) -> float:
     return float((samples[:, :, None] - samples[:, None]).abs().mean() * n / (n - 1))  # excludes i == j
 
 
+def hue_sextants(images: torch.Tensor, min_value: float = 0.2) -> list[int]:
+    """How many outputs fall in each sixth of the colour wheel (by the argmax/argmin channel of
+    their mean lit colour): does the model pick varied hues or one colour for every input?"""
+    lit = (images.amax(1, keepdim=True) > min_value).float()
+    colour = (images * lit).sum((2, 3)) / lit.sum((2, 3)).clamp_min(1)  # (N, 3)
+    key = colour.argmax(1) * 3 + colour.argmin(1)  # 6 valid (max, min) pairs = 6 sextants
+    return [int((key == k).sum()) for k in (2, 5, 3, 6, 7, 1)]  # red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta, magenta-red
+
+
 def evaluate(run: Path, classifier: Path | None) -> dict:
     model, spec = api.load_run(run)
     test = api.run_data(spec, None)
     result = evaluate_pix2pix(model, test)
     result["stochastic_diversity"] = diversity(model, test.tensors[0][:200])
+    if model.config.image_shape[0] == 3 and spec is not None and spec.data.name == "colorize":
+        _, outputs, targets = translate_dataset(model, test)
+        result["output_hue_sextants"], result["target_hue_sextants"] = hue_sextants(outputs), hue_sextants(targets)
     if classifier is not None and (classifier / "model").is_dir() and model.config.image_shape[1] == 32:
         _, outputs, targets = translate_dataset(model, test)
         if outputs.shape[1] == 1:
