@@ -225,4 +225,6 @@ def test_translate_cli_writes_one_grid_per_image(tmp_path, capsys):
     grid = Image.open(tmp_path / "out" / "x-translated.png")
     assert grid.size == (2 * (2 + 5 * 18), 2 * (2 + 18))  # input | 3 samples | deterministic
     assert "x-translated.png" in capsys.readouterr().out
+    assert main(["translate", str(tmp_path / "model"), str(tmp_path / "x.png"), "--deterministic", "-o", str(tmp_path / "d")]) == 0
+    assert Image.open(tmp_path / "d" / "x-translated.png").size == (2 * (2 + 2 * 18), 2 * (2 + 18))  # input | output
     assert main(["translate", str(tmp_path / "model"), str(tmp_path / "missing.png")]) == 2

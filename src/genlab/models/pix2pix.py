@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import Config, check
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..nn.unet import PatchDiscriminator, UNetGenerator, patch_layers_for
 from ..registry import register_evaluator, register_model, register_reporter
 from .base import Batch, GenerativeModel, LossOutput, Phase
@@ -302,7 +302,7 @@ def translate_files(model_path: str | Path, images: Sequence[str | Path], *, out
 
     model = load(model_path, device=device)
     if not isinstance(model, Pix2Pix):
-        raise DataError(f"{model_path} holds a {type(model).registry_name!r} model, not pix2pix")
+        raise ConfigError(f"{model_path} holds a {type(model).registry_name!r} model, not pix2pix")
     channels, size, _ = model.config.input_shape or model.config.image_shape
     out_dir = Path(out_dir)
     written = []
@@ -320,6 +320,8 @@ def translate_files(model_path: str | Path, images: Sequence[str | Path], *, out
         rows = translation_rows(model, a, n=n, seed=seed + i) if stochastic else torch.cat(
             [_as_rgb(a, model.config.image_shape[0]), model(a.to(model.device)).cpu()])
         path = out_dir / f"{file.stem}-translated.png"
+        if path in written:  # two inputs with one name (from different folders)
+            path = out_dir / f"{file.stem}-{i}-translated.png"
         save_image_grid(rows, path, nrow=rows.shape[0], scale=2)
         written.append(path)
     return written
