@@ -53,10 +53,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--labelled", type=int, default=20, help="labelled faces per group for the vector")
     p.add_argument("--edit-count", type=int, default=200, help="held-out faces edited per direction")
     p.add_argument("--samples", type=int, default=1000, help="samples per sampler for the Frechet distances")
-    p.add_argument("--project-count", type=int, default=32, help="held-out faces to project")
-    p.add_argument("--project-steps", type=int, default=150)
+    p.add_argument("--project-count", type=int, default=16, help="held-out faces to project")
+    p.add_argument("--project-steps", type=int, default=100)
     p.add_argument("--classifier-epochs", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--note", default="", help="a sentence for RESULTS.md about how the runs were trained")
     p.add_argument("--out", default=str(HERE / "out" / "latent_celeba"))
     p.add_argument("--results", default=str(HERE / "RESULTS.md"))
     return p.parse_args()
@@ -225,12 +226,14 @@ def main() -> int:
     return 0
 
 
-def _training_seconds(run: Path) -> float | None:
-    """Wall time of a finished run: run.json is written at the start, model/ at the end."""
-    try:
-        return round((run / "model" / "config.json").stat().st_mtime - (run / "run.json").stat().st_mtime)
-    except OSError:
-        return None
+def _training_seconds(run: Path) -> dict:
+    """Which weights a run provides (its exported model/, else its latest checkpoint) and the wall
+    time until they were written (run.json is written when training starts)."""
+    from genlab.checkpoint import resolve_model_dir
+
+    weights = resolve_model_dir(run)
+    seconds = (weights / "config.json").stat().st_mtime - (run / "run.json").stat().st_mtime
+    return {"weights": weights.name if weights.name != "model" else "model (finished run)", "seconds": round(seconds)}
 
 
 def _decode(model, z: torch.Tensor) -> torch.Tensor:
@@ -267,8 +270,8 @@ def write_results(path: Path, r: dict, args: argparse.Namespace) -> None:
         "```",
         "",
         "The two trainings ran side by side. "
-        f"Training wall time: AE {r['training_seconds']['AE']} s, "
-        f"VAE {r['training_seconds']['VAE']} s.",
+        f"Weights used and training wall time until they were written: AE {r['training_seconds']['AE']}, "
+        f"VAE {r['training_seconds']['VAE']}. {args.note}",
         "",
         f"**Independent {args.attr} classifier** (genlab `classifier`, trained {c['epochs']} epochs on the "
         f"{c['train_faces']} training faces that are not among the {args.labelled}+{args.labelled} labelled faces of "
