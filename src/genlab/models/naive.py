@@ -40,8 +40,8 @@ class NaiveConfig(Config):
     def validate(self) -> None:
         check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
         check(self.x_dim >= 1, f"model.x_dim must be >= 1, got {self.x_dim}")
-        check(self.image_shape is not None or self.generator == "mlp", "model.generator=conv needs image data (model.image_shape)")
-        check(self.image_shape is not None or self.loss != "bce", "model.loss=bce needs image data in [0, 1] (model.image_shape)")
+        # conv generator and BCE need image_shape, which image data fills in after validation; the
+        # model checks them when it is built
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -60,6 +60,8 @@ class NaiveGenerator(GenerativeModel):
     def __init__(self, config: NaiveConfig) -> None:
         super().__init__(config)
         images = config.image_shape is not None
+        check(images or config.generator == "mlp", "model.generator=conv needs image data (model.image_shape)")
+        check(images or config.loss != "bce", "model.loss=bce needs image data in [0, 1] (model.image_shape)")
         if config.generator == "conv":
             self.generator = ConvGenerator(config.latent_dim, config.image_shape, base_channels=config.base_channels)  # type: ignore[arg-type]
         else:
