@@ -115,6 +115,13 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     full = tmp_path / "full"
     subprocess.run(_genlab(*TRAIN_ARGS, "--out", str(full)), check=True, env=env, capture_output=True)
 
+    again = tmp_path / "again"  # the same command twice gives the same weights
+    subprocess.run(_genlab(*TRAIN_ARGS, "--train.max_steps=60", "--out", str(again)), check=True, env=env, capture_output=True)
+    again2 = tmp_path / "again2"
+    subprocess.run(_genlab(*TRAIN_ARGS, "--train.max_steps=60", "--out", str(again2)), check=True, env=env, capture_output=True)
+    x, y = load_tensors(again / "model" / WEIGHTS_NAME), load_tensors(again2 / "model" / WEIGHTS_NAME)
+    assert all(torch.equal(x[k], y[k]) for k in x)
+
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_genlab(*TRAIN_ARGS, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

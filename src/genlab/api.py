@@ -23,6 +23,7 @@ from .models import build_model
 from .models.base import GenerativeModel
 from . import reports  # noqa: F401  (registers the autoencoder and VAE evaluators and reporters)
 from .registry import EVALUATORS, MODELS, REPORTERS
+from .runtime import seed_everything
 from .training.trainer import FitResult, TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def build(spec: RunSpec, explicit: set[str] | None = None) -> tuple[GenerativeMo
     cls = MODELS.get(spec.model)
     config = cls.adapt_config(spec.model_config, train_data.info, explicit if explicit is not None else set(spec.model_config))
     spec.model_config = cls.config_class.from_dict(config).to_dict()
+    seed_everything(spec.train.seed)  # the initial weights are part of what a seed reproduces
     return build_model(spec.model, spec.model_config), train_data, test_data
 
 
