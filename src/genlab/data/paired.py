@@ -65,6 +65,10 @@ class _ImageFiles:
         if not self.names:
             raise DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
 
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
     def open(self, name: str) -> Any:
         from PIL import Image, UnidentifiedImageError
 
@@ -176,12 +180,8 @@ def _check_sizes(sizes: list[tuple[int, int]], names: list[str], image_size: int
         )
 
 
-def read_paired(path: str | Path, split: Split, *, direction: str = "AtoB", image_size: int | None = None,
-                channels: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Read ``split`` of a paired folder or zip as (input, target) tensors; see the module doc."""
-    if direction not in DIRECTIONS:
-        raise DataError(f"data.options.direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
-    files = _ImageFiles(Path(path))
+def _read_pairs(files: _ImageFiles, split: Split, image_size: int | None, channels: int | None,
+                seed: int) -> tuple[Tensor, Tensor, str, int]:
     names, root = _strip_common_root(files.names)
     where = str(files.path)
     kind, items = _find_layout(names, split, seed, where)
@@ -208,7 +208,20 @@ def read_paired(path: str | Path, split: Split, *, direction: str = "AtoB", imag
             b_images.append(im.crop((width // 2, 0, width, height)))
         _check_sizes([im.size for im in a_images], items, image_size, where)
     a_tensor, b_tensor = images_to_tensor(a_images, channels, image_size), images_to_tensor(b_images, channels, image_size)
-    log.info("read %d %s pairs (%s) from %s", len(items), split, kind, where)
+    return a_tensor, b_tensor, kind, len(items)
+
+
+def read_paired(path: str | Path, split: Split, *, direction: str = "AtoB", image_size: int | None = None,
+                channels: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Read ``split`` of a paired folder or zip as (input, target) tensors; see the module doc."""
+    if direction not in DIRECTIONS:
+        raise DataError(f"data.options.direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+    files = _ImageFiles(Path(path))
+    try:
+        a_tensor, b_tensor, kind, count = _read_pairs(files, split, image_size, channels, seed)
+    finally:
+        files.close()
+    log.info("read %d %s pairs (%s) from %s", count, split, kind, files.path)
     return (a_tensor, b_tensor) if direction == "AtoB" else (b_tensor, a_tensor)
 
 
