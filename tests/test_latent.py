@@ -5,6 +5,7 @@ property can be checked exactly; the real AE/VAE/GAN contract is only ``decode``
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -364,7 +365,7 @@ def face_run(tmp_path, monkeypatch):
 def _cli(monkeypatch, *argv: str) -> int:
     from genlab import cli
 
-    monkeypatch.setattr(cli, "_MODULES", ["latent"])  # only the commands under test
+    monkeypatch.setattr(cli, "_MODULES", ["latent", "inspect"])  # only the commands under test
     return cli.main(list(argv))
 
 
@@ -393,6 +394,13 @@ def test_cli_latent_commands(face_run, monkeypatch, capsys):
     from genlab.checkpoint import load_tensors
 
     assert load_tensors(run / "z.safetensors")["z"].shape == (2, 4)
+    # genlab sample --latent-density: codes from a density fitted to the encoded training faces
+    assert _cli(monkeypatch, "sample", str(run), "-n", "6", "--latent-density", "gaussian", "-o", str(run / "g.png")) == 0
+    assert _png_size(run / "g.png") == (2 + 3 * 10, 2 + 2 * 10)
+    if importlib.util.find_spec("sklearn") is not None:
+        assert _cli(monkeypatch, "sample", str(run), "-n", "4", "--latent-density", "gmm:2", "-o", str(run / "m.png")) == 0
+    assert _cli(monkeypatch, "sample", str(run), "--latent-density", "gmm:x") == 2
+    capsys.readouterr()
     # bad input: one line on stderr, exit status 2
     assert _cli(monkeypatch, "attribute", str(run), "--attr", "Bald") == 2
     assert _cli(monkeypatch, "interpolate", str(run), "--from", a) == 2

@@ -22,6 +22,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", type=int, default=None, help="class label, for class-conditional models")
     p.add_argument("--truncation", type=float, default=None, help="truncation of the latent, for models that support it")
     p.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    p.add_argument("--latent-density", metavar="SPEC", default=None,
+                   help="decode codes drawn from a density fitted to the encoded training set instead of the "
+                        "prior: gaussian or gmm:K (for autoencoders; gmm needs scikit-learn)")
 
 
 @command("sample", "draw samples from a trained model into a PNG grid", _sample_args)
@@ -29,9 +32,17 @@ def sample(args: argparse.Namespace) -> int:
     from .. import api
     from ..viz import save_image_grid
 
-    model, _ = api.load_run(args.run, ema=not args.no_ema, device=args.device)
+    model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
     options = {k: v for k, v in (("label", args.label), ("truncation", args.truncation)) if v is not None}
-    images = api.sample(model, args.n, seed=args.seed, **options)
+    if args.latent_density:
+        import torch
+
+        from ..latent import fit_latent_density, sample_images
+
+        density = fit_latent_density(model, api.run_data(spec, None, "train").x, args.latent_density)
+        images = sample_images(model, density, args.n, generator=torch.Generator().manual_seed(args.seed))
+    else:
+        images = api.sample(model, args.n, seed=args.seed, **options)
     out = Path(args.output or Path(args.run) / f"samples-{args.seed}.png")
     save_image_grid(images, out, nrow=args.nrow)
     print(f"wrote {args.n} samples to {out}")
