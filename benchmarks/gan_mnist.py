@@ -9,7 +9,7 @@ with ``--classifier RUN``; its test accuracy is reported, since the features are
 trained through ``genlab.api.train`` (the run folder gets sample grids and curves); (3) the GAN
 evaluator scores ``--num-samples`` generated images against as many test images. Reference rows in
 the same feature space: the training split against the test split (the floor a perfect generator
-reaches at this N) and, with ``--vae RUN``, a VAE's samples. Writes benchmarks/results/gan_mnist-DATA.json.
+reaches at this N) and a VAE's samples (``--vae RUN``, or the default MLP VAE trained here). Writes benchmarks/results/gan_mnist-DATA.json.
 """
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def main() -> None:
     p.add_argument("--num-samples", type=int, default=5000)
     p.add_argument("--classifier", help="run folder of a trained classifier (default: train one)")
     p.add_argument("--classifier-epochs", type=int, default=1)
+    p.add_argument("--run-name", help="GAN run folder name under --out (default dcgan-DATA); an unfinished run is resumed")
     p.add_argument("--vae", help="run folder of a VAE trained on the same data, scored the same way")
+    p.add_argument("--vae-epochs", type=int, default=2, help="train the default VAE this long when --vae is not given (0 = skip)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/out/gan_mnist")
     args = p.parse_args()
@@ -66,13 +68,16 @@ def main() -> None:
           f"({time.perf_counter() - start:.0f}s)", flush=True)
 
     start = time.perf_counter()
-    gan_run = out / f"dcgan-{args.data}-{args.steps}"
+    gan_run = out / (args.run_name or f"dcgan-{args.data}")
     overrides = [f"model.latent_dim={args.latent_dim}", f"model.generator_channels={args.generator_channels}",
                  f"model.discriminator_channels={args.discriminator_channels}", f"train.max_steps={args.steps}",
                  f"train.batch_size={args.batch_size}", f"train.ema_decay={args.ema_decay}", "train.progress=false",
                  "train.tensorboard=false", "train.log_every=100", f"train.sample_every={max(args.steps // 6, 1)}",
                  f"train.checkpoint_every={max(args.steps // 3, 1)}", "train.eval_batches=4", f"train.eval_every={max(args.steps // 6, 1)}"]
-    if not (gan_run / "model").is_dir():
+    if (gan_run / "checkpoints").is_dir() and not (gan_run / "model").is_dir():
+        # an interrupted run: continue it from its last checkpoint up to --steps
+        api.train(resume=gan_run, overrides=[f"train.max_steps={args.steps}"])
+    elif not (gan_run / "model").is_dir():
         api.train("gan", data=args.data, out=gan_run, overrides=overrides)
     result["gan_train_seconds"] = time.perf_counter() - start
     gan, _ = api.load_run(gan_run)
@@ -88,11 +93,18 @@ def main() -> None:
         "reference": f"test split of {args.data} (first {n})", "generated": f"training split (first {n})",
         "extractor": extract.description})
     print("training split vs test (floor): " + _line(result["train_split"]), flush=True)
-    if args.vae:
-        vae, _ = api.load_run(args.vae)
+    vae_run = args.vae
+    if vae_run is None and args.vae_epochs > 0:  # the default MLP VAE (Bernoulli decoder, 16-d latent, dynamically binarized data)
+        vae_run = str(out / f"vae-{args.data}")
+        if not (Path(vae_run) / "model").is_dir():
+            api.train("vae", data=args.data, out=vae_run, overrides=[
+                f"train.epochs={args.vae_epochs}", "train.batch_size=128", "train.progress=false", "data.binarize=dynamic",
+                "train.tensorboard=false", "train.log_every=100"])
+    if vae_run:
+        vae, _ = api.load_run(vae_run)
         samples = api.sample(vae, n, seed=0)
         result["vae"] = compare_features(extract(samples).numpy(), reference, protocol={
-            "reference": f"test split of {args.data} (first {n})", "generated": f"VAE samples {args.vae}",
+            "reference": f"test split of {args.data} (first {n})", "generated": f"VAE samples (decoder means) {vae_run}",
             "extractor": extract.description})
         print("VAE: " + _line(result["vae"]), flush=True)
     path = Path("benchmarks/results") / f"gan_mnist-{args.data}.json"
