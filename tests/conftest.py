@@ -6,9 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the subprocesses some tests start
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Tiny test tensors gain nothing from intra-op threads, and threads spin badly on a busy machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
