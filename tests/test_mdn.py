@@ -92,7 +92,6 @@ def test_predict_finds_the_mode_of_overlapping_components():
     assert abs(float(model.predict(torch.zeros(1, 1), refine_steps=0)) - 3.0) > 1  # a mean, not the mode
 
 
-@pytest.mark.slow
 def test_mdn_beats_single_gaussian_on_inverse_sine():
     """The point of the family: several answers per input. Quick training, clear gap in test NLL."""
     data = load_dataset(DataConfig(name="inverse-sine", size=2000))
@@ -126,7 +125,6 @@ def test_mse_regressor_and_arm_success():
     assert float(wrong.float().mean()) < 0.2
 
 
-@pytest.mark.slow
 def test_train_mdn_on_robot_arm_through_the_api(tmp_path):
     from genlab import api
 
