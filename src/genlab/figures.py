@@ -288,12 +288,14 @@ def untrained_conv(out: Path, *, seed: int = 0, quick: bool = False, run: str | 
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.6))
     for ax, mode in zip(axes, ("upsample", "transposed")):
         torch.manual_seed(seed)
-        generator = ConvGenerator(100, (3, size, size), mode=mode, base_channels=32).eval()
+        # batch-norm on batch statistics, as while training (with fresh running statistics, eval-mode
+        # BN would normalise nothing and the signal would fade into the last layer's bias)
+        generator = ConvGenerator(100, (3, size, size), mode=mode, base_channels=32).train()
         with torch.no_grad():
             images = generator(torch.randn(36, 100, generator=torch.Generator().manual_seed(seed)))
-        # untrained outputs sit near 0.5; stretch each image's contrast so the structure shows
-        flat = images.flatten(1)
-        lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
+        # untrained outputs sit near 0.5; stretch each image's contrast, per channel, so the structure shows
+        flat = images.flatten(2)
+        lo, hi = flat.min(2).values[..., None, None], flat.max(2).values[..., None, None]
         ax.imshow(_images(make_grid((images - lo) / (hi - lo).clamp_min(1e-8), nrow=6)))
         ax.set_title(f"untrained ConvGenerator, mode={mode!r} (contrast stretched)", fontsize=9)
         ax.axis("off")
