@@ -78,6 +78,8 @@ def plot_conditional_density(models: dict[str, Any], data: Any, path: str | Path
     """One panel per model: p(y | x) on a grid as a heat map, the data on top, and the prediction.
     For 1-D inputs and targets (the inverted sinusoid)."""
     plt = _pyplot()
+    from matplotlib.colors import PowerNorm
+
     x, y = data.tensors[0][:, 0], data.tensors[1][:, 0]
     pad_x, pad_y = 0.1 * float(x.max() - x.min()), 0.1 * float(y.max() - y.min())
     xs = torch.linspace(float(x.min()) - pad_x, float(x.max()) + pad_x, resolution)
@@ -87,8 +89,10 @@ def plot_conditional_density(models: dict[str, Any], data: Any, path: str | Path
         device = model.device
         dist = model.distribution(xs[:, None].to(device))
         logp = dist.log_prob(ys[:, None, None].to(device)).cpu()  # (Ny, Nx)
-        ax.imshow(logp.exp().clamp(max=float(torch.quantile(logp.exp().flatten(), 0.99))).numpy(), origin="lower",
-                  extent=[float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])], aspect="auto", cmap="magma")
+        # gamma < 1 so that the spread-out density of the multi-valued middle shows beside the sharp ends
+        density = logp.exp().clamp(max=float(torch.quantile(logp.exp().flatten(), 0.99)))
+        ax.imshow(density.numpy(), origin="lower", extent=[float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])],
+                  aspect="auto", cmap="magma", norm=PowerNorm(gamma=0.4))
         ax.scatter(x[:600].numpy(), y[:600].numpy(), s=2, c="white", alpha=0.35, linewidths=0)
         ax.plot(xs.numpy(), model.predict(xs[:, None].to(device)).cpu()[:, 0].numpy(), c="cyan", lw=1.2, label="prediction")
         nll = -float(model.log_prob(data.tensors[0].to(device), data.tensors[1].to(device)).mean())
