@@ -6,6 +6,7 @@ Distributed training is plain DDP: launch with ``torchrun --nproc_per_node=N -m 
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
@@ -114,8 +115,16 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
+        # Tear the group down before the interpreter finalises its objects: a gloo group left to
+        # the garbage collector at exit can abort the process while a peer is still connected.
+        atexit.register(_destroy_process_group)
         log.info("joined process group: rank %d of %d (%s)", dist.get_rank(), world_size, backend)
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _destroy_process_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:
