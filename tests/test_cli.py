@@ -50,15 +50,17 @@ def test_bad_input_is_one_line_error_and_exit_2(argv, message, capsys):
 def test_train_then_inspect_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "vae", "--out", str(run), "--data.limit=256", "--model.hidden_dims=[64,32]",
-                 "--train.max_steps=12", "--train.batch_size=64", "--train.progress=false"]) == 0
+                 "--train.max_steps=12", "--train.batch_size=64", "--train.progress=false",
+                 "--train.eval_every=4", "--train.keep_best=loss"]) == 0
     for name in ("run.json", "metrics.csv", "metrics.json", "samples.png", "reconstructions.png", "latent.png",
-                 "curves.png", "model/config.json", "model/model.safetensors"):
+                 "curves.png", "model/config.json", "model/model.safetensors", "best/model.safetensors"):
         assert (run / name).is_file(), name
     assert main(["train", "vae", "--out", str(run)]) == 2  # refuses to overwrite a run
     assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["evaluate", str(run), "-k", "5", "--limit", "50"]) == 0
     metrics = json.loads((run / "evaluation.json").read_text())
     assert metrics["examples"] == 50 and metrics["iwae_nll"] <= -metrics["elbo"] + 5.0
+    assert main(["evaluate", str(run / "best"), "--limit", "50"]) == 0  # finds the run's data from inside it
     assert main(["plot-latent", str(run), "-o", str(tmp_path / "z.png")]) == 0
     assert main(["reconstruct", str(run), "-o", str(tmp_path / "r.png")]) == 0
     assert all((tmp_path / f).is_file() for f in ("s.png", "z.png", "r.png"))

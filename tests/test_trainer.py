@@ -157,3 +157,38 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     a, b = load_tensors(single), load_tensors(ddp)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_out_dir", [False, True])
+def test_keep_best_keeps_the_best_evaluation_not_the_last(tmp_path, with_out_dir):
+    data = load_dataset("mnist-embedded", "train").head(256)
+    test = load_dataset("mnist-embedded", "test").head(128)
+    torch.manual_seed(0)
+    model = build_model("autoencoder", {"latent_dim": 4, "hidden_dims": [32]})
+
+    def spoil(trainer, event, info):  # from step 40 on, every logged window ends with damaged weights
+        if event == "log" and info["step"] >= 40:
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    p.add_(0.5 * torch.randn_like(p))
+
+    cfg = TrainConfig(batch_size=32, max_steps=60, eval_every=10, log_every=10, keep_best="loss", **QUIET)
+    trainer = Trainer(model, data, cfg, eval_data=test, out_dir=tmp_path if with_out_dir else None, callbacks=[spoil])
+    result = trainer.fit()
+    evals = [(row["step"], row["eval/loss"]) for row in result.history if "eval/loss" in row]
+    best_step, best_value = min(evals, key=lambda e: e[1])
+    assert best_step < 40 and trainer.best == {"step": best_step, "value": best_value}
+    assert evals[-1][1] > best_value
+    trainer.restore_best()
+    assert trainer.evaluate()["eval/loss"] == pytest.approx(best_value, rel=1e-6)
+    if with_out_dir:  # best/ is a model folder of its own
+        reloaded = load(tmp_path / "best")
+        assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), trainer.model.state_dict().values()))
+
+
+def test_keep_best_names_the_metrics_it_could_use():
+    data = load_dataset("mnist-embedded", "train").head(64)
+    cfg = TrainConfig(batch_size=32, max_steps=2, eval_every=1, keep_best="accuracy", **QUIET)
+    trainer = Trainer(_ae((1, 28, 28)), data, cfg, eval_data=data)
+    with pytest.raises(TrainingError, match="keep_best='accuracy' is not among the evaluation metrics: .*loss"):
+        trainer.fit()

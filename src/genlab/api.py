@@ -164,9 +164,14 @@ def read_run(run_dir: str | Path) -> RunSpec:
 
 
 def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> tuple[GenerativeModel, RunSpec | None]:
-    """The model of a run folder (or a bare model folder) and, for runs, its spec."""
+    """The model of a run folder (or a bare model folder) and, for runs, its spec. A model folder
+    inside a run (``RUN/model``, ``RUN/best``, a checkpoint) reads the spec of the run around it."""
     model = ckpt.load(run_dir, ema=ema, device=device)
-    spec = read_run(run_dir) if (Path(run_dir) / RUN_FILE).is_file() else None
+    spec = None
+    for folder in (Path(run_dir), *Path(run_dir).parents[:2]):
+        if (folder / RUN_FILE).is_file():
+            spec = read_run(folder)
+            break
     return model, spec  # type: ignore[return-value]
 
 

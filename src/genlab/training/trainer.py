@@ -56,6 +56,8 @@ class TrainConfig(Config):
     checkpoint_every: int = 0  # steps; 0 = at the end of each epoch
     keep_checkpoints: int = 2
     log_every: int = 25
+    keep_best: str | None = None  # eval metric (e.g. "nll" or "eval/nll") whose best value is kept in best/
+    keep_best_mode: Literal["min", "max"] = "min"
     eval_batches: int | None = None  # cap on evaluation batches (None = the whole eval set)
     preview_count: int = 64
     seed: int = 0
@@ -147,6 +149,8 @@ class Trainer:
             )
         self._csv_fields: list[str] | None = None
         self._tb: Any = None
+        self.best: dict[str, float] | None = None  # {"step", "value"} of the best evaluation so far
+        self._best_state: dict[str, Tensor] | None = None  # in-memory copy when there is no out_dir
 
     # ------------------------------------------------------------------ construction helpers
     def _make_optimizer(self, phase: Phase) -> torch.optim.Optimizer:
@@ -289,6 +293,8 @@ class Trainer:
                 seen += n
         self.model.train(was_training)
         self.last_eval = {f"eval/{k}": v / max(seen, 1) for k, v in sums.items()}
+        if cfg.keep_best:
+            self._track_best()
         row = {"step": float(self.step), **self.last_eval}
         self.history.append(row)
         self._write_row(row)
@@ -296,6 +302,43 @@ class Trainer:
         log.info("step %d eval %s", self.step, json.dumps({k: round(v, 5) for k, v in self.last_eval.items()}))
         barrier(self.dist)
         return self.last_eval
+
+    def _track_best(self) -> None:
+        """Keep the weights of the best evaluation so far: ``out_dir/best/`` (a loadable model folder)
+        or, without an output folder, a copy in memory; :meth:`restore_best` loads them back."""
+        cfg = self.config
+        name = cfg.keep_best if cfg.keep_best.startswith("eval/") else f"eval/{cfg.keep_best}"
+        if name not in self.last_eval:
+            raise TrainingError(
+                f"train.keep_best={cfg.keep_best!r} is not among the evaluation metrics: "
+                + ", ".join(sorted(k.removeprefix("eval/") for k in self.last_eval))
+            )
+        value = self.last_eval[name]
+        if self.best is not None:
+            better = value < self.best["value"] if cfg.keep_best_mode == "min" else value > self.best["value"]
+            if not better:
+                return
+        self.best = {"step": float(self.step), "value": value}
+        if self.out_dir is not None:
+            self.export(self.out_dir / "best")
+        else:
+            with self._ema_applied():
+                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        log.info("step %d: best %s so far (%.6g)", self.step, name, value)
+
+    def restore_best(self) -> None:
+        """Load the weights of the best evaluation (``train.keep_best``) into the model."""
+        if self.best is None:
+            raise TrainingError("no best weights: set train.keep_best and give the Trainer eval_data")
+        if self.out_dir is not None:
+            best = self.out_dir / "best"
+            ema = best / ckpt.EMA_NAME
+            self.model.load_state_dict(ckpt.load_tensors(best / ckpt.WEIGHTS_NAME, device=self.device))
+            if ema.exists():  # what was evaluated: the averaged weights
+                self.model.load_state_dict(ckpt.load_tensors(ema, device=self.device), strict=False)
+        else:
+            assert self._best_state is not None
+            self.model.load_state_dict(self._best_state)
 
     @torch.no_grad()
     def write_preview(self) -> Path | None:
@@ -334,6 +377,7 @@ class Trainer:
             "rng": rng_state(),
             "history": self.history,
             "last_eval": self.last_eval,
+            "best": self.best,
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -373,6 +417,7 @@ class Trainer:
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
         self.last_eval = dict(state.get("last_eval", {}))
+        self.best = state.get("best")
         self._truncate_csv(self.step)
         log.info("resumed from %s at step %d", latest, self.step)
 
