@@ -32,20 +32,24 @@ def main() -> None:
     parser.add_argument("--adv-eps", type=float, default=0.3)
     parser.add_argument("--adv-steps", type=int, default=1)
     parser.add_argument("--adv-step-size", type=float, default=0.375, help="1.25 * eps for one step")
+    parser.add_argument("--adv-weight", type=float, default=0.5, help="share of the loss on adversarial examples")
+    parser.add_argument("--adv-name", default="adversarial", help="run folder (under --out) of the adversarial model")
     parser.add_argument("--pgd-steps", type=int, default=40)
     parser.add_argument("--limit", type=int, default=500, help="attack the first N test images (PGD-40 is costly on a CPU)")
     parser.add_argument("--only", choices=["natural", "adversarial"], default=None)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     runs = {
         "natural": [f"train.epochs={args.epochs}"],
-        "adversarial": [f"train.epochs={args.adv_epochs}", "model.adversarial=pgd", f"model.adv_eps={args.adv_eps}",
-                        f"model.adv_steps={args.adv_steps}", f"model.adv_step_size={args.adv_step_size}", "model.adv_weight=0.5"],
+        args.adv_name: [f"train.epochs={args.adv_epochs}", "model.adversarial=pgd", f"model.adv_eps={args.adv_eps}",
+                        f"model.adv_steps={args.adv_steps}", f"model.adv_step_size={args.adv_step_size}",
+                        f"model.adv_weight={args.adv_weight}"],
     }
     results = {}
     for name, overrides in runs.items():
-        if args.only and name != args.only:
+        if args.only and (name == "natural") != (args.only == "natural"):
             continue
         run_dir = out / name
         overrides = [*overrides, "train.progress=false"]

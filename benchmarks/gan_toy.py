@@ -53,7 +53,7 @@ def run_seed(data_name: str, options: str, seed: int, args: argparse.Namespace) 
     def evaluate(trainer: Trainer, event: str, row: dict) -> None:
         if event != "log" or trainer.step % args.eval_every:
             return
-        with trainer._ema_applied():
+        with trainer.ema_applied():
             samples = model.sample(2500, generator=torch.Generator().manual_seed(10_000 + seed))
         stats = count_modes(samples, centres, sigma)
         curve.append({"step": trainer.step, **stats})

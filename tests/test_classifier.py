@@ -20,7 +20,7 @@ def test_features_are_penultimate_layer():
     model = _tiny(dropout=0.0).eval()
     x = torch.rand(5, 1, 12, 12)
     feats = model.features(x)
-    assert feats.shape == (5, 6) and float(feats.min()) >= 0  # post-ReLU
+    assert feats.shape == (5, 6) and float(feats.detach().min()) >= 0  # post-ReLU
     assert torch.allclose(model(x), model.output(feats), atol=1e-6)
     assert MODELS.get("classifier") is type(model)
 
@@ -55,6 +55,21 @@ def test_adversarial_training_uses_fresh_attacks():
     assert model.training  # the attack ran in eval mode and restored the mode
     assert all(p.grad is None for p in model.parameters())
     assert "fgsm_accuracy" in model.eval().evaluate((x, y))
+
+
+def test_pgd_trained_model_reports_accuracy_under_its_training_attack():
+    model = _tiny(adversarial="pgd", adv_eps=0.3, adv_steps=5, dropout=0.0).eval()
+    with torch.no_grad():  # confident logits: a flat loss surface at x where one gradient step is weak
+        for p in model.parameters():
+            p.mul_(3.0)
+    x = torch.rand(16, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every clean prediction is right
+    torch.manual_seed(0)  # PGD's random start
+    metrics = model.evaluate((x, y))
+    assert float(metrics["accuracy"]) == 1.0
+    # the 5-step attack from a random start finds what the one-step attack misses
+    assert float(metrics["pgd_accuracy"]) < min(0.5, float(metrics["fgsm_accuracy"]))
 
 
 def test_evaluator_counts_correct_predictions():

@@ -64,3 +64,24 @@ def test_train_then_inspect_end_to_end(tmp_path, capsys):
     assert main(["plot-latent", str(run), "-o", str(tmp_path / "z.png")]) == 0
     assert main(["reconstruct", str(run), "-o", str(tmp_path / "r.png")]) == 0
     assert all((tmp_path / f).is_file() for f in ("s.png", "z.png", "r.png"))
+
+
+def test_evaluate_a_gan_in_the_features_of_a_classifier_run(tmp_path, capsys, monkeypatch):
+    from genlab import api
+    from genlab.errors import ConfigError
+
+    monkeypatch.delenv("GENLAB_FEATURE_CLASSIFIER", raising=False)
+    clf, gan = tmp_path / "clf", tmp_path / "gan"
+    quick = ["--data.limit=128", "--train.batch_size=32", "--train.progress=false"]
+    assert main(["train", "classifier", "--out", str(clf), "--model.channels=[4,8]", "--model.hidden_dim=16",
+                 "--train.max_steps=2", *quick]) == 0
+    assert main(["train", "gan", "--out", str(gan), "--model.latent_dim=4", "--model.generator_channels=4",
+                 "--model.discriminator_channels=4", "--train.max_steps=2", *quick]) == 0
+    with pytest.raises(ConfigError, match="needs path=RUN of a trained classifier"):
+        model, spec = api.load_run(gan)
+        api.evaluate(model, api.run_data(spec, None).head(8), extractor="classifier", extractor_path=None)
+    assert main(["evaluate", str(gan), "--limit", "40", "--extractor-path", str(clf)]) == 0
+    protocol = json.loads((gan / "evaluation.json").read_text())["protocol"]
+    assert protocol["num_generated"] == 40 and str(clf) in protocol["extractor"] and protocol["feature_dim"] == 16
+    assert main(["evaluate", str(gan), "--limit", "40", "--extractor", "pixels", "-o", str(tmp_path / "px.json")]) == 0
+    assert json.loads((tmp_path / "px.json").read_text())["protocol"]["feature_dim"] == 28 * 28

@@ -76,6 +76,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="SPEC", default=None, help="evaluation data (default: the run's test split)")
     p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test examples only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extractor", default=None,
+                   help="feature extractor for sample-quality metrics (GAN, pix2pix): classifier, pixels, inception")
+    p.add_argument("--extractor-path", default=None,
+                   help="its weights: a classifier run folder (default $GENLAB_FEATURE_CLASSIFIER) or a local Inception file")
     p.add_argument("-o", "--output", default=None, help="JSON file (default RUN/evaluation.json)")
 
 
@@ -85,7 +89,10 @@ def evaluate(args: argparse.Namespace) -> int:
     from ..checkpoint import atomic_write_text
 
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
-    metrics = api.evaluate(model, api.run_data(spec, args.data), k=args.k, limit=args.limit, seed=args.seed)
+    extractor = {"extractor": args.extractor} if args.extractor else {}
+    if args.extractor_path:
+        extractor["extractor_path"] = args.extractor_path
+    metrics = api.evaluate(model, api.run_data(spec, args.data), k=args.k, limit=args.limit, seed=args.seed, **extractor)
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
         print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")

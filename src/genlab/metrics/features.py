@@ -55,7 +55,8 @@ def classifier(*, path: str | Path | None = None, device: str = "cpu", batch_siz
     if path is None:
         raise ConfigError(
             "the classifier feature extractor needs path=RUN of a trained classifier (train one with "
-            "genlab train classifier --data mnist --out RUN; genlab evaluate reads $GENLAB_FEATURE_CLASSIFIER)"
+            "genlab train classifier --data mnist --out RUN, then genlab evaluate GAN_RUN --extractor-path RUN "
+            "or set $GENLAB_FEATURE_CLASSIFIER=RUN)"
         )
     from ..checkpoint import load
 

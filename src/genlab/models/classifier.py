@@ -148,10 +148,15 @@ class Classifier(GenerativeModel):
         logits = self(x)
         out = {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(1) == y).float().mean()}
         if self.config.adversarial != "none":
+            # robustness against the training attack itself: a one-step-trained model that overfits
+            # to one-step attacks (high FGSM, collapsing PGD accuracy) shows it here while training
             from ..attacks import fgsm
 
-            x_adv = fgsm(self, x, y, eps=self.config.adv_eps, norm=self.config.adv_norm)
-            out["fgsm_accuracy"] = (self(x_adv).argmax(1) == y).float().mean()
+            cfg = self.config
+            x_fgsm = fgsm(self, x, y, eps=cfg.adv_eps, norm=cfg.adv_norm)  # the attacks enable grad themselves
+            out["fgsm_accuracy"] = (self(x_fgsm).argmax(1) == y).float().mean()
+            if cfg.adversarial == "pgd":
+                out["pgd_accuracy"] = (self(self.adversarial_examples(x, y)).argmax(1) == y).float().mean()
         return out
 
 

@@ -131,9 +131,9 @@ class VAE(GenerativeModel):
         while done < k:
             c = min(chunk, k - done)
             z = mu + std * torch.randn(c, *mu.shape, device=mu.device)  # (c, B, D)
-            flat = z.reshape(c * b, -1)
-            x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
-            log_px = self.likelihood(flat).log_prob(x_rep).view(c, b)
+            raw = self.decoder(z.reshape(c * b, -1))
+            # a (c, B) batch of likelihoods; x (B, ...) broadcasts over the c draws without a copy
+            log_px = self.head(raw.reshape(c, b, *raw.shape[1:])).log_prob(x)
             log_w = log_px + log_standard_normal(z) - log_normal_diag(z, mu, logvar)  # (c, B)
             partial.append(torch.logsumexp(log_w, dim=0))
             done += c

@@ -282,7 +282,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), self._ema_applied():
+        with torch.random.fork_rng(devices=devices), self.ema_applied():
             torch.manual_seed(cfg.seed + 1)
             for i, batch in enumerate(loader):
                 if cfg.eval_batches is not None and i >= cfg.eval_batches:
@@ -322,7 +322,7 @@ class Trainer:
         if self.out_dir is not None:
             self.export(self.out_dir / "best")
         else:
-            with self._ema_applied():
+            with self.ema_applied():
                 self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         log.info("step %d: best %s so far (%.6g)", self.step, name, value)
 
@@ -352,7 +352,7 @@ class Trainer:
         batch = tuple(t.to(self.device) for t in source.batch(index, g))
         was_training = self.model.training
         self.model.eval()
-        with self._ema_applied():
+        with self.ema_applied():
             images = self.model.preview(batch, generator=torch.Generator(self.device).manual_seed(self.config.seed + 3))
         self.model.train(was_training)
         if images is None:
@@ -363,7 +363,8 @@ class Trainer:
         self._plot_curves()
         return path
 
-    def _ema_applied(self) -> Any:
+    def ema_applied(self) -> Any:
+        """Context manager: the EMA weights swapped in (a no-op without ``train.ema_decay``)."""
         import contextlib
 
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
