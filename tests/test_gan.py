@@ -258,8 +258,23 @@ def test_genlab_train_fills_shapes_from_data_and_reports_modes(tmp_path):
         "train.max_steps=4", "train.batch_size=32", "train.progress=false", "train.tensorboard=false"])
     assert summary["num_modes"] == 8 and "modes" in summary and "high_quality" in summary
     assert (tmp_path / "ring" / "modes.png").is_file() and (tmp_path / "ring" / "samples.png").is_file()
+    grid = api.train("gan", data="grid25", dry_run=True, overrides=["data.size=256", "train.batch_size=32"])
+    assert grid["spec"]["model_config"]["data_scale"] == pytest.approx(2.83, abs=0.1)  # the grid's std, filled from the data
     dry = api.train("cgan", data="mnist-embedded", dry_run=True, overrides=[
         "model.generator_channels=4", "model.discriminator_channels=4", "train.batch_size=8"])
     config = dry["spec"]["model_config"]
     assert config["num_classes"] == 10 and config["image_shape"] == [1, 28, 28]
     assert all(math.isfinite(v) for v in dry["first_batch_loss"].values())
+
+
+def test_vector_data_reach_the_networks_at_unit_scale():
+    torch.manual_seed(0)
+    model = build_model("gan", {"x_dim": 2, "latent_dim": 2, "generator_hidden": [8], "discriminator_hidden": [8], "data_scale": 4.0})
+    z = torch.randn(5, 2)
+    assert torch.allclose(model.decode(z), 4.0 * model.generator(z))  # samples come back in data units
+    x = 4.0 * torch.randn(6, 2)
+    seen = []
+    hook = model.discriminator.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model.loss((x,), "discriminator")
+    hook.remove()
+    assert torch.allclose(seen[0], x / 4.0)  # the real batch, divided by data_scale

@@ -236,7 +236,9 @@ def _points_dataset(name: str, make: Callable[..., tuple[Tensor, Tensor]], defau
         opts = _options(config, defaults, presets)
         g = _split_generator(config, split)
         points, second = make(_size(config, split), generator=g, **opts)
-        info: dict[str, Any] = {"name": name, "x_dim": 2, "data_shape": (2,), "options": opts}
+        # data_scale: the spread a model may divide by to see the points at unit scale (GANConfig.data_scale)
+        info: dict[str, Any] = {"name": name, "x_dim": 2, "data_shape": (2,), "options": opts,
+                                "data_scale": round(float(points.std()), 4)}
         if centres_of is not None:
             centres = second  # ring/grid return their centres; labels are the nearest centre
             labels = torch.cdist(points, centres).argmin(1)

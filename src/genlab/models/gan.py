@@ -85,6 +85,10 @@ class GANConfig(Config):
     discriminator_lr: float | None = None  # None: train.lr (two time-scale update rule when they differ)
     generator_lr: float | None = None
     adam_betas: tuple[float, float] | None = None  # None: train.betas
+    # Vectors: the networks see x / data_scale and the generator's output is multiplied back, so a
+    # mixture spread over ±4 (grid25) reaches them at unit scale, where default initialisation and
+    # Adam's step sizes are tuned. Toy datasets fill it with their standard deviation.
+    data_scale: float = 1.0
 
     def validate(self) -> None:
         check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
@@ -96,6 +100,7 @@ class GANConfig(Config):
                   f"model.image_shape: conv GANs need square images of side 28 or a power of two in 16..256, got {h}x{w}")
         check(self.architecture != "conv" or self.image_shape is not None, "model.architecture=conv needs image data")
         check(self.pack >= 1, f"model.pack must be >= 1, got {self.pack}")
+        check(self.data_scale > 0, f"model.data_scale must be > 0, got {self.data_scale}")
         check(self.gp_weight >= 0 and self.r1_weight >= 0, "model.gp_weight and model.r1_weight must be >= 0")
         check(self.discriminator_every >= 1 and self.generator_every >= 1, "model.discriminator_every and model.generator_every must be >= 1")
         penalised = self.loss == "wgan-gp" or self.r1_weight > 0
@@ -242,7 +247,7 @@ class GAN(GenerativeModel):
             raise DataError(f"GAN expects data of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
         if x.shape[0] % self.config.pack:
             raise DataError(f"batch size {x.shape[0]} is not a multiple of model.pack={self.config.pack}")
-        return (x * 2 - 1 if self.is_image else x), None
+        return (x * 2 - 1 if self.is_image else x / self.config.data_scale), None
 
     def _generate(self, z: Tensor, y: Tensor | None) -> Tensor:
         return self.generator(z)
@@ -264,7 +269,7 @@ class GAN(GenerativeModel):
     def decode(self, z: Tensor, label: Any = None) -> Tensor:
         """Latents (B, latent_dim) -> samples: images in [0, 1], or vectors as the data."""
         out = self._generate(z, self._labels(z.shape[0], label, z.device))
-        return (out + 1) / 2 if self.is_image else out
+        return (out + 1) / 2 if self.is_image else out * self.config.data_scale
 
     def forward(self, z: Tensor, label: Any = None) -> Tensor:
         return self.decode(z, label)
