@@ -92,14 +92,15 @@ class PlainTrainer:
 # --------------------------------------------------------------------------- genlab
 
 class GenlabTrainer:
-    def __init__(self, train: torch.Tensor, dynamic: bool, seed: int, epochs: int = 1, overrides: dict | None = None) -> None:
+    def __init__(self, train: torch.Tensor, dynamic: bool, seed: int, epochs: int = 1, overrides: dict | None = None,
+                 model_options: dict | None = None) -> None:
         from genlab.data import ArrayDataset
         from genlab.data.images import binarize  # the library's own dynamic binarization transform
         from genlab.models import build_model
         from genlab.training import TrainConfig, Trainer
 
         torch.manual_seed(seed)
-        self.model = build_model("vae", {"latent_dim": LATENT, "hidden_dims": [512, 256]})
+        self.model = build_model("vae", {"latent_dim": LATENT, "hidden_dims": [512, 256], **(model_options or {})})
         data = ArrayDataset((train,), {"name": "mnist"})
         if dynamic:
             data = binarize(data, "dynamic")
@@ -139,7 +140,8 @@ def worker(kind: str, args: argparse.Namespace, conn) -> None:
     torch.set_num_threads(args.threads)
     train, test = load_mnist(args.data, args.binarize)
     if kind == "genlab":
-        trainer = GenlabTrainer(train, args.binarize == "dynamic", args.seed, args.epochs, json.loads(args.genlab_train))
+        trainer = GenlabTrainer(train, args.binarize == "dynamic", args.seed, args.epochs, json.loads(args.genlab_train),
+                                 json.loads(args.genlab_model))
     else:
         trainer = PlainTrainer(train, args.binarize == "dynamic", args.seed)
     conn.send("ready")
@@ -162,6 +164,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", default=None, help="Markdown file to append the table to")
     p.add_argument("--genlab-train", default="{}", help='JSON of TrainConfig fields for genlab, e.g. \'{"lr_schedule": "cosine"}\'')
+    p.add_argument("--genlab-model", default="{}", help='JSON of VAEConfig fields beyond the architecture, e.g. \'{"kl_warmup_steps": 4680}\'')
     p.add_argument("--genlab-only", action="store_true", help="skip the plain loop (a recipe run, not a speed comparison)")
     args = p.parse_args()
     kinds = ("genlab",) if args.genlab_only else ("genlab", "plain")

@@ -60,3 +60,18 @@ def test_iwae_chunking_does_not_change_the_estimate():
     chunked = vae.iwae_nll(x, k=20000, max_rows=8 * 7)  # 7 draws per chunk, 2,858 chunks (the last one short)
     torch.testing.assert_close(whole, exact, atol=0.02, rtol=0)
     torch.testing.assert_close(chunked, exact, atol=0.02, rtol=0)
+
+
+def test_kl_warmup_ramps_beta_over_training_steps_only():
+    torch.manual_seed(0)
+    vae = build_model("vae", {"image_shape": [1, 4, 4], "latent_dim": 2, "hidden_dims": [8], "beta": 2.0, "kl_warmup_steps": 4})
+    x = torch.bernoulli(torch.full((5, 1, 4, 4), 0.5))
+    betas = [float(vae.loss((x,)).terms["beta"]) for _ in range(6)]
+    assert betas == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0, 2.0])  # beta * min(1, step / 4)
+    vae.eval()
+    with torch.no_grad():
+        vae.loss((x,))
+    assert int(vae.steps_trained) == 6  # evaluation does not advance the ramp
+    fresh = build_model("vae", vae.config)
+    fresh.load_state_dict(vae.state_dict())  # the step count travels with the weights
+    assert int(fresh.steps_trained) == 6

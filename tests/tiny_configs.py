@@ -41,6 +41,10 @@ TINY["vae"] = TinyCase(
     {"architecture": "mlp", "image_shape": [1, 16, 16], "latent_dim": 2, "hidden_dims": [32, 16]},
     lambda g: (torch.bernoulli(mnist_like(g)[0], generator=g),),
 )
+TINY["vae:kl-warmup"] = TinyCase(
+    {"architecture": "mlp", "image_shape": [1, 8, 8], "latent_dim": 2, "hidden_dims": [16], "kl_warmup_steps": 3},
+    lambda g: (torch.bernoulli(mnist_like(g, shape=(1, 8, 8))[0], generator=g),),
+)
 TINY["vae:conv-gaussian"] = TinyCase(
     {"architecture": "conv", "image_shape": [3, 12, 12], "latent_dim": 4, "channels": [4, 8], "likelihood": "gaussian", "scale": "softplus"},
     lambda g: mnist_like(g, shape=(3, 12, 12))[:1],

@@ -36,11 +36,15 @@ class VAEConfig(Config):
     fixed_scale: float = 0.1
     min_scale: float = 1e-3
     beta: float = 1.0
+    # KL warm-up (Bowman et al. 2016; Sønderby et al. 2016): the KL weight rises linearly from 0 to
+    # beta over this many training steps, so the decoder learns to use z before the prior pulls q to it
+    kl_warmup_steps: int = 0
 
     def validate(self) -> None:
         check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
         check(len(self.image_shape) == 3 and min(self.image_shape) >= 1, f"model.image_shape must be (C, H, W), got {self.image_shape}")
         check(self.beta >= 0, f"model.beta must be >= 0, got {self.beta}")
+        check(self.kl_warmup_steps >= 0, f"model.kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
         check(self.architecture == "mlp" or len(self.channels) >= 1, "model.channels must list at least one conv width")
         check(self.fixed_scale > 0 and self.min_scale > 0, "model.fixed_scale and model.min_scale must be > 0")
 
@@ -64,6 +68,9 @@ class VAE(GenerativeModel):
         kwargs = {"hidden_dims": c.hidden_dims, "channels": c.channels, "norm": c.norm}
         self.encoder = build_encoder(c.architecture, c.image_shape, 2 * c.latent_dim, **kwargs)
         self.decoder = build_decoder(c.architecture, c.image_shape, c.latent_dim, self.head.params_per_dim, **kwargs)
+        if c.kl_warmup_steps:
+            # training steps taken, saved with the weights so that a resumed run continues the ramp
+            self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))
 
     @property
     def latent_dim(self) -> int:
@@ -107,7 +114,13 @@ class VAE(GenerativeModel):
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
         recon, kl = self._terms(batch[0])
         recon, kl = recon.mean(), kl.mean()
-        return LossOutput(recon + self.config.beta * kl, {"recon": recon, "kl": kl})
+        if not self.config.kl_warmup_steps:
+            return LossOutput(recon + self.config.beta * kl, {"recon": recon, "kl": kl})
+        if self.training and torch.is_grad_enabled():  # a training step, not an evaluation
+            self.steps_trained += 1
+        ramp = self.steps_trained.clamp(max=self.config.kl_warmup_steps) / self.config.kl_warmup_steps
+        beta = self.config.beta * ramp
+        return LossOutput(recon + beta * kl, {"recon": recon, "kl": kl, "beta": beta})
 
     def elbo(self, x: Tensor) -> Tensor:
         """Single-sample ELBO per example (B,), in nats."""
