@@ -16,6 +16,7 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
+import shlex
 import statistics
 import sys
 import time
@@ -203,7 +204,7 @@ def main() -> None:
     print(json.dumps({"args": vars(args), "results": results, "times": times,
                       "throughput_ratio_genlab_over_plain": ratio, "paired_ratio": paired}, indent=2))
     if args.results:
-        cmd = "python " + " ".join(sys.argv)
+        cmd = "python " + shlex.join(sys.argv)
         lines = [f"\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {args.threads} threads; throughput genlab/plain: "
                  f"ratio of medians {ratio:.2f}, median of paired per-epoch ratios {paired:.2f})\n",
                  "| trainer | binarize | epochs | s/epoch (median) | s/epoch (fastest) | samples/s (median) | peak RSS MB | test ELBO | test IWAE-NLL (k) |",
