@@ -61,3 +61,24 @@ def test_unknown_model_lists_valid_names():
         build_model("vea")
     assert "unknown model 'vea'" in str(info.value)
     assert all(name in str(info.value) for name in MODELS)
+
+
+# every preset shipped in configs/, with the model it is written for
+SHIPPED_CONFIGS = {"ae_celeba64": "autoencoder", "vae_celeba64": "vae", "dcgan_mnist": "gan",
+                   "gan_ring8": "gan", "gan_grid25": "gan"}
+
+
+def test_shipped_configs_validate_and_toy_presets_build(tmp_path):
+    from pathlib import Path
+
+    from genlab import api
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    files = {p.stem: p for p in folder.glob("*.toml")}
+    assert set(files) == set(SHIPPED_CONFIGS), "add new presets in configs/ to SHIPPED_CONFIGS"
+    for stem, path in files.items():
+        spec, _ = resolve(SHIPPED_CONFIGS[stem], config_file=path)
+        if spec.data.name in ("ring8", "grid25"):  # toy data needs no files: build it and take one batch
+            summary = api.train(SHIPPED_CONFIGS[stem], config_file=path, out=tmp_path / stem, dry_run=True,
+                                overrides=["data.size=2048"])
+            assert summary["dry_run"] and all(v == v for v in summary["first_batch_loss"].values())
