@@ -81,6 +81,23 @@ def test_celeba_zip_crop_resize_attributes(celeba_zip):
     assert test.info["filenames"] == ["000010.jpg", "000011.jpg", "000012.jpg"]
 
 
+def test_one_attribute_as_the_class_label(celeba_zip, tmp_path):
+    config = DataConfig(name="celeba", path=str(celeba_zip), image_size=8, options={"test_size": 3, "label": "Male"})
+    train = load_dataset(config, "train")
+    assert train.y.shape == (9,) and train.y.dtype == torch.int64
+    assert train.y.tolist() == [int(_values(i)[1] > 0) for i in range(9)]
+    assert train.info["num_classes"] == 2 and train.info["label"] == "Male"
+    with pytest.raises(DataError, match="unknown label 'Bald'.*valid: Smiling, Male, Young"):
+        load_dataset(config.replace(options={"label": "Bald"}), "train")
+    root = tmp_path / "scores"  # a CSV column of non-integers is not a class label
+    root.mkdir()
+    _face(0).save(root / "a.png")
+    _face(1).save(root / "b.png")
+    (root / "labels.csv").write_text("file,score\na.png,0.5\nb.png,1\n")
+    with pytest.raises(DataError, match="'score' must hold class indices"):
+        load_dataset(DataConfig(name="labelled-folder", path=str(root), options={"label": "score", "test_size": 1}), "train")
+
+
 def test_celeba_cache_hit_second_time(celeba_zip, cache, monkeypatch):
     config = DataConfig(name="celeba", path=str(celeba_zip), image_size=8, options={"test_size": 3})
     first = load_dataset(config, "train")

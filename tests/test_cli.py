@@ -3,8 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from genlab.cli import COMMANDS, build_parser, main
+from genlab.data.base import ArrayDataset
+from genlab.errors import DataError
 
 
 def test_help_lists_every_command(capsys):
@@ -85,3 +88,18 @@ def test_evaluate_a_gan_in_the_features_of_a_classifier_run(tmp_path, capsys, mo
     assert protocol["num_generated"] == 40 and str(clf) in protocol["extractor"] and protocol["feature_dim"] == 16
     assert main(["evaluate", str(gan), "--limit", "40", "--extractor", "pixels", "-o", str(tmp_path / "px.json")]) == 0
     assert json.loads((tmp_path / "px.json").read_text())["protocol"]["feature_dim"] == 28 * 28
+    # the bias audit: the GAN's digit rates, as the classifier labels them, vs the training labels
+    assert main(["audit", str(gan), "--classifier", str(clf), "-n", "64"]) == 0
+    audit = json.loads((gan / "audit-class.json").read_text())
+    train_labels = api.run_data(api.read_run(gan), None, "train").y
+    data_rates = torch.bincount(train_labels, minlength=10).double() / len(train_labels)
+    assert [row["class"] for row in audit["classes"]] == [str(d) for d in range(10)]
+    assert [row["data_rate"] for row in audit["classes"]] == pytest.approx(data_rates.tolist())
+    assert sum(row["generated_rate"] for row in audit["classes"]) == pytest.approx(1.0)
+    assert audit["protocol"]["generated"] == 64 and audit["protocol"]["heldout"] == len(api.run_data(api.read_run(gan), None).y)
+    # multi-attribute labels need a column name
+    multi = ArrayDataset((torch.rand(8, 1, 28, 28), torch.zeros(8, 2, dtype=torch.long)), {"name": "faces", "attr_names": ["Smiling", "Male"]})
+    model, _ = api.load_run(gan)
+    classifier, _ = api.load_run(clf)
+    with pytest.raises(DataError, match="name one with --attr \\(valid: Smiling, Male\\)"):
+        api.audit(model, classifier, multi, num_samples=8)

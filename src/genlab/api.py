@@ -204,3 +204,66 @@ def evaluate(model: GenerativeModel, test_data: ArrayDataset, **options: Any) ->
     model.eval()
     with torch.no_grad():
         return EVALUATORS.get(name)(model, test_data, **options)
+
+
+def audit(
+    model: GenerativeModel,
+    classifier: GenerativeModel,
+    train_data: ArrayDataset,
+    test_data: ArrayDataset | None = None,
+    *,
+    attribute: str | None = None,
+    num_samples: int = 5000,
+    seed: int = 0,
+    latent_density: str | None = None,
+    batch_size: int = 500,
+) -> dict[str, Any]:
+    """Bias audit of ``model`` (:func:`genlab.metrics.bias.bias_audit`): ``classifier`` labels
+    ``num_samples`` generated samples and the held-out ``test_data``; the class rates are compared
+    with ``train_data``'s labels. ``attribute`` picks one column of multi-attribute labels (CelebA);
+    ``latent_density`` (``gaussian`` / ``gmm:K``) samples an autoencoder from a density fitted to its
+    training codes instead of the prior."""
+    from .errors import DataError
+    from .metrics.bias import bias_audit
+
+    if not hasattr(classifier, "predict"):
+        raise ConfigError(f"the audit needs a classifier run (genlab train classifier), got a {classifier.registry_name!r} model")
+    num_classes = classifier.config.num_classes
+
+    def labels_of(data: ArrayDataset) -> torch.Tensor:
+        if data.y is None:
+            raise DataError(f"dataset {data.info.get('name')!r} has no labels to audit against")
+        if data.y.dim() == 1:
+            return data.y
+        names = data.info.get("attr_names") or []
+        if attribute is None or attribute not in names:
+            what = f"unknown attribute {attribute!r}" if attribute else "the labels have several columns"
+            raise DataError(f"{what}; name one with --attr (valid: {', '.join(names)})")
+        return data.y[:, names.index(attribute)]
+
+    def predict(images: torch.Tensor) -> torch.Tensor:
+        shape = tuple(classifier.config.image_shape)
+        if tuple(images.shape[1:]) != shape:
+            raise DataError(f"the classifier takes images of shape {shape}, the audited images are {tuple(images.shape[1:])}")
+        classifier.eval()
+        with torch.no_grad():
+            return torch.cat([classifier.predict(chunk.to(classifier.device)).cpu() for chunk in images.split(batch_size)])
+
+    if latent_density:
+        from .latent import fit_latent_density, sample_images
+
+        density = fit_latent_density(model, train_data.x, latent_density)
+        images = sample_images(model, density, num_samples, generator=torch.Generator().manual_seed(seed))
+    else:
+        images = sample(model, num_samples, seed=seed)
+    if attribute is not None or (train_data.y is not None and train_data.y.dim() > 1):
+        class_names = [f"not {attribute}", attribute] if num_classes == 2 else None
+    else:
+        class_names = train_data.info.get("class_names")
+    held = {}
+    if test_data is not None:
+        held = {"heldout_labels": labels_of(test_data), "heldout_predictions": predict(test_data.x)}
+    result = bias_audit(predict(images), labels_of(train_data), num_classes=num_classes, class_names=class_names, **held)
+    result["protocol"].update(model=model.registry_name, sampler=latent_density or "prior", seed=seed,
+                              attribute=attribute, dataset=train_data.info.get("name"))
+    return result

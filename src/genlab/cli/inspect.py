@@ -121,3 +121,45 @@ def plot_latent(args: argparse.Namespace) -> int:
     out = latent_figure(model, api.run_data(spec, args.data), args.output or Path(args.run) / "latent.png", limit=args.limit)
     print(f"wrote {out}")
     return 0
+
+
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("--classifier", required=True, metavar="RUN",
+                   help="a classifier run that labels the attribute (genlab train classifier; for CelebA with "
+                        "--data.options.label=NAME)")
+    p.add_argument("--attr", default=None,
+                   help="attribute column for multi-attribute labels (default: the one the classifier was trained on)")
+    p.add_argument("--data", metavar="SPEC", default=None, help="training data whose rates are the reference (default: the run's)")
+    p.add_argument("-n", type=int, default=5000, help="generated samples to classify")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--latent-density", metavar="SPEC", default=None,
+                   help="sample an autoencoder from a density fitted to its training codes: gaussian or gmm:K")
+    p.add_argument("-o", "--output", default=None, help="JSON file (default RUN/audit-ATTR.json)")
+
+
+@command("audit", "bias audit: class/attribute rates of generated samples vs the training data", _audit_args)
+def audit(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..checkpoint import atomic_write_text
+    from ..metrics.bias import format_audit
+
+    model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
+    classifier, classifier_spec = api.load_run(args.classifier, device=args.device)
+    attribute = args.attr
+    if attribute is None and classifier_spec is not None:
+        attribute = classifier_spec.data.options.get("label")
+    train, test = api.run_data(spec, args.data, "train"), api.run_data(spec, args.data, "test")
+    result = api.audit(model, classifier, train, test, attribute=attribute, num_samples=args.n, seed=args.seed,
+                       latent_density=args.latent_density)
+    protocol = result["protocol"]
+    line = (f"{protocol['generated']} generated samples ({protocol['sampler']}) vs {protocol['data']} "
+            f"{protocol['dataset']} training labels")
+    if "heldout" in protocol:
+        line += f"; classifier accuracy on {protocol['heldout']} held-out: {protocol['classifier_accuracy']:.3f}"
+    print(line)
+    print(format_audit(result))
+    out = Path(args.output or Path(args.run) / f"audit-{attribute or 'class'}.json")
+    atomic_write_text(out, json.dumps(result, indent=2, default=str))
+    print(f"wrote {out}")
+    return 0

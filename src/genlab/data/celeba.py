@@ -14,7 +14,9 @@ tree on purpose: CelebA's licence forbids redistributing the images or anything 
 Both loaders return ``(x, labels)``: ``x`` float32 (N, C, H, W) in [0, 1], ``labels`` (N, K) with
 ``info["attr_names"]`` naming the K columns (CelebA: int64 in {0, 1}; CSV: float32 as written).
 The split is deterministic: the last ``options.test_size`` images in file order are the test set
-(default ``min(1000, N // 10)``), so train/test never depends on a seed.
+(default ``min(1000, N // 10)``), so train/test never depends on a seed. ``options.label=NAME`` makes
+one column the class label instead (``labels`` (N,) int64, ``info["num_classes"]`` set), which is how
+an attribute classifier is trained: ``genlab train classifier --data celeba:DIR --data.options.label=Male``.
 """
 from __future__ import annotations
 
@@ -206,8 +208,24 @@ def _dataset(name: str, images: np.ndarray, labels: Tensor, attr_names: list[str
         "name": name, "image_shape": tuple(x.shape[1:]), "attr_names": list(attr_names),
         "num_attributes": len(attr_names), "filenames": filenames[part], "path": str(source), "num_classes": None,
     }
+    y = labels[part]
+    if "label" in config.options:  # one column as the class label, e.g. to train a classifier on "Smiling"
+        column, num_classes = _label_column(labels, attr_names, str(config.options["label"]), source)
+        y = labels[part, column].long()
+        info.update(label=attr_names[column], num_classes=num_classes)
     log.info("loaded %d %s images %s with %d attributes from %s", len(x), split, tuple(x.shape[1:]), len(attr_names), source)
-    return ArrayDataset((x, labels[part]), info)
+    return ArrayDataset((x, y), info)
+
+
+def _label_column(labels: Tensor, names: list[str], label: str, source: Path) -> tuple[int, int]:
+    """The column named ``label`` and its number of classes; its values must be integers >= 0."""
+    if label not in names:
+        raise DataError(f"{source}: unknown label {label!r} (data.options.label); valid: {', '.join(names)}")
+    column = names.index(label)
+    values = labels[:, column]
+    if bool((values < 0).any()) or bool((values != values.round()).any()):
+        raise DataError(f"{source}: label {label!r} must hold class indices (integers >= 0)")
+    return column, max(int(values.max()) + 1, 2)
 
 
 def _unknown_options(config: DataConfig, valid: set[str]) -> None:
@@ -286,7 +304,7 @@ def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
     ``list_attr_celeba*.txt``, or the zip/folder itself with ``options.attr_file``)."""
     if config.path is None:
         raise DataError("dataset 'celeba' needs its folder: --data celeba:/path/to/celeba")
-    _unknown_options(config, {"attr_file", "test_size"})
+    _unknown_options(config, {"attr_file", "test_size", "label"})
     images_path, attr_path = _find_celeba(Path(config.path), config.options)
     size = config.image_size or DEFAULT_FACE_SIZE
     channels = config.channels or 3
@@ -343,7 +361,7 @@ def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
     the one ``*.csv`` in the folder). Rows follow the CSV's order."""
     if config.path is None:
         raise DataError("dataset 'labelled-folder' needs a folder: --data labelled-folder:/path/to/images")
-    _unknown_options(config, {"csv", "test_size"})
+    _unknown_options(config, {"csv", "test_size", "label"})
     root = Path(config.path)
     if not root.exists():
         raise DataError(f"labelled-folder path not found: {root}")

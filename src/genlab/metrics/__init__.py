@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ..registry import Registry
+from .bias import bias_audit, confusion_matrix, corrected_rates, format_audit
 from .features import FeatureExtractor, get_extractor
 from .fid import fid_from_features, frechet_distance, gaussian_stats, sqrtm_psd
 from .kid import kid_from_features, polynomial_mmd2
@@ -70,5 +71,6 @@ def compare_features(
 __all__ = [
     "METRICS", "register_metric", "compare_features", "DEFAULT_METRICS", "FeatureExtractor", "get_extractor",
     "fid_from_features", "frechet_distance", "gaussian_stats", "sqrtm_psd", "kid_from_features",
-    "polynomial_mmd2", "count_modes", "precision_recall", "density_coverage",
+    "polynomial_mmd2", "count_modes", "precision_recall", "density_coverage", "bias_audit", "confusion_matrix",
+    "corrected_rates", "format_audit",
 ]

@@ -1,0 +1,100 @@
+"""Bias audit (genlab.metrics.bias): class rates of generated samples vs the training data's."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genlab.errors import DataError
+from genlab.metrics.bias import (bias_audit, confusion_matrix, corrected_rates, format_audit, two_proportion_z,
+                                 wilson_interval)
+
+
+def _draw(rates: list[float], n: int, g: torch.Generator) -> torch.Tensor:
+    return torch.multinomial(torch.tensor(rates), n, replacement=True, generator=g)
+
+
+def _classify(true: torch.Tensor, confusion: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A simulated classifier: each true class i is labelled j with probability confusion[i, j]."""
+    return torch.multinomial(confusion[true], 1, generator=g)[:, 0]
+
+
+def test_confusion_matrix_by_hand():
+    true = torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    pred = torch.tensor([0, 0, 1, 2, 1, 0, 2])
+    expected = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(confusion_matrix(true, pred, 3), expected)
+    # a class never seen in the true labels gets the identity row (no correction for it)
+    torch.testing.assert_close(confusion_matrix(torch.tensor([0, 0]), torch.tensor([0, 1]), 3)[2],
+                               torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+
+
+def test_correction_recovers_the_true_rates_through_a_noisy_classifier():
+    g = torch.Generator().manual_seed(0)
+    # two classes: sensitivity 0.8, specificity 0.9 (Rogan-Gladen)
+    confusion = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    true = _draw([0.7, 0.3], 200_000, g)
+    observed = torch.bincount(_classify(true, confusion, g), minlength=2).double() / len(true)
+    assert abs(float(observed[1]) - (0.3 * 0.8 + 0.7 * 0.1)) < 0.005  # the raw rate is biased: 0.31
+    torch.testing.assert_close(corrected_rates(observed, confusion.double()), torch.tensor([0.7, 0.3], dtype=torch.float64),
+                               atol=0.006, rtol=0)
+    # three classes with a lopsided confusion
+    confusion3 = torch.tensor([[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.0, 0.1, 0.9]])
+    true3 = _draw([0.5, 0.2, 0.3], 200_000, g)
+    observed3 = torch.bincount(_classify(true3, confusion3, g), minlength=3).double() / len(true3)
+    torch.testing.assert_close(corrected_rates(observed3, confusion3.double()), torch.tensor([0.5, 0.2, 0.3], dtype=torch.float64),
+                               atol=0.01, rtol=0)
+
+
+def test_wilson_interval_and_z_against_known_values():
+    low, high = wilson_interval(torch.tensor([0.0, 5.0]), 10)
+    torch.testing.assert_close(low, torch.tensor([0.0, 0.2366], dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(high, torch.tensor([0.2775, 0.7634], dtype=torch.float64), atol=1e-4, rtol=0)
+    # 60/100 vs 40/100: pooled 0.5, se = sqrt(0.25 * 0.02) -> z = 0.2 / 0.0707 = 2.828
+    z = two_proportion_z(torch.tensor([60.0]), 100, torch.tensor([40.0]), 100)
+    assert abs(float(z) - 2.8284) < 1e-3
+
+
+def _audit_for(generated_rates: list[float], seed: int = 0) -> dict:
+    """Data skewed 70/30; a classifier that errs toward class 0; generated samples at the given rates."""
+    g = torch.Generator().manual_seed(seed)
+    confusion = torch.tensor([[0.95, 0.05], [0.25, 0.75]])
+    data = _draw([0.7, 0.3], 20_000, g)
+    held_true = _draw([0.7, 0.3], 20_000, g)
+    held_pred = _classify(held_true, confusion, g)
+    generated_true = _draw(generated_rates, 20_000, g)
+    return bias_audit(_classify(generated_true, confusion, g), data, num_classes=2, class_names=["female", "male"],
+                      heldout_labels=held_true, heldout_predictions=held_pred)
+
+
+def test_a_faithful_generator_shows_no_amplification_despite_the_classifier_error():
+    audit = _audit_for([0.7, 0.3])
+    female, male = audit["classes"]
+    assert male["generated_rate"] < 0.27  # the raw classified rate looks like an erased minority ...
+    assert abs(male["generated_rate_corrected"] - 0.3) < 0.015  # ... the corrected one does not
+    assert abs(male["same_lens_difference"]) < 0.015 and abs(male["same_lens_z"]) < 3
+    assert audit["majority_class"] == "female" and abs(audit["amplification"]) < 0.015
+    assert audit["total_variation"] < 0.015 and audit["basis"] == "corrected"
+
+
+def test_a_generator_that_drops_the_minority_is_flagged():
+    audit = _audit_for([0.9, 0.1])
+    female, male = audit["classes"]
+    assert abs(audit["amplification"] - 0.2) < 0.02  # 0.9 produced where the data holds 0.7
+    assert male["same_lens_z"] < -10 and male["same_lens_p"] < 1e-6
+    assert female["generated_ci95"][0] < female["generated_rate"] < female["generated_ci95"][1]
+    assert "amplified by 0.2" in format_audit(audit)
+    raw = bias_audit(torch.zeros(10, dtype=torch.long), torch.tensor([0, 1, 1, 1]), num_classes=2)
+    assert raw["basis"] == "raw" and raw["majority_class"] == "1" and raw["amplification"] == -0.75
+
+
+def test_bad_input_names_the_problem():
+    with pytest.raises(DataError, match="labels must lie in 0..1, got 0..2"):
+        bias_audit(torch.tensor([0, 2]), torch.tensor([0, 1]), num_classes=2)
+    with pytest.raises(DataError, match="fractional"):
+        bias_audit(torch.tensor([0.5]), torch.tensor([0, 1]), num_classes=2)
+    with pytest.raises(DataError, match="3 true labels but 2 predictions"):
+        confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 1]), 2)
+    with pytest.raises(DataError, match="both heldout_labels and heldout_predictions"):
+        bias_audit(torch.tensor([0]), torch.tensor([0, 1]), num_classes=2, heldout_labels=torch.tensor([0]))
+    with pytest.raises(DataError, match="no labels"):
+        bias_audit(torch.tensor([], dtype=torch.long), torch.tensor([0, 1]), num_classes=2)
