@@ -85,6 +85,9 @@ def test_a_generator_that_drops_the_minority_is_flagged():
     assert "amplified by 0.2" in format_audit(audit)
     raw = bias_audit(torch.zeros(10, dtype=torch.long), torch.tensor([0, 1, 1, 1]), num_classes=2)
     assert raw["basis"] == "raw" and raw["majority_class"] == "1" and raw["amplification"] == -0.75
+    balanced = bias_audit(torch.zeros(10, dtype=torch.long), torch.tensor([0, 1, 0, 1]), num_classes=2)
+    assert balanced["amplification"] is None and balanced["total_variation"] == 0.5
+    assert "balanced" in format_audit(balanced)
 
 
 def test_bad_input_names_the_problem():

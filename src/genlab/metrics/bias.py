@@ -104,7 +104,8 @@ def bias_audit(
     Returns a dict: ``classes`` (one row per class with rates, intervals, differences, z), and the
     summary ``majority_class``, ``amplification`` (corrected when possible, else raw),
     ``total_variation`` (between the generated and the data's class distributions, same basis) and
-    ``protocol`` (sample counts and what was compared).
+    ``protocol`` (sample counts and what was compared). On balanced data (the two largest class
+    rates within 0.001) there is no majority: ``majority_class`` and ``amplification`` are None.
     """
     names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
     if len(names) != num_classes:
@@ -135,11 +136,13 @@ def bias_audit(
         out["protocol"].update(heldout=n_held, classifier_accuracy=accuracy,
                                correction="confusion matrix on the held-out data (Rogan-Gladen for 2 classes)")
         out["confusion"] = confusion.tolist()
+    top2 = torch.topk(data_rate, 2).values if num_classes > 1 else data_rate
+    balanced = num_classes > 1 and float(top2[0] - top2[1]) < 1e-3  # no skew to amplify (e.g. Fashion-MNIST)
     majority = int(torch.argmax(data_rate))
     out.update(
         classes=rows,
-        majority_class=names[majority],
-        amplification=float(basis[majority] - data_rate[majority]),
+        majority_class=None if balanced else names[majority],
+        amplification=None if balanced else float(basis[majority] - data_rate[majority]),
         total_variation=float(0.5 * (basis - data_rate).abs().sum()),
         basis="corrected" if heldout_labels is not None else "raw",
     )
@@ -159,7 +162,10 @@ def format_audit(audit: dict[str, Any]) -> str:
         if lens:
             line += f" {row['heldout_classified_rate']:10.3f} {row['same_lens_z']:7.2f} {row['generated_rate_corrected']:10.3f}"
         lines.append(line)
-    sign = "amplified" if audit["amplification"] > 0 else "reduced"
-    lines.append(f"majority class {audit['majority_class']!r}: {sign} by {abs(audit['amplification']):.3f} "
-                 f"({audit['basis']} rates); total variation {audit['total_variation']:.3f}")
+    if audit["amplification"] is None:
+        skew = "data classes balanced (no majority to amplify)"
+    else:
+        sign = "amplified" if audit["amplification"] > 0 else "reduced"
+        skew = f"majority class {audit['majority_class']!r}: {sign} by {abs(audit['amplification']):.3f}"
+    lines.append(f"{skew}; total variation {audit['total_variation']:.3f} ({audit['basis']} rates)")
     return "\n".join(lines)
