@@ -51,7 +51,7 @@ def test_adversarial_training_uses_fresh_attacks():
     assert {"adv_ce", "ce", "adv_accuracy", "accuracy"} <= set(out.terms)
     assert torch.allclose(out.total, 0.5 * out.terms["adv_ce"] + 0.5 * out.terms["ce"])
     # FGSM increases the loss to first order, so the adversarial term exceeds the clean one
-    assert float(out.terms["adv_ce"]) > float(out.terms["ce"])
+    assert out.terms["adv_ce"].detach().item() > out.terms["ce"].detach().item()
     assert model.training  # the attack ran in eval mode and restored the mode
     assert all(p.grad is None for p in model.parameters())
     assert "fgsm_accuracy" in model.eval().evaluate((x, y))
