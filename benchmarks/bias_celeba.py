@@ -41,6 +41,12 @@ def classifier_run(data: str, attribute: str, out: Path, epochs: int) -> Path:
     return run
 
 
+@torch.no_grad()
+def classified_rate(classifier, images: torch.Tensor) -> float:
+    """Share of ``images`` the (binary) attribute classifier labels 1."""
+    return float(torch.cat([classifier.predict(c) for c in images.split(500)]).double().mean())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ae", required=True, help="face autoencoder run folder")
@@ -80,9 +86,8 @@ def main() -> None:
             for name, (model, _) in models.items():
                 model.eval()
                 recon = torch.cat([model.reconstruct(chunk) for chunk in test.x.split(500)])
-                rate = float(torch.cat([classifier.predict(c) for c in recon.split(500)]).double().mean())
-                entry["reconstruction_control"][name] = rate
-        real = float(torch.cat([classifier.predict(c) for c in test.x.split(500)]).double().mean())
+                entry["reconstruction_control"][name] = classified_rate(classifier, recon)
+        real = classified_rate(classifier, test.x)
         entry["reconstruction_control"]["real"] = real
         print(f"== {attribute}: classified rate on held-out faces {real:.3f} (true {truth:.3f}); on their "
               f"reconstructions AE {entry['reconstruction_control']['AE']:.3f}, VAE {entry['reconstruction_control']['VAE']:.3f}",

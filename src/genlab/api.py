@@ -186,8 +186,18 @@ def run_data(spec: RunSpec | None, data: str | None, split: str = "test") -> Arr
     return load_dataset(config, split)  # type: ignore[arg-type]
 
 
-def sample(model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 256, **options: Any) -> torch.Tensor:
-    """``n`` samples in [0, 1] drawn with an explicit generator (reproducible for a seed)."""
+def sample(model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 256, latent_density: str | None = None,
+           fit_data: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+    """``n`` samples in [0, 1] drawn with an explicit generator (reproducible for a seed). With
+    ``latent_density`` (``gaussian`` / ``gmm:K``) the codes come from that density fitted to the
+    encoded ``fit_data`` (an autoencoder's training images) instead of the model's prior."""
+    if latent_density:
+        from .latent import fit_latent_density, sample_images
+
+        if fit_data is None:
+            raise ConfigError("sampling from a fitted latent density needs fit_data (the training images to encode)")
+        density = fit_latent_density(model, fit_data, latent_density)
+        return sample_images(model, density, n, generator=torch.Generator().manual_seed(seed))
     g = torch.Generator(model.device).manual_seed(seed)
     chunks = []
     with torch.no_grad():
@@ -249,21 +259,16 @@ def audit(
         with torch.no_grad():
             return torch.cat([classifier.predict(chunk.to(classifier.device)).cpu() for chunk in images.split(batch_size)])
 
-    if latent_density:
-        from .latent import fit_latent_density, sample_images
-
-        density = fit_latent_density(model, train_data.x, latent_density)
-        images = sample_images(model, density, num_samples, generator=torch.Generator().manual_seed(seed))
-    else:
-        images = sample(model, num_samples, seed=seed)
-    if attribute is not None or (train_data.y is not None and train_data.y.dim() > 1):
-        class_names = [f"not {attribute}", attribute] if num_classes == 2 else None
-    else:
-        class_names = train_data.info.get("class_names")
+    data_labels = labels_of(train_data)  # bad labels fail before the sampling, not after it
     held = {}
     if test_data is not None:
         held = {"heldout_labels": labels_of(test_data), "heldout_predictions": predict(test_data.x)}
-    result = bias_audit(predict(images), labels_of(train_data), num_classes=num_classes, class_names=class_names, **held)
+    if attribute is None:
+        class_names = train_data.info.get("class_names")
+    else:
+        class_names = [f"not {attribute}", attribute] if num_classes == 2 else None
+    images = sample(model, num_samples, seed=seed, latent_density=latent_density, fit_data=train_data.x)
+    result = bias_audit(predict(images), data_labels, num_classes=num_classes, class_names=class_names, **held)
     result["protocol"].update(model=model.registry_name, sampler=latent_density or "prior", seed=seed,
                               attribute=attribute, dataset=train_data.info.get("name"))
     return result

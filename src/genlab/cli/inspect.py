@@ -34,15 +34,8 @@ def sample(args: argparse.Namespace) -> int:
 
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
     options = {k: v for k, v in (("label", args.label), ("truncation", args.truncation)) if v is not None}
-    if args.latent_density:
-        import torch
-
-        from ..latent import fit_latent_density, sample_images
-
-        density = fit_latent_density(model, api.run_data(spec, None, "train").x, args.latent_density)
-        images = sample_images(model, density, args.n, generator=torch.Generator().manual_seed(args.seed))
-    else:
-        images = api.sample(model, args.n, seed=args.seed, **options)
+    fit_data = api.run_data(spec, None, "train").x if args.latent_density else None
+    images = api.sample(model, args.n, seed=args.seed, latent_density=args.latent_density, fit_data=fit_data, **options)
     out = Path(args.output or Path(args.run) / f"samples-{args.seed}.png")
     save_image_grid(images, out, nrow=args.nrow)
     print(f"wrote {args.n} samples to {out}")

@@ -136,8 +136,8 @@ def bias_audit(
         out["protocol"].update(heldout=n_held, classifier_accuracy=accuracy,
                                correction="confusion matrix on the held-out data (Rogan-Gladen for 2 classes)")
         out["confusion"] = confusion.tolist()
-    top2 = torch.topk(data_rate, 2).values if num_classes > 1 else data_rate
-    balanced = num_classes > 1 and float(top2[0] - top2[1]) < 1e-3  # no skew to amplify (e.g. Fashion-MNIST)
+    ranked = data_rate.sort(descending=True).values
+    balanced = len(ranked) > 1 and float(ranked[0] - ranked[1]) < 1e-3  # no skew to amplify (e.g. Fashion-MNIST)
     majority = int(torch.argmax(data_rate))
     out.update(
         classes=rows,
