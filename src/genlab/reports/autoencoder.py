@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data.base import ArrayDataset, BatchLoader
-from .registry import register_evaluator, register_reporter
+from ..data.base import ArrayDataset, BatchLoader
+from ..registry import register_evaluator, register_reporter
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def encode_dataset(model: Any, data: ArrayDataset, *, limit: int | None = None, 
 @torch.no_grad()
 def reconstruction_figure(model: Any, data: ArrayDataset, path: str | Path, n: int = 32) -> Path:
     """Originals (odd rows) above their reconstructions (even rows)."""
-    from .viz import save_image_grid
+    from ..viz import save_image_grid
 
     x = data.batch(torch.arange(min(n, len(data))), torch.Generator().manual_seed(0))[0].to(model.device)
     recon = model.reconstruct(x)
@@ -50,7 +50,7 @@ def reconstruction_figure(model: Any, data: ArrayDataset, path: str | Path, n: i
 
 
 def latent_figure(model: Any, data: ArrayDataset, path: str | Path, *, limit: int = 5000) -> Path:
-    from .viz import scatter_latent
+    from ..viz import scatter_latent
 
     codes, labels = encode_dataset(model, data, limit=limit)
     return scatter_latent(codes, labels, path, title=f"{model.registry_name} latent codes ({len(codes)} test images)")
@@ -98,7 +98,7 @@ def _report(model: Any, run_dir: Path, test_data: ArrayDataset | None, metrics: 
         return {}
     reconstruction_figure(model, test_data, run_dir / "reconstructions.png")
     latent_figure(model, test_data, run_dir / "latent.png")
-    from .viz import save_image_grid
+    from ..viz import save_image_grid
 
     save_image_grid(model.sample(64, generator=torch.Generator(model.device).manual_seed(0)), run_dir / "samples.png", scale=2)
     return metrics
