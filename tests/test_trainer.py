@@ -192,3 +192,19 @@ def test_keep_best_names_the_metrics_it_could_use():
     trainer = Trainer(_ae((1, 28, 28)), data, cfg, eval_data=data)
     with pytest.raises(TrainingError, match="keep_best='accuracy' is not among the evaluation metrics: .*loss"):
         trainer.fit()
+
+
+def test_hold_linear_schedule_holds_then_decays_to_the_floor():
+    """CycleGAN's recipe: lr constant for the first half of training, then linear to the floor."""
+    data = ArrayDataset((torch.rand(64, 1, 8, 8),))
+    cfg = TrainConfig(max_steps=100, batch_size=16, lr=2e-3, lr_schedule="hold-linear", hold_fraction=0.5,
+                      min_lr_ratio=0.1, **QUIET)
+    trainer = Trainer(_ae(), data, cfg)
+    sched = trainer._make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-3))
+    factors = [sched.lr_lambdas[0](s) for s in range(101)]
+    assert factors[0] == factors[49] == 1.0
+    assert factors[75] == pytest.approx(0.1 + 0.9 * 0.5)
+    assert factors[100] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    with pytest.raises(Exception, match="hold_fraction"):
+        TrainConfig(lr_schedule="hold-linear", hold_fraction=1.0)

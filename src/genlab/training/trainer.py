@@ -46,9 +46,10 @@ class TrainConfig(Config):
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = 0.9  # sgd / rmsprop only
     weight_decay: float = 0.0
-    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    lr_schedule: Literal["constant", "cosine", "linear", "hold-linear"] = "constant"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0  # floor of cosine/linear decay, as a fraction of lr
+    hold_fraction: float = 0.5  # hold-linear: constant for this fraction of the steps, then linear to the floor
     grad_clip: float | None = None  # max global L2 norm per phase
     ema_decay: float | None = None
     eval_every: int = 0  # steps; 0 = at the end of each epoch
@@ -76,6 +77,7 @@ class TrainConfig(Config):
         check(self.ema_decay is None or 0 < self.ema_decay < 1, f"train.ema_decay must be in (0, 1), got {self.ema_decay}")
         for name in ("eval_every", "sample_every", "checkpoint_every", "warmup_steps"):
             check(getattr(self, name) >= 0, f"train.{name} must be >= 0")
+        check(0 <= self.hold_fraction < 1, f"train.hold_fraction must be in [0, 1), got {self.hold_fraction}")
         check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
         check(self.log_every >= 1, "train.log_every must be >= 1")
 
@@ -179,6 +181,9 @@ class Trainer:
             if cfg.lr_schedule == "constant":
                 return 1.0
             progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+            if cfg.lr_schedule == "hold-linear":
+                # CycleGAN's recipe (100 epochs at lr, then 100 decaying linearly to zero): hold, then decay.
+                progress = max(0.0, progress - cfg.hold_fraction) / (1 - cfg.hold_fraction)
             decay = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.lr_schedule == "cosine" else 1 - progress
             return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
 
