@@ -79,6 +79,17 @@ class GenerativeModel(nn.Module):
             params.extend(p for p in module.parameters() if p.requires_grad)
         return params
 
+    def training_extras(self) -> dict[str, Any]:
+        """State that shapes the rest of training but is not part of the shareable model (e.g.
+        CycleGAN's pools of past generated images). The Trainer saves it in the training state of
+        every checkpoint and hands it back to :meth:`load_training_extras` on resume."""
+        return {}
+
+    def load_training_extras(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`training_extras` returned (tensors arrive on the CPU)."""
+        if state:
+            raise GenlabError(f"{type(self).__name__} keeps no training extras, but the checkpoint holds {sorted(state)}")
+
     def ema_modules(self) -> list[str] | None:
         """Sub-modules whose weights an EMA tracks (``None`` = the whole model). GANs return
         ``["generator"]``: only the sampler benefits from averaging."""

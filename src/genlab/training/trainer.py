@@ -384,6 +384,7 @@ class Trainer:
             "history": self.history,
             "last_eval": self.last_eval,
             "best": self.best,
+            "model_extras": self.model.training_extras(),
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -415,6 +416,7 @@ class Trainer:
             sched.load_state_dict(state["schedulers"][name])
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.load_tensors(latest / ckpt.EMA_NAME, device=self.device))
+        self.model.load_training_extras(state.get("model_extras", {}))
         if self.dist.enabled:
             # each rank saved only rank 0's RNG; offset like a fresh start so ranks stay distinct
             seed_everything(self.config.seed + self.dist.rank + 7919 * state["step"])
