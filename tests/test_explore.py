@@ -1,0 +1,374 @@
+"""genlab explore without a browser: every view over HTTP against the Python API, every bad
+parameter (400 + one line), uploads and their limits, what the server refuses to serve, the CLI's
+start-up lines and a clean Ctrl-C."""
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genlab.errors import ConfigError
+from genlab.explore import BadParameter, Explorer, ExploreServer, open_run, render, seed_codes
+from genlab.latent import lerp, slerp
+from genlab.models import build_model
+from genlab.viz import to_uint8
+
+
+def train_tiny_vae(run: Path) -> Path:
+    """A VAE with a 2-D latent, 30 steps on 256 embedded MNIST digits: a real run folder in seconds."""
+    from genlab import api
+    from genlab import checkpoint as ckpt
+    from genlab.training import Trainer
+
+    spec, _ = api.resolve("vae", overrides=[
+        "--model.latent_dim=2", "--model.hidden_dims=[64,32]", "--data.limit=256", "--train.max_steps=30",
+        "--train.batch_size=64", "--train.progress=false", "--train.eval_every=0", "--train.sample_every=0",
+        "--train.tensorboard=false", "--train.device=cpu"])
+    net, train, _ = api.build(spec)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_text(run / "run.json", json.dumps(spec.to_dict()))
+    Trainer(net, train, spec.train, out_dir=run).fit()
+    return run
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory) -> Path:
+    return train_tiny_vae(tmp_path_factory.mktemp("explore") / "vae")
+
+
+@pytest.fixture(scope="module")
+def explorer(vae_run) -> Explorer:
+    return open_run(str(vae_run), project_steps=20)
+
+
+@pytest.fixture(scope="module")
+def server(explorer):
+    server = ExploreServer(explorer, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def get(server, path: str, *, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def png_array(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def cell(grid: np.ndarray, index: int, size: int, padding: int = 2) -> np.ndarray:
+    """Image ``index`` of a one-row grid drawn by genlab.viz.make_grid."""
+    left = padding + index * (size + padding)
+    return grid[padding:padding + size, left:left + size]
+
+
+def decoded(model, z: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return to_uint8(model.decode(z[None])[0])
+
+
+# ---------------------------------------------------------------------------------------- each control
+
+def test_samples_view_is_genlab_sample_and_the_seed_changes_it(server, explorer):
+    from genlab import api
+    from genlab.viz import make_grid
+
+    status, headers, body = get(server, "/render?view=samples&seed=5&n=9")
+    assert status == 200 and headers["Content-Type"] == "image/png" and float(headers["X-Render-Ms"]) >= 0
+    expected = to_uint8(make_grid(api.sample(explorer.model, 9, seed=5), nrow=3))
+    assert np.array_equal(png_array(body), expected)
+    assert not np.array_equal(png_array(get(server, "/render?view=samples&seed=6&n=9")[2]), expected)
+
+
+@pytest.mark.parametrize("method", ["lerp", "slerp"])
+def test_interpolation_frame_is_the_decoded_path_point(server, explorer, method):
+    model = explorer.model
+    z0, z1 = seed_codes(model, [3, 11])
+    _, _, body = get(server, f"/render?view=interpolate&a=3&b=11&t=0.35&method={method}")
+    row = png_array(body)
+    path = (slerp if method == "slerp" else lerp)(z0, z1, 0.35)
+    assert np.array_equal(cell(row, 0, 28), decoded(model, z0))
+    assert np.array_equal(cell(row, 1, 28), decoded(model, path))
+    assert np.array_equal(cell(row, 2, 28), decoded(model, z1))
+    ends = png_array(get(server, f"/render?view=interpolate&a=3&b=11&t=1&method={method}")[2])
+    assert np.array_equal(cell(ends, 1, 28), cell(ends, 2, 28))
+
+
+def test_slerp_and_lerp_frames_differ_between_ends(explorer):
+    lerped = render(explorer, {"view": "interpolate", "a": 0, "b": 1, "t": 0.5, "method": "lerp"})
+    slerped = render(explorer, {"view": "interpolate", "a": 0, "b": 1, "t": 0.5, "method": "slerp"})
+    assert np.array_equal(cell(lerped, 0, 28), cell(slerped, 0, 28))
+    assert not np.array_equal(cell(lerped, 1, 28), cell(slerped, 1, 28))
+
+
+def test_attribute_view_adds_scale_times_the_class_vector(server, explorer):
+    from genlab.latent import attribute_vector, labelled_examples
+
+    grid = png_array(get(server, "/render?view=attribute&attr=7&scale=2.5&seed=4&n=3")[2])
+    data = explorer._label_images
+    pos, neg = labelled_examples(explorer._labels, explorer._label_names, "7", 20, generator=torch.Generator().manual_seed(0))
+    vector = attribute_vector(explorer.model, data[pos], data[neg])
+    z = torch.randn(3, 2, generator=torch.Generator().manual_seed(4))
+    assert grid.shape == (2 + 2 * 30, 2 + 3 * 30)
+    for i in range(3):
+        assert np.array_equal(cell(grid, i, 28), decoded(explorer.model, z[i]))  # top row: the codes
+        assert np.array_equal(cell(grid[30:], i, 28), decoded(explorer.model, z[i] + 2.5 * vector))  # bottom: edited
+    zero = png_array(get(server, "/render?view=attribute&attr=7&scale=0&seed=4&n=3")[2])
+    assert np.array_equal(zero[:32], zero[30:62])
+
+
+def test_a_click_on_the_map_decodes_the_cell_under_it(server, explorer):
+    steps, extent, size = 6, 3.0, 28
+    grid = png_array(get(server, f"/render?view=map&extent={extent}&steps={steps}")[2])
+    assert grid.shape == (steps * size, steps * size)  # no padding: pixels map linearly to codes
+    row, col = 1, 4  # the page maps pixel (u, v) of the map to (-e + 2e u, e - 2e v); take a cell centre
+    u, v = (col + 0.5) / steps, (row + 0.5) / steps
+    x, y = -extent + 2 * extent * u, extent - 2 * extent * v
+    point = png_array(get(server, f"/render?view=point&x={x}&y={y}")[2])
+    assert np.array_equal(point[2:30, 2:30], decoded(explorer.model, torch.tensor([x, y])))
+    assert np.abs(point[2:30, 2:30].astype(int) - grid[row * size:(row + 1) * size, col * size:(col + 1) * size]).max() <= 1
+
+
+def test_page_and_info(server):
+    status, headers, body = get(server, "/")
+    assert status == 200 and b"genlab explore" in body and "script-src 'unsafe-inline'" in headers["Content-Security-Policy"]
+    assert b"http://" not in body and b"https://" not in body  # no external assets: works offline
+    info = json.loads(get(server, "/info")[2])
+    assert info["latent_dim"] == 2 and set(info["views"]) == {"samples", "interpolate", "attribute", "map", "point"}
+    assert info["attributes"] == [str(d) for d in range(10)] and not info["stylegan"]
+
+
+# ---------------------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("query, message", [
+    ("view=nope", "view must be one of"),
+    ("view=samples&seed=-1", "seed must lie in [0, 2147483647]"),
+    ("view=samples&seed=1e3", "seed must be an integer"),
+    ("view=samples&n=65", "n must lie in [1, 64]"),
+    ("view=samples&n=", "n must be an integer"),
+    ("view=samples&seed=1&seed=2", "given more than once"),
+    ("view=samples&path=/etc/passwd", "unknown parameter 'path'"),
+    ("view=samples&label=3", "unknown parameter 'label'"),  # an unconditional model has no classes
+    ("view=interpolate&t=1.5", "t must lie in [0, 1]"),
+    ("view=interpolate&t=nan", "t must be a finite number"),
+    ("view=interpolate&t=inf", "t must be a finite number"),
+    ("view=interpolate&method=cubic", "method must be one of lerp, slerp"),
+    ("view=interpolate&a=img99", "no uploaded image 'img99'"),
+    ("view=interpolate&a=../x", "a must be an integer"),
+    ("view=attribute&attr=Smiling", "attr must be one of 0, 1"),
+    ("view=attribute&attr=3&scale=9", "scale must lie in [-5, 5]"),
+    ("view=map&steps=33", "steps must lie in [2, 32]"),
+    ("view=map&extent=0", "extent must lie in [0.1, 10]"),
+    ("view=point&x=11", "x must lie in [-10, 10]"),
+    ("view=mix&a=1", "view must be one of"),  # style mixing exists only for StyleGAN
+    ("view=samples&truncation=0.5", "unknown parameter 'truncation'"),
+    ("view=samples&" + "n=1&" * 40, "malformed query string"),
+    ("seed=" + "9" * 3000, "query too long"),
+])
+def test_bad_parameters_get_400_and_one_line(server, query, message):
+    status, headers, body = get(server, "/render?" + query)
+    text = body.decode()
+    assert status == 400 and headers["Content-Type"].startswith("text/plain")
+    assert message in text and len(text.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("path", ["/page.html", "/../../etc/passwd", "/render/../info", "/src/", "/favicon.ico", "/%2e%2e/"])
+def test_serves_only_its_page_and_renders(server, path):
+    status, _, body = get(server, path)
+    assert status == 404 and b"not found" in body and b"root:" not in body
+
+
+def test_refuses_other_hosts_when_local(server):
+    status, _, body = get(server, "/", headers={"Host": "attacker.example:8765"})
+    assert status == 403 and b"localhost" in body
+    assert get(server, "/info", headers={"Host": f"localhost:{server.server_address[1]}"})[0] == 200
+
+
+# ---------------------------------------------------------------------------------------- uploads
+
+def png_file(array: np.ndarray, fmt: str = "PNG") -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_an_uploaded_image_becomes_an_interpolation_end(server, explorer):
+    digit = explorer._label_images[0]  # (1, 28, 28) in [0, 1]
+    file = png_file(to_uint8(digit))
+    status, _, body = get(server, "/upload", method="POST", body=file, headers={"Content-Type": "image/png"})
+    assert status == 200
+    result = json.loads(body)
+    assert result["id"].startswith("img") and result["error"] >= 0
+    z = explorer.model.encode(torch.from_numpy(png_array(file).copy()).float().div(255)[None, None]).detach()[0]
+    row = png_array(get(server, f"/render?view=interpolate&a={result['id']}&b=0&t=0")[2])
+    assert np.array_equal(cell(row, 0, 28), decoded(explorer.model, z))
+
+
+@pytest.mark.parametrize("body, headers, message", [
+    (b"", {}, "empty upload"),
+    (b"this is not an image", {}, "not a readable image"),
+    ("GIF", {}, "unsupported image format GIF"),
+    ("HUGE", {}, "image too large: 4100x4100"),
+    (b"x" * 64, {"Content-Length": str(6 * 2**20)}, "upload too large"),
+])
+def test_bad_uploads_get_400_and_one_line(server, body, headers, message):
+    if body == "GIF":
+        body = png_file(np.zeros((8, 8), np.uint8), "GIF")
+    elif body == "HUGE":
+        body = png_file(np.zeros((4100, 4100), np.uint8))
+    status, _, reply = get(server, "/upload", method="POST", body=body, headers=headers)
+    text = reply.decode()
+    assert status == 400 and message in text and len(text.strip().splitlines()) == 1
+
+
+def test_upload_needs_a_length():
+    with pytest.raises(BadParameter, match="upload too large"):
+        from genlab.explore import read_upload
+
+        read_upload(b"x" * 11, (1, 28, 28), max_bytes=10)
+
+
+# ---------------------------------------------------------------------------------------- other families
+
+def test_cgan_classes_are_a_parameter_and_fixed_along_a_path():
+    torch.manual_seed(0)
+    cgan = build_model("cgan", {"image_shape": [1, 16, 16], "num_classes": 10, "latent_dim": 4, "label_dim": 3,
+                                "generator_channels": 4, "discriminator_channels": 4}).eval()
+    explorer = Explorer(cgan)
+    assert "map" not in explorer.views() and explorer.num_classes == 10
+    row = render(explorer, "view=interpolate&a=2&b=5&t=0.5&method=slerp&label=7")
+    z0, z1 = seed_codes(cgan, [2, 5])
+    with torch.no_grad():
+        expected = to_uint8(cgan.decode(slerp(z0, z1, 0.5)[None], label=7)[0])
+    assert np.array_equal(cell(row, 1, 16), expected)
+    assert not np.array_equal(row, render(explorer, "view=interpolate&a=2&b=5&t=0.5&method=slerp&label=3"))
+    with pytest.raises(BadParameter, match=r"label must lie in \[0, 9\]"):
+        explorer.parse("view=samples&label=10")
+
+
+def test_models_that_do_not_decode_images_are_refused():
+    points = build_model("gan", {"x_dim": 2, "latent_dim": 2, "generator_hidden": [8], "discriminator_hidden": [8]})
+    with pytest.raises(ConfigError, match="not images"):
+        Explorer(points)
+    classifier = build_model("classifier", {"image_shape": [1, 16, 16], "num_classes": 10, "channels": [4, 8],
+                                            "kernel_size": 3, "hidden_dim": 16})
+    with pytest.raises(ConfigError, match="has no decode"):
+        Explorer(classifier)
+
+
+class TinyStyleGAN(nn.Module):
+    """StyleGAN's public surface (mapping, synthesis, mix, sample with truncation and noise), tiny and exact."""
+
+    latent_dim, num_ws = 3, 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.linspace(-1, 1, 3 * 16).view(3, 16))
+        self.calls: list = []
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight.device
+
+    def mapping(self, z):
+        return z[:, None, :].expand(-1, self.num_ws, -1)  # (B, num_ws, D)
+
+    def synthesis(self, ws, noise="random"):
+        return torch.sigmoid(ws.mean(1) @ self.weight).view(-1, 1, 4, 4)
+
+    def decode(self, z):
+        return self.synthesis(self.mapping(z))
+
+    def mix(self, z_a, z_b, layers, noise="random"):
+        self.calls.append((layers, noise))
+        index = {"coarse": [0, 1], "middle": [2], "fine": [3]}[layers] if isinstance(layers, str) else layers
+        ws = self.mapping(z_a).clone()
+        ws[:, index] = self.mapping(z_b)[:, index]
+        return self.synthesis(ws, noise=noise)
+
+    def sample(self, n, *, truncation=1.0, truncation_cutoff=None, noise="random", generator=None):
+        self.calls.append((truncation, noise))
+        return self.decode(truncation * torch.randn(n, self.latent_dim, generator=generator))
+
+
+def test_stylegan_gets_truncation_and_style_mixing():
+    model = TinyStyleGAN()
+    explorer = Explorer(model)
+    assert explorer.stylegan and {"mix"} <= set(explorer.views()) and "truncation" in explorer.views()["samples"]
+    sharp = render(explorer, "view=samples&seed=1&n=4&truncation=1")
+    flat = render(explorer, "view=samples&seed=1&n=4&truncation=0")
+    assert model.calls[-2:] == [(1.0, "const"), (0.0, "const")] and not np.array_equal(sharp, flat)
+    mixed = render(explorer, "view=mix&a=1&b=2&layers=1-2")
+    assert model.calls[-1] == ([1, 2], "const")
+    z_a, z_b = seed_codes(model, [1, 2])
+    assert np.array_equal(cell(mixed, 0, 4), decoded(model, z_a)) and np.array_equal(cell(mixed, 1, 4), decoded(model, z_b))
+    assert not np.array_equal(cell(mixed, 2, 4), cell(mixed, 0, 4))
+    with pytest.raises(BadParameter, match="layer range A-B with A <= B < 4"):
+        explorer.parse("view=mix&layers=2-4")
+
+
+# ---------------------------------------------------------------------------------------- the command
+
+def start_cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "genlab", "explore", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_cli_prints_the_url_warns_for_a_network_host_and_stops_cleanly_on_ctrl_c(vae_run):
+    process = start_cli(str(vae_run), "--port", "0", "--host", "0.0.0.0")
+    try:
+        warning = process.stdout.readline()
+        started = process.stdout.readline()
+        assert "reachable" not in started and "warning: listening on 0.0.0.0" in warning
+        assert "anyone who can reach this machine" in warning
+        url = started.split(" at ")[1].split()[0]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/render?view=point&x=0&y=0")
+        assert connection.getresponse().status == 200
+        connection.close()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
+
+
+def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_path):
+    process = start_cli(str(vae_run), "--port", "0")
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("genlab explore: vae at http://127.0.0.1:")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "warning" not in out + err
+    bad = start_cli(str(tmp_path / "missing"))
+    out, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and len(err.strip().splitlines()) == 1 and "genlab explore: error:" in err
