@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Inline script and style only; images from this server (blob: URLs of fetched PNGs); nothing else.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                           "img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                           "img-src 'self' blob:; connect-src 'self' blob:; base-uri 'none'; form-action 'none'; "
                            "frame-ancestors 'none'")
 
 
