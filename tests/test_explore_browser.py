@@ -4,7 +4,9 @@ shows must equal, pixel for pixel, what the Python API decodes for the same para
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package (``.ci/run`` installs
 them); without them the test skips and says how to install them. ``GENLAB_EXPLORE_SCREENSHOT=FILE``
-also saves a screenshot of the page.
+also saves a screenshot of the page, and ``GENLAB_EXPLORE_RUN=RUN`` uses a trained run with a 2-D
+latent on 28x28 digits instead of the tiny one (the README's screenshot:
+``GENLAB_EXPLORE_RUN=runs/vae-2d GENLAB_EXPLORE_SCREENSHOT=docs/explore.png pytest tests/test_explore_browser.py``).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def browser_or_skip():
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1280,1000", "--force-device-scale-factor=1"):
+                 "--window-size=1280,1240", "--force-device-scale-factor=1"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
     browser.set_script_timeout(20)
@@ -80,7 +82,7 @@ def test_slider_changes_the_image_and_the_page_shows_what_python_decodes(tmp_pat
     browser = browser_or_skip()
     process = None
     try:
-        run = train_tiny_vae(tmp_path / "vae")
+        run = os.environ.get("GENLAB_EXPLORE_RUN") or train_tiny_vae(tmp_path / "vae")
         process = start_cli(str(run), "--port", "0")
         url = process.stdout.readline().split(" at ")[1].split()[0]
         browser.get(url)
