@@ -312,7 +312,7 @@ class TinyStyleGAN(nn.Module):
 
     def sample(self, n, *, truncation=1.0, truncation_cutoff=None, noise="random", generator=None):
         self.calls.append((truncation, noise))
-        return self.decode(truncation * torch.randn(n, self.latent_dim, generator=generator))
+        return self.synthesis(self.mapping(truncation * torch.randn(n, self.latent_dim, generator=generator)), noise=noise)
 
 
 def test_stylegan_gets_truncation_and_style_mixing():
@@ -329,6 +329,18 @@ def test_stylegan_gets_truncation_and_style_mixing():
     assert not np.array_equal(cell(mixed, 2, 4), cell(mixed, 0, 4))
     with pytest.raises(BadParameter, match="layer range A-B with A <= B < 4"):
         explorer.parse("view=mix&layers=2-4")
+
+
+def test_a_stylegan_without_decode_gets_samples_and_mixing_only():
+    model = TinyStyleGAN()
+    model.decode = None  # the latent tools need decode(z); sampling and mixing do not
+    explorer = Explorer(model)
+    assert set(explorer.views()) == {"samples", "mix"}
+    assert render(explorer, "view=mix&a=0&b=1&layers=fine").shape == (8, 20)
+    with pytest.raises(BadParameter, match="view must be one of samples, mix"):
+        explorer.parse("view=interpolate")
+    with pytest.raises(BadParameter, match="has no decode"):
+        explorer.upload(b"\x89PNG")
 
 
 # ---------------------------------------------------------------------------------------- the command
@@ -359,7 +371,9 @@ def test_cli_prints_the_url_warns_for_a_network_host_and_stops_cleanly_on_ctrl_c
     assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
 
 
-def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_path):
+def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_path, capsys):
+    from genlab.cli import main
+
     process = start_cli(str(vae_run), "--port", "0")
     try:
         line = process.stdout.readline()
@@ -369,6 +383,8 @@ def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_p
     finally:
         process.kill()
     assert process.returncode == 0 and "warning" not in out + err
-    bad = start_cli(str(tmp_path / "missing"))
-    out, err = bad.communicate(timeout=60)
-    assert bad.returncode == 2 and len(err.strip().splitlines()) == 1 and "genlab explore: error:" in err
+    assert main(["explore", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "genlab explore: error:" in err
+    assert main(["explore", str(vae_run), "--labels", "Smiling"]) == 2
+    assert "unknown label(s) Smiling; valid: 0, 1" in capsys.readouterr().err

@@ -42,7 +42,10 @@ def explore(args: argparse.Namespace) -> int:
     if not server.local_only:
         print(f"warning: listening on {host}: anyone who can reach this machine on port {server.server_address[1]} "
               "can use the page and the model", flush=True)
-    print(f"genlab explore: {explorer.name} at {server.url} (Ctrl-C stops)", flush=True)
-    serve(server)
+    try:  # a Ctrl-C right after the URL is printed, before serving starts, stops as cleanly
+        print(f"genlab explore: {explorer.name} at {server.url} (Ctrl-C stops)", flush=True)
+        serve(server)
+    except KeyboardInterrupt:
+        server.server_close()
     print("genlab explore: stopped", flush=True)
     return 0

@@ -61,6 +61,8 @@ def seed_codes(model: nn.Module, seeds: Sequence[int]) -> Tensor:
 
 def _latent_dim(model: nn.Module) -> int:
     dim = getattr(model, "latent_dim", None)
+    if dim is None:  # a family that keeps it only in its config
+        dim = getattr(getattr(model, "config", None), "latent_dim", None)
     if not isinstance(dim, int):
         raise ConfigError(f"model {type(model).__name__} does not declare latent_dim, so there is no latent space to explore")
     return dim
@@ -140,7 +142,8 @@ class Explorer:
         self.model = model.eval()
         self.name = name or getattr(model, "registry_name", type(model).__name__)
         self.stylegan = is_stylegan(model)
-        if not (callable(getattr(model, "decode", None)) or self.stylegan):
+        self.decodes = callable(getattr(model, "decode", None))  # a StyleGAN without decode(z) gets samples and mixing only
+        if not (self.decodes or self.stylegan):
             raise ConfigError(f"model {self.name!r} has no decode(z): explore works for models that decode a latent "
                               "code (autoencoder, vae, gan, cgan, stylegan)")
         self.latent_dim = _latent_dim(model)
@@ -151,14 +154,14 @@ class Explorer:
         self._vectors: dict[str, Tensor] = {}
         self.uploads: OrderedDict[str, Tensor] = OrderedDict()  # id -> code (D,), oldest first
         self._upload_count = 0
-        if callable(getattr(model, "decode", None)):
+        if self.decodes:
             probe = self._decoder(0).decode(torch.zeros(1, self.latent_dim, device=_device(model)))
             if probe.dim() != 4:
                 raise ConfigError(f"model {self.name!r} decodes to shape {tuple(probe.shape[1:])}, not images; "
                                   "explore shows images")
             self.image_shape = tuple(probe.shape[1:])
         else:
-            self.image_shape = tuple(getattr(model.config, "image_shape", ()))
+            self.image_shape = tuple(getattr(getattr(model, "config", None), "image_shape", None) or ())
         self.attributes, self._labels, self._label_images = self._attribute_labels(labelled, attributes)
 
     # ------------------------------------------------------------------ labels
@@ -206,13 +209,13 @@ class Explorer:
         if self.num_classes is not None:
             labels = {"label": _integer(0, self.num_classes - 1)}
         endpoint = self._endpoint
-        views: dict[str, dict[str, Parser]] = {
-            "samples": {"seed": seed, "n": _integer(1, 64), **labels},
-            "interpolate": {"a": endpoint, "b": endpoint, "t": _number(0.0, 1.0), "method": _choice(("lerp", "slerp")), **labels},
-        }
+        views: dict[str, dict[str, Parser]] = {"samples": {"seed": seed, "n": _integer(1, 64), **labels}}
         if self.stylegan:
             views["samples"]["truncation"] = _number(0.0, 2.0)
             views["mix"] = {"a": seed, "b": seed, "layers": self._layers}
+        if not self.decodes:
+            return views
+        views["interpolate"] = {"a": endpoint, "b": endpoint, "t": _number(0.0, 1.0), "method": _choice(("lerp", "slerp")), **labels}
         if self.attributes:
             views["attribute"] = {"attr": _choice(self.attributes), "scale": _number(-5.0, 5.0), "seed": seed,
                                   "n": _integer(1, 16), **labels}
@@ -329,6 +332,8 @@ class Explorer:
     def upload(self, data: bytes) -> dict[str, Any]:
         """Decode an uploaded PNG/JPEG/BMP, find its latent code (encoder or projection) and keep
         it under a new id for interpolation. Returns ``{"id", "error"}`` (the reconstruction MSE)."""
+        if not self.decodes:
+            raise BadParameter(f"model {self.name!r} has no decode(z), so uploads cannot become interpolation ends")
         images = read_upload(data, self.image_shape, max_bytes=self.max_upload_bytes)
         with self._lock:
             z = latent_codes(self.model, images, steps=self.project_steps)  # (1, D)
