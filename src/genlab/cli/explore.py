@@ -40,8 +40,9 @@ def explore(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{args.port}: {exc.strerror or exc}") from None
     if not server.local_only:
-        print(f"warning: listening on {host}: anyone who can reach this machine on port {server.server_address[1]} "
-              "can use the page and the model", flush=True)
+        port = server.server_address[1]
+        print(f"warning: listening on {host}: the page is reachable from the network; anyone who can reach "
+              f"this machine on port {port} can use the page and the model", flush=True)
     try:  # a Ctrl-C right after the URL is printed, before serving starts, stops as cleanly
         print(f"genlab explore: {explorer.name} at {server.url} (Ctrl-C stops)", flush=True)
         serve(server)

@@ -155,13 +155,15 @@ class Explorer:
         self.uploads: OrderedDict[str, Tensor] = OrderedDict()  # id -> code (D,), oldest first
         self._upload_count = 0
         if self.decodes:
-            probe = self._decoder(0).decode(torch.zeros(1, self.latent_dim, device=_device(model)))
+            with torch.no_grad():
+                probe = self._decoder(0).decode(torch.zeros(1, self.latent_dim, device=_device(model)))
             if probe.dim() != 4:
                 raise ConfigError(f"model {self.name!r} decodes to shape {tuple(probe.shape[1:])}, not images; "
                                   "explore shows images")
             self.image_shape = tuple(probe.shape[1:])
         else:
             self.image_shape = tuple(getattr(getattr(model, "config", None), "image_shape", None) or ())
+        self._label_names: list[str] = []  # every label column of the labelled data
         self.attributes, self._labels, self._label_images = self._attribute_labels(labelled, attributes)
 
     # ------------------------------------------------------------------ labels
