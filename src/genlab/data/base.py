@@ -79,7 +79,8 @@ class BatchLoader:
     """Shuffled fixed-size batches over an :class:`ArrayDataset`.
 
     With ``world_size > 1`` each rank takes its contiguous share of every *global* batch, so the
-    union over ranks of step ``s`` is exactly the single-process batch of step ``s``.
+    union over ranks of step ``s`` is exactly the single-process batch of step ``s`` (random batch
+    transforms included: they run on the global batch).
     """
 
     def __init__(
@@ -125,10 +126,14 @@ class BatchLoader:
         g = torch.Generator()
         for i in range(start, self.steps_per_epoch):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            if self.world_size > 1:
-                index = index[self.rank * share : (self.rank + 1) * share]
+            mine = slice(self.rank * share, (self.rank + 1) * share)
             g.manual_seed(_mix(self.seed, epoch, i, 1))
-            batch = self.dataset.batch(index, g)
+            if self.world_size == 1:
+                batch = self.dataset.batch(index, g)
+            elif self.dataset.transform is None:
+                batch = self.dataset.batch(index[mine])
+            else:  # a random transform (dynamic binarization) draws for the global batch: same noise per example as one process
+                batch = tuple(t[mine] for t in self.dataset.batch(index, g))
             if self.device.type != "cpu":
                 batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
             yield batch
@@ -183,10 +188,17 @@ def data_config_from_spec(spec: str, base: DataConfig | None = None) -> DataConf
     """``--data`` value -> DataConfig: a registered name (``mnist``), ``name:path``, or a path."""
     from ..registry import DATASETS
 
+    import os
+    from pathlib import Path
+
     base = base or DataConfig()
     if spec in DATASETS:
         return base.replace(name=spec)
     if ":" in spec and spec.split(":", 1)[0] in DATASETS:
         name, path = spec.split(":", 1)
         return base.replace(name=name, path=path)
+    looks_like_a_name = not Path(spec).exists() and os.sep not in spec and "/" not in spec and not Path(spec).suffix
+    if looks_like_a_name:  # a misspelt dataset name, not a path
+        raise DataError(f"unknown dataset {spec!r} and no such file or folder; datasets: {', '.join(sorted(DATASETS))} "
+                        "(or give a path, or NAME:PATH)")
     return base.replace(name="auto", path=spec)
