@@ -142,34 +142,46 @@ def test_refused_resume_names_the_field_and_leaves_the_run_intact(tmp_path):
 
 # ----------------------------------------------------------------------------- multi-process (5, 6)
 
-def _torchrun(tmp_path: Path, family: str, nproc: int, mode: str = "plain") -> dict[str, torch.Tensor]:
+FAMILIES = ["autoencoder", "vae", "gan", "pix2pix"]
+
+
+def _worker(out: Path, families: list[str], nproc: int) -> dict[str, dict[str, torch.Tensor]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if Path("/sys/class/net/lo").exists():  # both ranks on this host: keep gloo on the loopback device
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    out = tmp_path / f"{family}-{nproc}-{mode}.safetensors"
-    args = [str(HERE / "ddp_worker.py"), str(out), family, mode, str(tmp_path / f"{family}-{nproc}-{mode}-run")]
+    out.mkdir()
+    args = [str(HERE / "ddp_worker.py"), str(out), ",".join(families)]
     if nproc > 1:
         args = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
     result = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
+    # the workers' own messages come first in torchrun's stderr, the launcher's summary last
     assert result.returncode == 0, result.stderr[:4000] + "\n...\n" + result.stderr[-1000:]
-    return ckpt.load_tensors(out)
+    return {f: ckpt.load_tensors(out / f"{f}.safetensors") for f in families}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+    """Every family trained by one process and by two (one torchrun launch for all of them)."""
+    root = tmp_path_factory.mktemp("ddp")
+    return {"single": _worker(root / "single", FAMILIES, 1), "ddp": _worker(root / "ddp", [*FAMILIES, "vae-resume"], 2)}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["vae", "gan", "pix2pix"])
-def test_two_processes_match_one_process_for_stochastic_models(tmp_path, family):
-    """Reparametrisation noise, the GAN's latent draws and pix2pix's dropout are drawn for the global
-    batch, so two processes train the weights one process trains (to float tolerance)."""
-    single, ddp = _torchrun(tmp_path, family, 1), _torchrun(tmp_path, family, 2)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_two_processes_match_one_process(trained, family):
+    """Each rank takes its share of the global batch; the VAE's reparametrisation noise and dynamic
+    binarization, the GAN's latents and pix2pix's dropout are drawn for the global batch, so two
+    processes train the weights one process trains (to float tolerance)."""
+    single, ddp = trained["single"][family], trained["ddp"][family]
     for k in single:
         torch.testing.assert_close(single[k], ddp[k], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
-def test_two_process_resume_is_bit_identical(tmp_path):
-    """A 2-process VAE run stopped at a checkpoint and resumed ends on the weights of the uninterrupted
-    2-process run, bit for bit: each rank's RNG state is saved and restored."""
-    whole, resumed = _torchrun(tmp_path, "vae", 2), _torchrun(tmp_path, "vae", 2, "resume")
+def test_two_process_resume_is_bit_identical(trained):
+    """A 2-process VAE run stopped after step 8 and resumed from its step-4 checkpoint ends on the
+    weights of the uninterrupted 2-process run, bit for bit: each rank's RNG state is restored."""
+    whole, resumed = trained["ddp"]["vae"], trained["ddp"]["vae-resume"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 

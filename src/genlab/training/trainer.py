@@ -194,6 +194,7 @@ class Trainer:
                 find_unused_parameters=len(self.phases) > 1,
             )
         self._csv_fields: list[str] | None = None
+        self._curves_drawn = -1  # len(history) when curves.png was last drawn
         self._tb: Any = None
         self.best: dict[str, float] | None = None  # {"step", "value"} of the best evaluation so far
         self._best_state: dict[str, Tensor] | None = None  # in-memory copy when there is no out_dir
@@ -613,11 +614,12 @@ class Trainer:
         return tqdm(total=self.total_steps, initial=self.step, desc=self.model.registry_name, unit="step", dynamic_ncols=True)
 
     def _plot_curves(self) -> None:
-        if self.out_dir is None or not self.history:
-            return
+        if self.out_dir is None or not self.history or self._curves_drawn == len(self.history):
+            return  # nothing new since the last drawing (the last step's preview has just drawn them)
         from ..viz import plot_history
 
         plot_history(self.history, self.out_dir / "curves.png")
+        self._curves_drawn = len(self.history)
 
     def _emit(self, event: str, info: dict[str, Any]) -> None:
         for callback in self.callbacks:
