@@ -124,6 +124,13 @@ def test_resume_with_a_new_lr_takes_effect_and_is_recorded(tmp_path):
     record = json.loads((run / "run.json").read_text())
     assert record["train"]["lr"] == 2e-4 and record["train"]["max_steps"] == 16
     assert record["changes"] == [{"step": 8, "train.lr": [1e-3, 2e-4], "train.max_steps": [8, 16]}]
+    # (12) one line ending and one file mode throughout, after a resume too
+    assert b"\r" not in (run / "metrics.csv").read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.relative_to(run): p.stat().st_mode & 0o777 for p in run.rglob("*") if "tensorboard" not in p.parts}
+    assert {m for p, m in modes.items() if (run / p).is_file()} == {0o666 & ~umask}, modes
+    assert {m for p, m in modes.items() if (run / p).is_dir()} == {0o777 & ~umask}, modes
 
 
 def test_refused_resume_names_the_field_and_leaves_the_run_intact(tmp_path):
@@ -286,3 +293,91 @@ def test_out_over_a_foreign_folder_is_refused(tmp_path):
     assert _train(tmp_path, "--train.max_steps=2", name="mine", force=True)["steps"] == 2
     (tmp_path / "empty").mkdir()  # an empty folder is fine
     assert _train(tmp_path, "--train.max_steps=2", name="empty")["steps"] == 2
+
+
+# ----------------------------------------------------------------------------- commands and messages (12, 13)
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path, monkeypatch):
+    """``genlab train --dry-run | head``: the reader went away; no BrokenPipeError traceback."""
+    import io
+
+    from genlab.cli import main
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["train", "vae", "--dry-run", "--data.limit=64", "--out", str(tmp_path / "r")]) == 141
+
+
+def test_log_lines_print_above_the_progress_bar(capsys):
+    import logging
+
+    from tqdm import tqdm
+
+    from genlab.cli import _TqdmHandler
+
+    logger = logging.getLogger("genlab.test_faults")
+    logger.addHandler(_TqdmHandler())
+    logger.propagate = False
+    try:
+        with tqdm(total=10, desc="bar", file=sys.stderr) as bar:
+            bar.update(3)
+            logger.warning("step 3 eval done")
+    finally:
+        logger.handlers.clear()
+    lines = [line.split("\r")[-1] for line in capsys.readouterr().err.split("\n")]
+    assert "step 3 eval done" in lines  # on a line of its own, not glued to the bar
+
+
+def test_evaluate_shows_progress(capsys):
+    from genlab.data import ArrayDataset
+    from genlab.models import build_model
+
+    model = build_model("vae", {"image_shape": [1, 8, 8], "hidden_dims": [16], "latent_dim": 2})
+    data = ArrayDataset((torch.rand(40, 1, 8, 8).round(),))
+    metrics = api.evaluate(model, data, k=4, batch_size=10, progress=True)
+    assert metrics["examples"] == 40
+    err = capsys.readouterr().err
+    assert "evaluate vae" in err and "4/4" in err
+
+
+def test_reconstruct_keeps_the_training_figure_and_path_data_names_the_run(tmp_path):
+    import numpy as np
+
+    from genlab.cli import main
+    from genlab.models import build_model
+
+    model = build_model("autoencoder", {"image_shape": [1, 28, 28], "hidden_dims": [8], "latent_dim": 2})
+    model.save_pretrained(str(tmp_path / "run"))
+    (tmp_path / "run" / "reconstructions.png").write_bytes(b"made by training")
+    assert main(["reconstruct", str(tmp_path / "run"), "--data", "mnist-embedded", "-n", "8"]) == 0
+    assert (tmp_path / "run" / "reconstructions.png").read_bytes() == b"made by training"
+    assert (tmp_path / "run" / "reconstructions-mnist-embedded.png").is_file()
+    digits = tmp_path / "digits.npz"
+    np.savez(digits, x=np.random.default_rng(0).integers(0, 255, (64, 8, 8), dtype=np.uint8))
+    summary = api.train("vae", data=str(digits), dry_run=True, overrides=["--model.hidden_dims=[8]"])
+    assert Path(summary["run_dir"]).name == "vae-digits"
+
+
+def test_toy_rings_are_named_by_what_they_are():
+    from genlab.data import DataConfig, load_dataset
+    from genlab.errors import DataError
+
+    twelve = load_dataset(DataConfig(name="ring", size=64, options={"modes": 12}))
+    assert twelve.info["name"] == "ring" and len(twelve.info["centres"]) == 12
+    assert len(load_dataset(DataConfig(name="ring8", size=64)).info["centres"]) == 8
+    with pytest.raises(DataError, match="ring8 is ring with modes=8.*--data ring --data.options.modes=12"):
+        load_dataset(DataConfig(name="ring8", size=64, options={"modes": 12}))
+    assert len(load_dataset(DataConfig(name="grid", size=64, options={"side": 3})).info["centres"]) == 9
+
+
+def test_readme_mdn_example_selects_on_validation_and_restores():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("### Mixture density network"):]
+    block = block[: block.index("```", block.index("```python") + 3)]
+    assert "keep_best" not in block or ("restore_best()" in block and "eval_data=test" not in block)

@@ -139,7 +139,7 @@ def train(
         if model is None:
             raise ConfigError("name a model to train; valid: " + ", ".join(sorted(MODELS)))
         spec, explicit = resolve(model, config_file=config_file, data=data, overrides=overrides)
-        run_dir = Path(out) if out is not None else Path("runs") / f"{model}-{_data_label(spec.data)}"
+        run_dir = Path(out) if out is not None else Path("runs") / f"{model}-{data_label(spec.data)}"
         if ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:
             raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it or choose another --out")
         if not force and run_dir.is_dir() and not (run_dir / RUN_FILE).is_file() and any(run_dir.iterdir()):
@@ -198,9 +198,14 @@ def _changes_on_resume(saved: RunSpec, spec: RunSpec) -> dict[str, Any]:
     return changes
 
 
-def _data_label(data: DataConfig) -> str:
-    """How a run folder names its data: the dataset, or for a path the folder's (or file's) name."""
-    if data.name == "auto" and data.path:
+def data_label(data: DataConfig | str | None) -> str:
+    """A file-name-safe name for data: the dataset's, or for a path the folder's (or file's) name;
+    ``None`` (a run's own test split) is ``test``."""
+    if data is None:
+        return "test"
+    if isinstance(data, str):
+        data = data_config_from_spec(data)
+    if data.path and data.name == "auto":
         return Path(data.path.rstrip("/")).stem or "data"
     return data.name
 
@@ -258,13 +263,17 @@ def sample(model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 2
     return torch.cat(chunks)
 
 
-def evaluate(model: GenerativeModel, test_data: ArrayDataset, **options: Any) -> dict[str, Any]:
-    """The family's registered evaluator on ``test_data``."""
+def evaluate(model: GenerativeModel, test_data: ArrayDataset, *, progress: bool = False, **options: Any) -> dict[str, Any]:
+    """The family's registered evaluator on ``test_data``; ``progress`` shows a bar over its batches."""
+    import contextlib
+
+    from .data.base import batch_progress
+
     name = model.registry_name
     if name not in EVALUATORS:
         raise ConfigError(f"no evaluator registered for model {name!r}; models with one: {', '.join(sorted(EVALUATORS))}")
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), batch_progress(f"evaluate {name}") if progress else contextlib.nullcontext():
         return EVALUATORS.get(name)(model, test_data, **options)
 
 

@@ -7,6 +7,7 @@ All randomness of the data pipeline (the shuffle, dynamic binarization) is a pur
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Callable, Iterator, Literal, Sequence
 
@@ -75,6 +76,20 @@ def _mix(*values: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
+_PROGRESS: list[str] = []  # descriptions of the active batch_progress blocks
+
+
+@contextlib.contextmanager
+def batch_progress(description: str) -> Iterator[None]:
+    """Within this block every :class:`BatchLoader` pass shows a progress bar (an evaluation that
+    runs for a minute says how far it is); outside it loaders are silent."""
+    _PROGRESS.append(description)
+    try:
+        yield
+    finally:
+        _PROGRESS.pop()
+
+
 class BatchLoader:
     """Shuffled fixed-size batches over an :class:`ArrayDataset`.
 
@@ -124,7 +139,12 @@ class BatchLoader:
         order = self.order(epoch)
         share = self.batch_size // self.world_size
         g = torch.Generator()
-        for i in range(start, self.steps_per_epoch):
+        steps: Iterator[int] = iter(range(start, self.steps_per_epoch))
+        if _PROGRESS:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, total=self.steps_per_epoch - start, desc=_PROGRESS[-1], unit="batch", leave=False)
+        for i in steps:
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             mine = slice(self.rank * share, (self.rank + 1) * share)
             g.manual_seed(_mix(self.seed, epoch, i, 1))
