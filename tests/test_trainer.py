@@ -46,12 +46,14 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
             with torch.no_grad():
                 next(trainer.model.parameters()).fill_(float("nan"))
 
-    trainer = Trainer(_ae(), data, TrainConfig(batch_size=8, epochs=3, checkpoint_every=1, **QUIET), out_dir=tmp_path,
-                      callbacks=[poison])
-    with pytest.raises(TrainingError, match="non-finite loss .* at step 3"):
+    trainer = Trainer(_ae(), data, TrainConfig(batch_size=8, epochs=3, checkpoint_every=1, checkpoint_probation=1, **QUIET),
+                      out_dir=tmp_path, callbacks=[poison])
+    with pytest.raises(TrainingError, match="non-finite loss .* at step 3.*usable checkpoint is .*step-00000002"):
         trainer.fit()
+    # step 3 had no finite step after it: suspect, set aside; step 2 had one (probation 1): the resume point
     last = latest_checkpoint(tmp_path / "checkpoints")
-    assert last is not None and last.name == "step-00000003"
+    assert last is not None and last.name == "step-00000002"
+    assert (tmp_path / "checkpoints" / "diverged-step-00000003").is_dir()
     weights = load_tensors(last / WEIGHTS_NAME)
     assert all(torch.isfinite(v).all() for v in weights.values())
     assert not (tmp_path / "model").exists()

@@ -116,7 +116,8 @@ def check_keep_best(model: GenerativeModel, batch: tuple[Tensor, ...], config: T
         return
     was_training = model.training
     model.eval()
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    devices = [batch[0].device] if batch[0].device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():  # the training RNG stays untouched
         metrics = model.evaluate(batch)
     model.train(was_training)
     if config.keep_best.removeprefix("eval/") not in metrics:
