@@ -146,10 +146,10 @@ def train(
             raise ConfigError(f"{run_dir} is not empty and is not a genlab run: choose another --out, or pass --force to write into it")
 
     net, train_data, test_data = build(spec, explicit)
-    batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
     if test_data is not None:  # a keep_best metric that does not exist fails here, dry run or not
         check_keep_best(net, test_data.head(spec.train.batch_size).tensors, spec.train)
     if dry_run:
+        batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
         with torch.no_grad():
             losses = {p.name: float(net.loss(batch, p.name).total) for p in net.phases()}
         return {"run_dir": str(run_dir), "dry_run": True, "spec": spec.to_dict(), "parameters": net.num_parameters(),
