@@ -1,24 +1,70 @@
-"""Trains a tiny autoencoder with a global batch of 16 and saves the final weights; run either as one
-process or under torchrun (tests/test_trainer.py compares the two)."""
+"""Trains tiny models with a global batch of 16 and saves their final weights; run either as one process
+or under torchrun (tests/test_faults.py compares the two).
+
+    python ddp_worker.py OUT_DIR FAMILY[,FAMILY...]
+
+FAMILY: autoencoder (deterministic), vae (reparametrisation noise on dynamically binarized data), gan
+(latent draws), pix2pix (dropout), and vae-resume: the vae run stopped after its step-8 log (the step-4
+checkpoint on disk) and resumed, whose weights must equal the uninterrupted run's. One launch trains
+them all, so the test pays for starting the process group once.
+"""
 import os
 import sys
+from pathlib import Path
 
 import torch
 
 from genlab.checkpoint import save_tensors
 from genlab.data import ArrayDataset
+from genlab.data.images import dynamic_binarize
 from genlab.models import build_model
 from genlab.training import TrainConfig, Trainer
 
 torch.set_num_threads(1)
-out = sys.argv[1]
 g = torch.Generator().manual_seed(0)
-data = ArrayDataset((torch.rand(64, 1, 8, 8, generator=g),))
-torch.manual_seed(0)
-model = build_model("autoencoder", {"image_shape": [1, 8, 8], "latent_dim": 3, "hidden_dims": [32]})
-config = TrainConfig(batch_size=16, max_steps=12, lr=1e-2, progress=False, tensorboard=False, device="cpu",
-                     eval_every=10**6, sample_every=10**6, checkpoint_every=10**6, log_every=4)
-trainer = Trainer(model, data, config)
-trainer.fit()
-if int(os.environ.get("RANK", "0")) == 0:
-    save_tensors(out, model.state_dict())
+images = torch.rand(64, 1, 8, 8, generator=g)
+CASES = {  # family -> (model config, training data)
+    "autoencoder": ({"image_shape": [1, 8, 8], "latent_dim": 3, "hidden_dims": [32]}, ArrayDataset((images,))),
+    "vae": ({"image_shape": [1, 8, 8], "latent_dim": 3, "hidden_dims": [32]}, ArrayDataset((images,), transform=dynamic_binarize)),
+    "gan": ({"x_dim": 2, "latent_dim": 2, "generator_hidden": [16, 16], "discriminator_hidden": [16, 16]},
+            ArrayDataset((torch.randn(64, 2, generator=g),))),
+    # no norm layers: batch norm normalises over each rank's share of the batch only, and the conv biases
+    # an instance norm cancels get float-noise gradients that Adam scales up to lr-sized steps
+    "pix2pix": ({"image_shape": [3, 16, 16], "input_shape": [1, 16, 16], "num_filters": 4, "discriminator_filters": 4,
+                 "norm": "none"},
+                ArrayDataset((torch.rand(64, 1, 16, 16, generator=g), torch.rand(64, 3, 16, 16, generator=g)))),
+}
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at_8(trainer, event, info):  # every rank logs: all stop at the same step
+    if event == "log" and info["step"] == 8:
+        raise Stop
+
+
+def train(family: str, run_dir: Path | None = None, *, resume: bool = False, callbacks=None):
+    config, data = CASES[family]
+    torch.manual_seed(0)
+    model = build_model(family, config)
+    settings = TrainConfig(batch_size=16, max_steps=12, lr=1e-2, progress=False, tensorboard=False, device="cpu",
+                           eval_every=10**6, sample_every=10**6, checkpoint_every=4 if run_dir else 10**6, log_every=4)
+    Trainer(model, data, settings, out_dir=run_dir, callbacks=callbacks).fit(resume=resume)
+    return model
+
+
+out_dir = Path(sys.argv[1])
+for family in sys.argv[2].split(","):
+    if family.endswith("-resume"):
+        base, run_dir = family.removesuffix("-resume"), out_dir / f"{family}-run"
+        try:
+            train(base, run_dir, callbacks=[stop_at_8])
+        except Stop:
+            pass
+        model = train(base, run_dir, resume=True)
+    else:
+        model = train(family)
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_tensors(out_dir / f"{family}.safetensors", model.state_dict())

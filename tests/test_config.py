@@ -33,7 +33,7 @@ def test_json_roundtrip_and_typed_coercion():
 
 def test_overrides_are_typed_and_checked_against_fields():
     assert parse_override("--model.latent_dim=2") == (["model", "latent_dim"], 2)
-    assert parse_override("train.grad_clip=none") == (["train", "grad_clip"], None)
+    assert parse_override("train.grad_clip=null") == (["train", "grad_clip"], None)
     schema = {"model": VAEConfig, "train": TrainConfig, "data": DataConfig}
     out = apply_overrides({}, ["model.latent_dim=2", "train.betas=[0.5,0.99]", "data.options.radius=2"], schema)
     assert out == {"model": {"latent_dim": 2}, "train": {"betas": [0.5, 0.99]}, "data": {"options": {"radius": 2}}}
@@ -82,3 +82,44 @@ def test_shipped_configs_validate_and_toy_presets_build(tmp_path):
             summary = api.train(SHIPPED_CONFIGS[stem], config_file=path, out=tmp_path / stem, dry_run=True,
                                 overrides=["data.size=2048"])
             assert summary["dry_run"] and all(v == v for v in summary["first_batch_loss"].values())
+
+
+def test_none_is_a_value_where_documented_and_none_where_optional():
+    """``none`` is a value of data.binarize and model.norm, and means None for optional fields."""
+    spec, _ = resolve("vae", overrides=["--data.binarize=none", "--model.norm=none", "--train.max_steps=none",
+                                        "--train.grad_clip=None", "--train.keep_best=none"])
+    assert spec.data.binarize == "none" and spec.model_config["norm"] == "none"
+    assert spec.train.max_steps is None and spec.train.grad_clip is None and spec.train.keep_best is None
+    spec, _ = resolve("pix2pix", overrides=["--model.norm=none"])
+    assert spec.model_config["norm"] == "none"
+    with pytest.raises(ConfigError, match="latent_dim must be an integer"):
+        resolve("vae", overrides=["--model.latent_dim=none"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--model.hidden_dims=[512,-3]", "hidden_dims entries must be >= 1"),
+    ("--model.channels=[0]", "channels entries must be >= 1"),
+    ("--train.lr=inf", "lr must be a finite number"),
+    ("--train.lr=nan", "lr must be"),
+    ("--train.grad_clip=inf", "grad_clip must be a finite number"),
+    ("--model.beta=-inf", "beta must be"),
+    ("--train.weight_decay=-1", "weight_decay must be >= 0"),
+    ("--train.min_lr_ratio=2", "min_lr_ratio must be in"),
+])
+def test_every_field_is_range_checked_before_anything_runs(override, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve("vae", overrides=[override])
+    assert "\n" not in str(info.value)
+
+
+def test_a_misspelt_dataset_lists_the_names_and_a_missing_metric_fails_the_dry_run(tmp_path):
+    from genlab import api
+    from genlab.data.base import data_config_from_spec
+    from genlab.errors import DataError
+
+    with pytest.raises(DataError, match="unknown dataset 'mnsit'.*mnist-embedded"):
+        data_config_from_spec("mnsit")
+    assert data_config_from_spec(str(tmp_path)).path == str(tmp_path)  # an existing path is a path
+    with pytest.raises(ConfigError, match="keep_best='accuracy' is not among the evaluation metrics: .*elbo"):
+        api.train("vae", out=tmp_path / "r", dry_run=True, overrides=["--data.limit=64", "--train.keep_best=accuracy"])
+    assert not (tmp_path / "r").exists()

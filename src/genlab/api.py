@@ -1,7 +1,8 @@
 """The public functions the CLI calls: build a run from a model name and overrides, train it,
 reload it, and draw/evaluate from it. Everything here is usable from Python as is.
 
-A run folder holds ``run.json`` (the fully resolved model, data and train configs), the Trainer's
+A run folder holds ``run.json`` (the fully resolved model, data and train configs, and the history of
+settings changed on resume), the Trainer's
 ``metrics.csv``, ``samples/``, ``curves.png``, ``checkpoints/`` and, at the end, ``model/`` (the
 shareable ``config.json`` + ``model.safetensors``) plus the family's report figures.
 """
@@ -24,7 +25,7 @@ from .models.base import GenerativeModel
 from . import reports  # noqa: F401  (registers the autoencoder and VAE evaluators and reporters)
 from .registry import EVALUATORS, MODELS, REPORTERS
 from .runtime import seed_everything
-from .training.trainer import FitResult, TrainConfig, Trainer
+from .training.trainer import RESUMABLE_FIELDS, FitResult, TrainConfig, Trainer, check_keep_best
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
@@ -38,13 +39,17 @@ class RunSpec:
     model_config: dict[str, Any]
     data: DataConfig
     train: TrainConfig
+    # settings changed on resume: [{"step": 800, "train.lr": [old, new], ...}, ...]
+    changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "model_config": self.model_config, "data": self.data.to_dict(), "train": self.train.to_dict()}
+        out = {"model": self.model, "model_config": self.model_config, "data": self.data.to_dict(), "train": self.train.to_dict()}
+        return {**out, "changes": self.changes} if self.changes else out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
-        return cls(d["model"], d["model_config"], DataConfig.from_dict(d["data"]), TrainConfig.from_dict(d["train"]))
+        return cls(d["model"], d["model_config"], DataConfig.from_dict(d["data"]), TrainConfig.from_dict(d["train"]),
+                   list(d.get("changes", [])))
 
 
 def resolve(
@@ -107,12 +112,18 @@ def train(
     overrides: Sequence[str] = (),
     resume: bool | str | Path = False,
     dry_run: bool = False,
+    force: bool = False,
     callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (a registered name) and return a summary dict (run folder, steps, metrics).
 
-    ``resume=RUN`` (or ``resume=True`` with ``out``) continues a run from its last checkpoint with
-    the configs saved in its ``run.json``; further ``overrides`` apply on top (e.g. more epochs)."""
+    ``resume=RUN`` (or ``resume=True`` with ``out``) continues a run from its last usable checkpoint
+    with the configs saved in its ``run.json`` (from the initial weights when none is usable). Further
+    ``overrides`` may change the schedule (``RESUMABLE_FIELDS``: lr, schedule, step budget, clipping,
+    cadence, EMA decay), which takes effect at the resumed step and is recorded in ``run.json``; a
+    change of the model, the data or the data order is refused. The whole request is validated before
+    anything is written. ``out`` must be a new or empty folder or a genlab run, unless ``force``."""
+    changes: dict[str, Any] = {}
     if resume:
         if resume is True and out is None:
             raise ConfigError("--resume needs the run folder: --resume RUN or --out RUN --resume")
@@ -123,15 +134,20 @@ def train(
         if model is not None and model != saved.model:
             raise ConfigError(f"run {run_dir} trains {saved.model!r}, not {model!r}")
         spec, explicit = resolve(saved.model, overrides=overrides, base=saved)
+        changes = _changes_on_resume(saved, spec)
     else:
         if model is None:
             raise ConfigError("name a model to train; valid: " + ", ".join(sorted(MODELS)))
         spec, explicit = resolve(model, config_file=config_file, data=data, overrides=overrides)
-        run_dir = Path(out) if out is not None else Path("runs") / f"{model}-{spec.data.name}"
-        if not dry_run and ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:
+        run_dir = Path(out) if out is not None else Path("runs") / f"{model}-{data_label(spec.data)}"
+        if ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:
             raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it or choose another --out")
+        if not force and run_dir.is_dir() and not (run_dir / RUN_FILE).is_file() and any(run_dir.iterdir()):
+            raise ConfigError(f"{run_dir} is not empty and is not a genlab run: choose another --out, or pass --force to write into it")
 
     net, train_data, test_data = build(spec, explicit)
+    if test_data is not None:  # a keep_best metric that does not exist fails here, dry run or not
+        check_keep_best(net, test_data.head(spec.train.batch_size).tensors, spec.train)
     if dry_run:
         batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
         with torch.no_grad():
@@ -140,10 +156,17 @@ def train(
                 "train_examples": len(train_data), "test_examples": len(test_data) if test_data is not None else 0,
                 "first_batch_loss": losses}
 
+    resume_from = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
+    if resume and resume_from is None:
+        log.info("no usable checkpoint in %s: training starts again from the initial weights (the seed reproduces them)", run_dir)
+    if changes:
+        spec.changes.append({"step": ckpt.checkpoint_step(resume_from) if resume_from is not None else 0, **changes})
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(run_dir / RUN_FILE, json.dumps(spec.to_dict(), indent=2, sort_keys=True))
+    record = json.dumps(spec.to_dict(), indent=2, sort_keys=True)
+    if not (run_dir / RUN_FILE).is_file() or (run_dir / RUN_FILE).read_text() != record:
+        ckpt.atomic_write_text(run_dir / RUN_FILE, record)
     trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks)
-    result: FitResult = trainer.fit(resume=bool(resume))
+    result: FitResult = trainer.fit(resume=resume_from is not None)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "steps": result.step, **result.last_eval}
     if trainer.dist.is_main and spec.model in REPORTERS:
         model_for_report = ckpt.load(run_dir / "model", device=trainer.device)
@@ -151,6 +174,40 @@ def train(
     if trainer.dist.is_main:
         ckpt.atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, sort_keys=True, default=float))
     return summary
+
+
+def _changes_on_resume(saved: RunSpec, spec: RunSpec) -> dict[str, Any]:
+    """``{"train.lr": [old, new], ...}`` for the schedule fields a resume changes; a ConfigError naming
+    the first field that may not change (model, data, data order)."""
+    config_class = MODELS.get(saved.model).config_class
+    sections = [
+        ("model", config_class.from_dict(saved.model_config).to_dict(), config_class.from_dict(spec.model_config).to_dict()),
+        ("data", saved.data.to_dict(), spec.data.to_dict()),
+        ("train", saved.train.to_dict(), spec.train.to_dict()),
+    ]
+    changes: dict[str, Any] = {}
+    for section, old, new in sections:
+        for key in sorted(new):
+            if old.get(key) == new[key]:
+                continue
+            if section != "train" or key not in RESUMABLE_FIELDS:
+                what = {"model": "the model", "data": "the data"}.get(section, "the data order or the optimizer")
+                raise ConfigError(f"cannot change {section}.{key} on resume ({old.get(key)!r} -> {new[key]!r} would change "
+                                  f"{what}); start a new run with --out instead")
+            changes[f"{section}.{key}"] = [old.get(key), new[key]]
+    return changes
+
+
+def data_label(data: DataConfig | str | None) -> str:
+    """A file-name-safe name for data: the dataset's, or for a path the folder's (or file's) name;
+    ``None`` (a run's own test split) is ``test``."""
+    if data is None:
+        return "test"
+    if isinstance(data, str):
+        data = data_config_from_spec(data)
+    if data.path and data.name == "auto":
+        return Path(data.path.rstrip("/")).stem or "data"
+    return data.name
 
 
 def read_run(run_dir: str | Path) -> RunSpec:
@@ -206,13 +263,17 @@ def sample(model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 2
     return torch.cat(chunks)
 
 
-def evaluate(model: GenerativeModel, test_data: ArrayDataset, **options: Any) -> dict[str, Any]:
-    """The family's registered evaluator on ``test_data``."""
+def evaluate(model: GenerativeModel, test_data: ArrayDataset, *, progress: bool = False, **options: Any) -> dict[str, Any]:
+    """The family's registered evaluator on ``test_data``; ``progress`` shows a bar over its batches."""
+    import contextlib
+
+    from .data.base import batch_progress
+
     name = model.registry_name
     if name not in EVALUATORS:
         raise ConfigError(f"no evaluator registered for model {name!r}; models with one: {', '.join(sorted(EVALUATORS))}")
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), batch_progress(f"evaluate {name}") if progress else contextlib.nullcontext():
         return EVALUATORS.get(name)(model, test_data, **options)
 
 

@@ -5,15 +5,23 @@
 * The **training state**: ``training_state.pt`` with optimizer and scheduler states, the step and
   the RNG states, read back with ``torch.load(weights_only=True)`` so a file cannot execute code.
 
-Every file is written to a temporary name in the same folder and ``os.replace``-d into place; a run
-checkpoint folder is assembled under a temporary name and renamed whole, then the ``latest`` pointer
-is replaced. A process killed at any instant leaves either the old or the new checkpoint, never half.
+Every file is written to a temporary name in the same folder and ``os.replace``-d into place; a model
+folder and a run checkpoint folder are assembled under a temporary name and renamed whole (weights and
+EMA never mismatch), then the ``latest`` pointer is replaced. A process killed at any instant leaves
+either the old or the new folder, never half; what a kill leaves behind (names ending in ``.tmp``) is
+removed by :func:`remove_orphans` when the run starts again.
+
+Files prove their integrity: a ``.safetensors`` file carries the SHA-256 of its tensor bytes in its
+metadata and ``training_state.pt`` a ``training_state.sha256`` beside it; loading checks them and
+refuses non-finite weights unless asked (``allow_nonfinite=True``).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,16 +35,27 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 EMA_NAME = "ema.safetensors"
 STATE_NAME = "training_state.pt"
+STATE_SUM_NAME = "training_state.sha256"
+GOOD_NAME = "good"  # pointer to the newest checkpoint that training went on from with finite losses
+DIVERGED_PREFIX = "diverged-"  # suspect checkpoints written shortly before a divergence
+MODEL_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME, EMA_NAME})
 FORMAT_VERSION = 1
 
 
 # --------------------------------------------------------------------------- atomic primitives
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the mode open() would give
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -57,31 +76,108 @@ def _state_for_safetensors(module: nn.Module | dict[str, Tensor]) -> dict[str, T
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
+def _with_checksum(data: bytes) -> bytes:
+    """A safetensors file with the SHA-256 of its tensor bytes added to the header's metadata."""
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    body = data[8 + size :]
+    header.setdefault("__metadata__", {})["sha256"] = hashlib.sha256(body).hexdigest()
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the format pads the header to 8 bytes
+    return struct.pack("<Q", len(encoded)) + encoded + body
+
+
 def save_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
     from safetensors.torch import save
 
-    atomic_write_bytes(path, save(_state_for_safetensors(tensors), metadata=metadata))
+    atomic_write_bytes(path, _with_checksum(save(_state_for_safetensors(tensors), metadata=metadata)))
 
 
-def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Tensor]:
-    from safetensors.torch import load_file
+def load_tensors(path: str | Path, device: str | torch.device = "cpu", *, allow_nonfinite: bool = False) -> dict[str, Tensor]:
+    """Tensors of a ``.safetensors`` file, after checking the SHA-256 in its metadata (files written
+    before checksums load unchecked) and, unless ``allow_nonfinite``, that every value is finite."""
+    from safetensors.torch import load
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"missing checkpoint file: {path}")
+    data = path.read_bytes()
     try:
-        return load_file(str(path), device=str(device))
-    except Exception as exc:  # safetensors raises SafetensorError / OSError on truncation
-        raise CheckpointError(f"corrupt or truncated checkpoint file {path}: {str(exc).splitlines()[0]}") from None
+        (size,) = struct.unpack("<Q", data[:8])
+        expected = json.loads(data[8 : 8 + size]).get("__metadata__", {}).get("sha256")
+        tensors = load(data)
+    except Exception as exc:  # struct/json errors, SafetensorError on truncation
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"corrupt or truncated checkpoint file {path}: {first}") from None
+    if expected is not None and hashlib.sha256(data[8 + size :]).hexdigest() != expected:
+        raise CheckpointError(f"checkpoint file {path} fails its checksum: its bytes changed after it was written")
+    if not allow_nonfinite:
+        for key, value in tensors.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value)).sum())
+                raise CheckpointError(f"checkpoint file {path} holds non-finite weights ({bad} in {key!r}); "
+                                      "load with allow_nonfinite=True to inspect them")
+    return {k: v.to(device) for k, v in tensors.items()} if str(device) != "cpu" else tensors
 
 
 # --------------------------------------------------------------------------- model artifact
 
 def save_model(model: nn.Module, directory: str | Path, *, ema_state: dict[str, Tensor] | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (+ ``ema.safetensors``) into ``directory``."""
+    """Write ``config.json`` + ``model.safetensors`` (+ ``ema.safetensors``) into ``directory``, as a
+    whole: the folder is assembled under a temporary name and swapped in, so a kill leaves the old
+    model or the new one. A folder that holds other files is written into file by file instead (its
+    other files are the user's and stay)."""
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(p.name not in MODEL_FILES for p in directory.iterdir())):
+        return _write_model_files(model, directory, ema_state)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        _write_model_files(model, tmp, ema_state)
+        replace_folder(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` at ``target``. The old one is first renamed aside (``.NAME.old.tmp``),
+    so a kill between the two renames leaves it for :func:`remove_orphans` to put back."""
+    old = target.parent / f".{target.name}.old.tmp"
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_orphans(run_dir: str | Path) -> list[Path]:
+    """Remove what writes killed mid-way left in a run folder (temporary files and folders, whose
+    names end in ``.tmp``, and checkpoint folders of older versions, ``checkpoints/.step-*``); a
+    model folder killed between the two renames of :func:`replace_folder` is put back first."""
+    run_dir = Path(run_dir)
+    removed: list[Path] = []
+    folders = [run_dir, *(sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) if run_dir.is_dir() else [])]
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(".*")):
+            name = path.name
+            if name.endswith(".old.tmp") and path.is_dir() and not (folder / name[1 : -len(".old.tmp")]).exists():
+                os.replace(path, folder / name[1 : -len(".old.tmp")])
+                continue
+            if name.endswith(".tmp") or (folder.name == "checkpoints" and name.startswith(".step-")):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _write_model_files(model: nn.Module, directory: Path, ema_state: dict[str, Tensor] | None) -> Path:
     from . import __version__
 
-    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -125,17 +221,18 @@ def resolve_model_dir(path: str | Path) -> Path:
     raise CheckpointError(f"{path} holds no genlab model (expected {CONFIG_NAME} + {WEIGHTS_NAME}, or a run folder)")
 
 
-def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from a model folder or run folder. Uses EMA weights when saved and ``ema``."""
+def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu", allow_nonfinite: bool = False) -> nn.Module:
+    """Rebuild a model from a model folder or run folder. Uses EMA weights when saved and ``ema``.
+    Files that fail their checksum, and non-finite weights unless ``allow_nonfinite``, are refused."""
     from .models import build_model  # registers every family
 
     directory = resolve_model_dir(path)
     meta = read_model_config(directory)
     model = build_model(meta["model"], meta["config"])
     weights = directory / EMA_NAME if ema and (directory / EMA_NAME).is_file() else directory / WEIGHTS_NAME
-    state = load_tensors(directory / WEIGHTS_NAME)
+    state = load_tensors(directory / WEIGHTS_NAME, allow_nonfinite=allow_nonfinite)
     if weights.name == EMA_NAME:
-        state.update(load_tensors(weights))  # EMA file holds the averaged subset of the weights
+        state.update(load_tensors(weights, allow_nonfinite=allow_nonfinite))  # EMA file holds the averaged subset of the weights
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -151,13 +248,20 @@ def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
 
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    data = buffer.getvalue()
+    path = Path(path)
+    atomic_write_bytes(path, data)
+    # torch's zip reader checks no CRC: keep the digest beside the file
+    atomic_write_text(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest() + "\n")
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"missing checkpoint file: {path}")
+    digest = path.with_suffix(".sha256")
+    if digest.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().strip():
+        raise CheckpointError(f"checkpoint file {path} fails its checksum: its bytes changed after it was written")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -179,15 +283,18 @@ def write_checkpoint(
     *,
     ema_state: dict[str, Tensor] | None = None,
     keep: int = 2,
+    good: str | None = None,
 ) -> Path:
     """Assemble ``root/step-XXXXXXXX`` under a temporary name, rename it into place, then point
-    ``root/latest`` at it and prune all but the newest ``keep`` checkpoints."""
+    ``root/latest`` at it and prune all but the newest ``keep`` checkpoints and the known-good one
+    (``good``, a checkpoint name, recorded in ``root/good``; the previous record when ``None``)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        save_model(model, tmp, ema_state=ema_state)
+        os.chmod(tmp, 0o777 & ~_umask())
+        _write_model_files(model, tmp, ema_state)
         save_training_state(tmp / STATE_NAME, training_state)
         if final.exists():
             shutil.rmtree(final)
@@ -196,11 +303,50 @@ def write_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     atomic_write_text(root / "latest", final.name + "\n")
-    existing = sorted(p for p in root.glob("step-*") if p.is_dir())
+    if good is not None:
+        atomic_write_text(root / GOOD_NAME, good + "\n")
+    protected = {final.name, _read_pointer(root / GOOD_NAME)}
+    existing = list_checkpoints(root)
     for old in existing[: max(0, len(existing) - keep)]:
-        if old != final:
+        if old.name not in protected:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """The complete checkpoint folders under ``root``, oldest first."""
+    root = Path(root)
+    return sorted(p for p in root.glob("step-*") if p.is_dir()) if root.is_dir() else []
+
+
+def checkpoint_step(path: str | Path) -> int:
+    return int(Path(path).name.removeprefix("step-"))
+
+
+def _read_pointer(path: Path) -> str | None:
+    return path.read_text().strip() if path.is_file() else None
+
+
+def set_aside_suspects(root: str | Path, usable_step: int) -> Path | None:
+    """After a divergence: rename every checkpoint newer than ``usable_step`` to ``diverged-step-*``
+    (kept for inspection, never resumed from) and point ``latest`` at the newest one left. Returns
+    it, or ``None`` when none is left (a resume then starts from the initial weights)."""
+    root = Path(root)
+    for path in list_checkpoints(root):
+        if checkpoint_step(path) > usable_step:
+            target = root / f"{DIVERGED_PREFIX}{path.name}"
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(path, target)
+    left = list_checkpoints(root)
+    if left:
+        atomic_write_text(root / "latest", left[-1].name + "\n")
+        if _read_pointer(root / GOOD_NAME) not in {p.name for p in left}:
+            atomic_write_text(root / GOOD_NAME, left[-1].name + "\n")
+        return left[-1]
+    for pointer in ("latest", GOOD_NAME):
+        (root / pointer).unlink(missing_ok=True)
+    return None
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
@@ -210,5 +356,5 @@ def latest_checkpoint(root: str | Path) -> Path | None:
         candidate = root / pointer.read_text().strip()
         if candidate.is_dir():
             return candidate
-    existing = sorted(p for p in root.glob("step-*") if p.is_dir()) if root.is_dir() else []
+    existing = list_checkpoints(root)
     return existing[-1] if existing else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import tomllib
 import types
 import typing
@@ -30,6 +32,8 @@ class Config:
             value = getattr(self, field.name)
             setattr(self, field.name, _coerce(value, hints[field.name], f"{type(self).__name__}.{field.name}"))
         self.validate()
+        for field in dataclasses.fields(self):  # after validate: a class's own messages come first
+            _check_range(field.name, getattr(self, field.name), f"{type(self).__name__}.{field.name}")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field when a value is out of range."""
@@ -73,6 +77,22 @@ def check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+# Fields that size a network (layer widths, shapes, counts): every entry must be >= 1.
+_SIZE_FIELD = re.compile(r"(^|_)(dims?|hidden|channels|shape|filters)$|^num_")
+
+
+def _check_range(name: str, value: Any, where: str) -> None:
+    """Ranges every config shares, so no field escapes them: numbers are finite, sizes are >= 1.
+    A class's :meth:`Config.validate` adds the ranges particular to it."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        if _SIZE_FIELD.search(name) and isinstance(v, int) and not isinstance(v, bool) and v < 1:
+            what = "entries" if isinstance(value, (tuple, list)) else ""
+            raise ConfigError(f"{where} {what} must be >= 1, got {value!r}".replace("  ", " "))
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a ``.toml`` or ``.json`` file into a plain dict (validated later by the config classes)."""
     path = Path(path)
@@ -102,7 +122,9 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"model.latent_dim=16"`` -> (["model", "latent_dim"], 16). Values are read as JSON when they
-    parse as JSON (numbers, true/false/null, lists), else kept as strings; typing happens later."""
+    parse as JSON (numbers, true/false/null, lists), else kept as strings; typing happens later.
+    ``none`` stays a string: it is a value of some fields (``--data.binarize=none``) and means ``None``
+    only for optional fields, which :func:`_coerce` decides from the field's type."""
     text = text.removeprefix("--")
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.field=value")
@@ -111,8 +133,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"override {text!r} has an empty key")
     lowered = raw.strip().lower()
-    if lowered in ("none", "null"):
-        return path, None
+    if lowered == "none":
+        return path, "none"
     if lowered in ("true", "false"):
         return path, lowered == "true"
     try:
@@ -171,6 +193,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         args = get_args(hint)
         if value is None and type(None) in args:
             return None
+        literal_none = any(get_origin(a) is Literal and value in get_args(a) for a in args)
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args and not literal_none:
+            return None  # --train.max_steps=none
         errors = []
         for arg in args:
             if arg is type(None):

@@ -3,15 +3,24 @@
 Distributed training is plain DDP: launch with ``torchrun --nproc_per_node=N -m genlab.cli train ...``
 (or the ``genlab`` script); :func:`init_distributed` reads the environment torchrun sets and picks
 ``nccl`` on CUDA and ``gloo`` on CPU.
+
+Per-example noise in a training step (a VAE's reparametrisation, a GAN's latents, pix2pix's dropout)
+comes from :func:`batch_randn` / :func:`batch_rand`. Inside :func:`batch_shard` (the Trainer's step
+under N processes) they draw the noise of the whole *global* batch from an RNG that every rank holds
+in the same state and return this rank's rows, so the noise an example gets depends on its place in
+the global batch, not on the rank that holds it, and N processes train what one process trains.
+Drawing N times the noise costs little next to the forward pass; keying a generator per example
+would cost a kernel launch per example.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import logging
 import os
 import random
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +84,43 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# --------------------------------------------------------------------------- noise of the global batch
+
+_SHARD: tuple[int, int] = (0, 1)  # (rank, world size) of the training step in progress
+
+
+@contextlib.contextmanager
+def batch_shard(rank: int, world_size: int) -> Iterator[None]:
+    """Within this block, :func:`batch_randn`/:func:`batch_rand` draw for ``world_size`` times the
+    local batch and return rows ``rank``; every rank must hold the same RNG state."""
+    global _SHARD
+    previous, _SHARD = _SHARD, (rank, world_size)
+    try:
+        yield
+    finally:
+        _SHARD = previous
+
+
+def _global_draw(draw: Any, shape: Sequence[int], generator: torch.Generator | None, device: Any, dtype: Any) -> torch.Tensor:
+    rank, world = _SHARD
+    n = int(shape[0])
+    out = draw((n * world, *shape[1:]), generator=generator, device=device, dtype=dtype)
+    return out if world == 1 else out[rank * n : (rank + 1) * n]
+
+
+def batch_randn(shape: Sequence[int], *, generator: torch.Generator | None = None, device: Any = None,
+                dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Standard normal noise for a batch (``shape[0]`` examples), a function of the global example
+    under :func:`batch_shard`; one process draws exactly ``torch.randn(shape)``."""
+    return _global_draw(torch.randn, shape, generator, device, dtype)
+
+
+def batch_rand(shape: Sequence[int], *, generator: torch.Generator | None = None, device: Any = None,
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Uniform [0, 1) noise for a batch; see :func:`batch_randn`."""
+    return _global_draw(torch.rand, shape, generator, device, dtype)
+
+
 def _python_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
@@ -125,6 +171,15 @@ def init_distributed(device: torch.device) -> DistInfo:
 def _destroy_process_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def gather_objects(value: Any, info: DistInfo) -> list[Any]:
+    """Every rank's ``value`` (a list in rank order), on every rank; ``[value]`` for one process."""
+    if not info.enabled:
+        return [value]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, value)
+    return out
 
 
 def barrier(info: DistInfo) -> None:

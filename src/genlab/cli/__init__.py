@@ -3,12 +3,15 @@
 Each subcommand lives in a module of this package and registers itself with :func:`command`;
 a subcommand parses its arguments, calls one public function, and prints the result. Errors that
 genlab raises on bad input (:class:`~genlab.errors.GenlabError`) print as one line and exit 2.
+Log lines go through tqdm, so they print above a progress bar instead of breaking it; output piped
+into a reader that stops early (``genlab train --dry-run | head``) ends quietly.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from importlib import import_module
 from typing import Callable, Sequence
@@ -70,15 +73,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [e for e in args.overrides if not (e.startswith("--") and "." in e.split("=", 1)[0])]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides look like --train.lr=3e-4)")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
-        return cmd.run(args) or 0
+        code = cmd.run(args) or 0
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is handled below
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # as a shell reports a command ended by SIGPIPE
     except GenlabError as exc:
         print(f"genlab {cmd.name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"genlab {cmd.name}: interrupted", file=sys.stderr)
         return 130
+
+
+class _TqdmHandler(logging.Handler):
+    """Writes log records with ``tqdm.write`` (to stderr): above an active progress bar, not through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # a logging handler never raises
+            self.handleError(record)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush finds no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _join_override_values(extra: list[str]) -> list[str]:

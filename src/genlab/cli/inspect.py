@@ -45,7 +45,8 @@ def sample(args: argparse.Namespace) -> int:
 def _reconstruct_args(p: argparse.ArgumentParser) -> None:
     _run_arg(p)
     p.add_argument("-n", type=int, default=32, help="number of test images")
-    p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/reconstructions.png)")
+    p.add_argument("-o", "--output", default=None,
+                   help="PNG file (default RUN/reconstructions-DATA.png; training's RUN/reconstructions.png stays)")
     p.add_argument("--data", metavar="SPEC", default=None, help="data to reconstruct (default: the run's test split)")
 
 
@@ -58,7 +59,8 @@ def reconstruct(args: argparse.Namespace) -> int:
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
     if not hasattr(model, "reconstruct"):
         raise ConfigError(f"model {model.registry_name!r} cannot reconstruct (it has no encoder)")
-    out = reconstruction_figure(model, api.run_data(spec, args.data), args.output or Path(args.run) / "reconstructions.png", n=args.n)
+    default = Path(args.run) / f"reconstructions-{api.data_label(args.data)}.png"
+    out = reconstruction_figure(model, api.run_data(spec, args.data), args.output or default, n=args.n)
     print(f"wrote {out}")
     return 0
 
@@ -85,7 +87,8 @@ def evaluate(args: argparse.Namespace) -> int:
     extractor = {"extractor": args.extractor} if args.extractor else {}
     if args.extractor_path:
         extractor["extractor_path"] = args.extractor_path
-    metrics = api.evaluate(model, api.run_data(spec, args.data), k=args.k, limit=args.limit, seed=args.seed, **extractor)
+    metrics = api.evaluate(model, api.run_data(spec, args.data), k=args.k, limit=args.limit, seed=args.seed, progress=True,
+                           **extractor)
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
         print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
@@ -97,7 +100,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def _plot_latent_args(p: argparse.ArgumentParser) -> None:
     _run_arg(p)
-    p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/latent.png)")
+    p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/latent-DATA.png; training's RUN/latent.png stays)")
     p.add_argument("--data", metavar="SPEC", default=None, help="data to encode (default: the run's test split)")
     p.add_argument("--limit", type=int, default=5000, help="encode at most this many examples")
 
@@ -111,7 +114,8 @@ def plot_latent(args: argparse.Namespace) -> int:
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
     if not hasattr(model, "encode"):
         raise ConfigError(f"model {model.registry_name!r} has no encoder to map data into its latent space")
-    out = latent_figure(model, api.run_data(spec, args.data), args.output or Path(args.run) / "latent.png", limit=args.limit)
+    default = Path(args.run) / f"latent-{api.data_label(args.data)}.png"
+    out = latent_figure(model, api.run_data(spec, args.data), args.output or default, limit=args.limit)
     print(f"wrote {out}")
     return 0
 

@@ -18,6 +18,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                    help="continue RUN (or --out) from its last checkpoint; ends bit-identical to an uninterrupted run on CPU")
+    p.add_argument("--force", action="store_true", help="write into --out even when it holds files that are not a genlab run")
     p.add_argument("--dry-run", action="store_true", help="resolve configs, load data, build the model and compute one loss; train nothing")
     p.epilog = ("Any config field can be overridden as --SECTION.FIELD=VALUE, e.g. --model.latent_dim=2 --train.epochs=5 "
                 "--data.binarize=static. Multi-process: torchrun --nproc_per_node=N -m genlab.cli train ...")
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import api
 
     summary = api.train(args.model, config_file=args.config, data=args.data, out=args.out,
-                        overrides=args.overrides, resume=args.resume, dry_run=args.dry_run)
+                        overrides=args.overrides, resume=args.resume, dry_run=args.dry_run, force=args.force)
     if summary.get("dry_run"):
         print(json.dumps(summary, indent=2, default=str))
         return 0

@@ -7,6 +7,7 @@ All randomness of the data pipeline (the shuffle, dynamic binarization) is a pur
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Callable, Iterator, Literal, Sequence
 
@@ -75,11 +76,26 @@ def _mix(*values: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
+_PROGRESS: list[str] = []  # descriptions of the active batch_progress blocks
+
+
+@contextlib.contextmanager
+def batch_progress(description: str) -> Iterator[None]:
+    """Within this block every :class:`BatchLoader` pass shows a progress bar (an evaluation that
+    runs for a minute says how far it is); outside it loaders are silent."""
+    _PROGRESS.append(description)
+    try:
+        yield
+    finally:
+        _PROGRESS.pop()
+
+
 class BatchLoader:
     """Shuffled fixed-size batches over an :class:`ArrayDataset`.
 
     With ``world_size > 1`` each rank takes its contiguous share of every *global* batch, so the
-    union over ranks of step ``s`` is exactly the single-process batch of step ``s``.
+    union over ranks of step ``s`` is exactly the single-process batch of step ``s`` (random batch
+    transforms included: they run on the global batch).
     """
 
     def __init__(
@@ -123,12 +139,21 @@ class BatchLoader:
         order = self.order(epoch)
         share = self.batch_size // self.world_size
         g = torch.Generator()
-        for i in range(start, self.steps_per_epoch):
+        steps: Iterator[int] = iter(range(start, self.steps_per_epoch))
+        if _PROGRESS:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, total=self.steps_per_epoch - start, desc=_PROGRESS[-1], unit="batch", leave=False)
+        for i in steps:
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            if self.world_size > 1:
-                index = index[self.rank * share : (self.rank + 1) * share]
+            mine = slice(self.rank * share, (self.rank + 1) * share)
             g.manual_seed(_mix(self.seed, epoch, i, 1))
-            batch = self.dataset.batch(index, g)
+            if self.world_size == 1:
+                batch = self.dataset.batch(index, g)
+            elif self.dataset.transform is None:
+                batch = self.dataset.batch(index[mine])
+            else:  # a random transform (dynamic binarization) draws for the global batch: same noise per example as one process
+                batch = tuple(t[mine] for t in self.dataset.batch(index, g))
             if self.device.type != "cpu":
                 batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
             yield batch
@@ -183,10 +208,17 @@ def data_config_from_spec(spec: str, base: DataConfig | None = None) -> DataConf
     """``--data`` value -> DataConfig: a registered name (``mnist``), ``name:path``, or a path."""
     from ..registry import DATASETS
 
+    import os
+    from pathlib import Path
+
     base = base or DataConfig()
     if spec in DATASETS:
         return base.replace(name=spec)
     if ":" in spec and spec.split(":", 1)[0] in DATASETS:
         name, path = spec.split(":", 1)
         return base.replace(name=name, path=path)
+    looks_like_a_name = not Path(spec).exists() and os.sep not in spec and "/" not in spec and not Path(spec).suffix
+    if looks_like_a_name:  # a misspelt dataset name, not a path
+        raise DataError(f"unknown dataset {spec!r} and no such file or folder; datasets: {', '.join(sorted(DATASETS))} "
+                        "(or give a path, or NAME:PATH)")
     return base.replace(name="auto", path=spec)

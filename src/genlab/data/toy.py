@@ -11,7 +11,9 @@
 
 Every generator takes ``n`` and a ``torch.Generator`` and is a pure function of them. Registered
 datasets read ``DataConfig.size`` (training examples), ``DataConfig.seed`` and loader options
-(``--data.options.preset=veegan``); the test split is drawn from an independent seed.
+(``--data.options.preset=veegan``); the test split is drawn from an independent seed. ``ring``
+(``--data.options.modes=12``) and ``grid`` (``--data.options.side=7``) are the families; ``ring8`` and
+``grid25`` are the benchmarks' members of them, with the count fixed.
 """
 from __future__ import annotations
 
@@ -231,9 +233,17 @@ def _options(config: DataConfig, allowed: dict[str, Any], presets: dict[str, dic
 
 
 def _points_dataset(name: str, make: Callable[..., tuple[Tensor, Tensor]], defaults: dict[str, Any],
-                    presets: dict[str, dict[str, float]] | None, centres_of: Callable[..., Tensor] | None) -> None:
+                    presets: dict[str, dict[str, float]] | None, centres_of: Callable[..., Tensor] | None,
+                    *, member_of: str | None = None, fixed: dict[str, Any] | None = None) -> None:
+    """Register ``name``; with ``member_of`` it is that dataset with the ``fixed`` options (``ring8``
+    is ``ring`` with 8 modes), and changing a fixed option points to the family instead."""
+    fixed = fixed or {}
+
     def load(config: DataConfig, split: Literal["train", "test"]) -> ArrayDataset:
-        opts = _options(config, defaults, presets)
+        for key in sorted(set(config.options) & set(fixed)):
+            raise DataError(f"{name} is {member_of} with {key}={fixed[key]}; for another {key} use "
+                            f"--data {member_of} --data.options.{key}={config.options[key]}")
+        opts = {**_options(config, {k: v for k, v in defaults.items() if k not in fixed}, presets), **fixed}
         g = _split_generator(config, split)
         points, second = make(_size(config, split), generator=g, **opts)
         # data_scale: the spread a model may divide by to see the points at unit scale (GANConfig.data_scale)
@@ -249,8 +259,12 @@ def _points_dataset(name: str, make: Callable[..., tuple[Tensor, Tensor]], defau
     register_dataset(name)(load)
 
 
-_points_dataset("ring8", ring, {"modes": 8, "radius": 1.0, "sigma": 0.01}, RING_PRESETS, ring_centres)
-_points_dataset("grid25", grid, {"side": 5, "spacing": 2.0, "sigma": 0.05}, GRID_PRESETS, grid_centres)
+_RING = {"modes": 8, "radius": 1.0, "sigma": 0.01}
+_GRID = {"side": 5, "spacing": 2.0, "sigma": 0.05}
+_points_dataset("ring", ring, _RING, RING_PRESETS, ring_centres)
+_points_dataset("ring8", ring, _RING, RING_PRESETS, ring_centres, member_of="ring", fixed={"modes": 8})
+_points_dataset("grid", grid, _GRID, GRID_PRESETS, grid_centres)
+_points_dataset("grid25", grid, _GRID, GRID_PRESETS, grid_centres, member_of="grid", fixed={"side": 5})
 _points_dataset("two-moons", two_moons, {"noise": 0.05}, None, None)
 _points_dataset("swiss-roll", swiss_roll, {"noise": 0.05}, None, None)
 

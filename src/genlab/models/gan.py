@@ -38,6 +38,7 @@ from ..errors import ConfigError, DataError
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_evaluator, register_model, register_reporter
+from ..runtime import batch_rand, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class GAN(GenerativeModel):
 
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
         x, y = self._inputs(batch)
-        z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device)
+        z = batch_randn((x.shape[0], self.config.latent_dim), device=x.device)  # per global example
         if phase == "discriminator":
             return self._discriminator_loss(x, y, z)
         if phase == "generator":
@@ -351,7 +352,7 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
                      pack: Callable[[Tensor], Tensor] = lambda x: x) -> Tensor:
     """WGAN-GP: E[(‖∇_x̂ D(x̂)‖₂ - 1)²] at x̂ = ε·real + (1-ε)·fake, ε ~ U(0, 1) per sample; the norm
     is taken over the discriminator's (packed) input."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    eps = batch_rand((real.shape[0], *([1] * (real.dim() - 1))), device=real.device, dtype=real.dtype)
     mixed = pack(torch.lerp(fake.detach(), real.detach(), eps)).requires_grad_(True)
     grad = _input_gradient(discriminator(mixed, labels), mixed)
     return (grad.norm(dim=1) - 1).square().mean()

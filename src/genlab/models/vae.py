@@ -20,6 +20,7 @@ from ..distributions.heads import make_head
 from ..distributions.losses import kl_standard_normal, log_normal_diag, log_standard_normal
 from ..nn.blocks import build_decoder, build_encoder
 from ..registry import register_model
+from ..runtime import batch_randn
 from .base import Batch, GenerativeModel, LossOutput
 
 
@@ -107,7 +108,8 @@ class VAE(GenerativeModel):
     def _terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Per-example reconstruction NLL and KL, each (B,)."""
         mu, logvar = self.posterior(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparametrisation
+        # reparametrisation; the noise is a function of the global example under several processes
+        z = mu + batch_randn(mu.shape, device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar)
         recon = -self.likelihood(z).log_prob(x)
         return recon, kl_standard_normal(mu, logvar)
 

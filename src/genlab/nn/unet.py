@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..runtime import batch_rand
+
 Norm = Literal["batch", "instance", "none"]
 
 
@@ -110,7 +112,7 @@ class UNetGenerator(nn.Module):
         for j, level in enumerate(self.decoder):
             h = level(h)
             if use_dropout and j < self.dropout_levels:
-                keep = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) >= self.dropout
+                keep = batch_rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) >= self.dropout
                 h = h * keep / (1 - self.dropout)
             h = torch.cat([h, skips.pop()], dim=1)  # (B, 2 * skip, S_j, S_j)
         return self.head(h)

@@ -5,7 +5,15 @@
 optimizer. Around the loop: EMA, evaluation, preview grids, checkpoints, a progress bar and a CSV
 log. All state that shapes the future (weights, optimizers, schedulers, EMA, RNG, step) goes into
 the checkpoint and the data order is a function of (seed, step), so ``fit(resume=True)`` continues
-a killed run to bit-identical weights (on CPU).
+a killed run to bit-identical weights (on CPU). Resuming with a changed schedule (lr, schedule, step
+budget, clipping, cadence, EMA decay) applies the new values from the resumed step on.
+
+A run diverges safely: a checkpoint is written only from finite weights and optimizer state, and it
+counts as *known good* once training has gone on from it for ``checkpoint_probation`` steps with
+finite losses. On a non-finite loss the checkpoints written since the last known-good one are suspect
+(weights can blow up while the loss is still finite): they are renamed ``diverged-step-*`` and the
+error names the checkpoint a resume continues from, or says that none is usable (a resume then starts
+from the initial weights, which the seed reproduces). The known-good one is never rotated away.
 
 The loop does no per-example Python work and syncs with the device only when it logs.
 """
@@ -25,10 +33,12 @@ from torch import Tensor, nn
 
 from .. import checkpoint as ckpt
 from ..config import Config, check
+from ..errors import ConfigError
 from ..data.base import ArrayDataset, BatchLoader
 from ..errors import CheckpointError, TrainingError
 from ..models.base import GenerativeModel, LossOutput, Phase
-from ..runtime import DistInfo, all_reduce_mean, barrier, init_distributed, rng_state, seed_everything, select_device, set_rng_state
+from ..runtime import (DistInfo, all_reduce_mean, barrier, batch_shard, gather_objects, init_distributed, rng_state,
+                       seed_everything, select_device, set_rng_state)
 from .ema import EMA
 
 log = logging.getLogger(__name__)
@@ -56,6 +66,7 @@ class TrainConfig(Config):
     sample_every: int = 0  # steps; 0 = at the end of each epoch
     checkpoint_every: int = 0  # steps; 0 = at the end of each epoch
     keep_checkpoints: int = 2
+    checkpoint_probation: int = 100  # finite-loss steps after a checkpoint before it counts as known good
     log_every: int = 25
     keep_best: str | None = None  # eval metric (e.g. "nll" or "eval/nll") whose best value is kept in best/
     keep_best_mode: Literal["min", "max"] = "min"
@@ -79,7 +90,39 @@ class TrainConfig(Config):
             check(getattr(self, name) >= 0, f"train.{name} must be >= 0")
         check(0 <= self.hold_fraction < 1, f"train.hold_fraction must be in [0, 1), got {self.hold_fraction}")
         check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
+        check(self.checkpoint_probation >= 1, f"train.checkpoint_probation must be >= 1, got {self.checkpoint_probation}")
+        check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        check(0 <= self.momentum < 1, f"train.momentum must be in [0, 1), got {self.momentum}")
+        check(0 <= self.min_lr_ratio <= 1, f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        check(self.eval_batches is None or self.eval_batches >= 1, f"train.eval_batches must be >= 1, got {self.eval_batches}")
+        check(self.preview_count >= 1, f"train.preview_count must be >= 1, got {self.preview_count}")
         check(self.log_every >= 1, "train.log_every must be >= 1")
+
+
+# Train-config fields a resume may change (``genlab train --resume RUN --train.lr=1e-4``): they shape the
+# schedule and the bookkeeping. The others (seed, batch_size, optimizer, keep_best) would change the data
+# order, the optimizer state's meaning or what "best" compares, and are refused, as are model and data fields.
+RESUMABLE_FIELDS = frozenset({
+    "epochs", "max_steps", "lr", "betas", "momentum", "weight_decay", "lr_schedule", "warmup_steps", "min_lr_ratio",
+    "hold_fraction", "grad_clip", "ema_decay", "eval_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+    "checkpoint_probation", "log_every", "eval_batches", "preview_count", "device", "fused_optimizer", "progress",
+    "tensorboard",
+})
+
+
+def check_keep_best(model: GenerativeModel, batch: tuple[Tensor, ...], config: TrainConfig) -> None:
+    """Fail before any training when ``train.keep_best`` names no metric of ``model.evaluate``."""
+    if not config.keep_best:
+        return
+    was_training = model.training
+    model.eval()
+    devices = [batch[0].device] if batch[0].device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():  # the training RNG stays untouched
+        metrics = model.evaluate(batch)
+    model.train(was_training)
+    if config.keep_best.removeprefix("eval/") not in metrics:
+        raise ConfigError(f"train.keep_best={config.keep_best!r} is not among the evaluation metrics: "
+                          + ", ".join(sorted(metrics)))
 
 
 @dataclasses.dataclass
@@ -121,7 +164,9 @@ class Trainer:
         cfg = self.config
         self.device = select_device(cfg.device)
         self.dist: DistInfo = init_distributed(self.device)
-        seed_everything(cfg.seed + self.dist.rank)  # ranks draw independent model noise
+        # every rank holds the same RNG state: per-example noise is drawn for the global batch and sliced
+        # (runtime.batch_randn), so N processes draw the noise one process draws
+        seed_everything(cfg.seed)
         self.model = model.to(self.device)
         self.train_data, self.eval_data = train_data, eval_data
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -150,6 +195,7 @@ class Trainer:
                 find_unused_parameters=len(self.phases) > 1,
             )
         self._csv_fields: list[str] | None = None
+        self._curves_drawn = -1  # len(history) when curves.png was last drawn
         self._tb: Any = None
         self.best: dict[str, float] | None = None  # {"step", "value"} of the best evaluation so far
         self._best_state: dict[str, Tensor] | None = None  # in-memory copy when there is no out_dir
@@ -192,6 +238,11 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> FitResult:
         cfg = self.config
+        if self.out_dir is not None and self.dist.is_main:
+            for path in ckpt.remove_orphans(self.out_dir):
+                log.info("removed %s, left by an interrupted write", path)
+        if self.eval_data is not None:  # a keep_best metric that does not exist fails now, not at the first evaluation
+            check_keep_best(self.model, tuple(t.to(self.device) for t in self.eval_data.head(cfg.batch_size).tensors), cfg)
         if resume:
             self._resume()
         elif self.out_dir is not None and self.dist.is_main:
@@ -248,15 +299,11 @@ class Trainer:
     def _run_phase(self, phase: Phase, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         optimizer = self.optimizers[phase.name]
         self.model.zero_grad(set_to_none=True)
-        out: LossOutput = self._loss_module(batch, phase.name)
+        with batch_shard(self.dist.rank, self.dist.world_size):
+            out: LossOutput = self._loss_module(batch, phase.name)
         total = out.total
         if not bool(torch.isfinite(total)):
-            raise TrainingError(
-                f"non-finite loss ({total.item()}) in phase {phase.name!r} at step {self.step}; "
-                f"stopped before the update. The last checkpoint on disk is intact"
-                + (f" (resume with --resume {self.out_dir})" if self.out_dir else "")
-                + ". Try a lower train.lr or train.grad_clip."
-            )
+            raise self._divergence(f"non-finite loss ({total.item()}) in phase {phase.name!r}")
         total.backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.config.grad_clip, foreach=True)
@@ -266,6 +313,38 @@ class Trainer:
         terms = {f"{prefix}loss": total.detach()}
         terms.update({f"{prefix}{k}": v.detach() for k, v in out.terms.items()})
         return terms
+
+    def _divergence(self, what: str) -> TrainingError:
+        """The error for a run that went non-finite at this step. Checkpoints that training did not go on
+        from for ``checkpoint_probation`` finite steps are set aside; the message names what is left."""
+        usable: Path | None = None
+        root = self.out_dir / "checkpoints" if self.out_dir is not None else None
+        limit = self.step - self.config.checkpoint_probation
+        if root is not None and self.dist.is_main:
+            usable = ckpt.set_aside_suspects(root, limit)
+        elif root is not None:
+            left = [p for p in ckpt.list_checkpoints(root) if ckpt.checkpoint_step(p) <= limit]
+            usable = left[-1] if left else None
+        message = f"{what} at step {self.step}; stopped before the update."
+        if root is None:
+            message += " No checkpoint was kept (no output folder)."
+        elif usable is not None:
+            message += (f" The last usable checkpoint is {usable} (later ones are suspect, renamed {ckpt.DIVERGED_PREFIX}step-*);"
+                        f" continue from it with a lower lr: genlab train --resume {self.out_dir} --train.lr=LOWER.")
+        else:
+            message += (f" There is no usable checkpoint (none was followed by {self.config.checkpoint_probation} finite steps);"
+                        f" genlab train --resume {self.out_dir} --train.lr=LOWER restarts from the initial weights, which the seed reproduces.")
+        return TrainingError(message + " Try a lower train.lr or train.grad_clip.")
+
+    def _finite_state(self) -> bool:
+        """Weights, buffers, EMA and optimizer state all finite: the condition for writing a checkpoint."""
+        tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        if self.ema is not None:
+            tensors += list(self.ema.shadow.values())
+        for opt in self.optimizers.values():
+            tensors += [v for state in opt.state.values() for v in state.values()
+                        if isinstance(v, Tensor) and v.is_floating_point()]
+        return all(bool(torch.isfinite(t).all()) for t in tensors)
 
     def _due(self, every: int, end_of_epoch: bool) -> bool:
         # the last step always evaluates, previews and checkpoints
@@ -376,11 +455,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """Everything that shapes the rest of the run. Under several processes every rank must call it
+        (it gathers each rank's RNG state)."""
+        rng = rng_state()
         return {
             "step": self.step,
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
-            "rng": rng_state(),
+            "rng": rng,
+            "rng_per_rank": gather_objects(rng, self.dist),
+            "train_config": self.config.to_dict(),
             "history": self.history,
             "last_eval": self.last_eval,
             "best": self.best,
@@ -390,12 +474,18 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         if self.out_dir is None:
             return None
+        if not self._finite_state():
+            raise self._divergence("non-finite weights")
+        state = self.state_dict()
         path = None
         if self.dist.is_main:
+            root = self.out_dir / "checkpoints"
+            good = [p for p in ckpt.list_checkpoints(root)
+                    if ckpt.checkpoint_step(p) <= self.step - self.config.checkpoint_probation]
             path = ckpt.write_checkpoint(
-                self.out_dir / "checkpoints", self.step, self.model, self.state_dict(),
+                root, self.step, self.model, state,
                 ema_state=self.ema.state_dict() if self.ema is not None else None,
-                keep=self.config.keep_checkpoints,
+                keep=self.config.keep_checkpoints, good=good[-1].name if good else None,
             )
             self._emit("checkpoint", {"step": self.step, "path": str(path)})
         barrier(self.dist)
@@ -408,26 +498,55 @@ class Trainer:
         if latest is None:
             raise CheckpointError(f"nothing to resume: no checkpoint in {self.out_dir / 'checkpoints'}")
         weights = ckpt.load_tensors(latest / ckpt.WEIGHTS_NAME, device=self.device)
-        self.model.load_state_dict(weights)
+        try:
+            self.model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise CheckpointError(f"the weights in {latest} do not fit this model: {str(exc).splitlines()[0]}") from None
         state = ckpt.load_training_state(latest / ckpt.STATE_NAME)
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in self.schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
+        self._apply_schedule()
         if self.ema is not None:
-            self.ema.load_state_dict(ckpt.load_tensors(latest / ckpt.EMA_NAME, device=self.device))
+            if (latest / ckpt.EMA_NAME).is_file():
+                self.ema.load_state_dict(ckpt.load_tensors(latest / ckpt.EMA_NAME, device=self.device))
+            else:  # an EMA switched on at this resume starts from the resumed weights
+                self.ema = EMA(self.model, self.config.ema_decay, self.model.ema_modules())  # type: ignore[arg-type]
         self.model.load_training_extras(state.get("model_extras", {}))
-        if self.dist.enabled:
-            # each rank saved only rank 0's RNG; offset like a fresh start so ranks stay distinct
-            seed_everything(self.config.seed + self.dist.rank + 7919 * state["step"])
-        else:
+        per_rank = state.get("rng_per_rank")
+        if per_rank is not None and len(per_rank) == self.dist.world_size:
+            set_rng_state(per_rank[self.dist.rank])
+        else:  # another number of processes: all ranks share rank 0's state, as in a fresh start
             set_rng_state(state["rng"])
         self.step = int(state["step"])
+        saved = state.get("train_config", {})
+        for key, value in self.config.to_dict().items():
+            if key in saved and saved[key] != value:
+                log.info("step %d: train.%s changed on resume: %r -> %r", self.step, key, saved[key], value)
         self.history = list(state.get("history", []))
         self.last_eval = dict(state.get("last_eval", {}))
         self.best = state.get("best")
         self._truncate_csv(self.step)
         log.info("resumed from %s at step %d", latest, self.step)
+
+    def _apply_schedule(self) -> None:
+        """The loaded optimizer and scheduler states carry the saved run's lr (LambdaLR keeps base_lrs),
+        betas, momentum and weight decay: the current config wins, from the resumed step on."""
+        cfg = self.config
+        for phase in self.phases:
+            optimizer, scheduler = self.optimizers[phase.name], self.schedulers[phase.name]
+            base = phase.lr if phase.lr is not None else cfg.lr
+            betas = phase.betas if phase.betas is not None else cfg.betas
+            scheduler.base_lrs = [base] * len(optimizer.param_groups)
+            factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+            for group in optimizer.param_groups:
+                group.update(initial_lr=base, lr=base * factor, weight_decay=cfg.weight_decay)
+                if "betas" in group:
+                    group["betas"] = betas
+                if "momentum" in group:
+                    group["momentum"] = cfg.momentum
+            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
 
     def export(self, directory: str | Path) -> Path:
         """Write the shareable model artifact (``config.json`` + ``model.safetensors``)."""
@@ -453,7 +572,7 @@ class Trainer:
         # long format (step, name, value): rows of different kinds (train/eval) share one file
         new = not path.exists()
         with path.open("a", newline="") as f:
-            writer = csv.writer(f)
+            writer = csv.writer(f, lineterminator="\n")
             if new:
                 writer.writerow(["step", "name", "value"])
             step = int(row["step"])
@@ -496,11 +615,12 @@ class Trainer:
         return tqdm(total=self.total_steps, initial=self.step, desc=self.model.registry_name, unit="step", dynamic_ncols=True)
 
     def _plot_curves(self) -> None:
-        if self.out_dir is None or not self.history:
-            return
+        if self.out_dir is None or not self.history or self._curves_drawn == len(self.history):
+            return  # nothing new since the last drawing (the last step's preview has just drawn them)
         from ..viz import plot_history
 
         plot_history(self.history, self.out_dir / "curves.png")
+        self._curves_drawn = len(self.history)
 
     def _emit(self, event: str, info: dict[str, Any]) -> None:
         for callback in self.callbacks:

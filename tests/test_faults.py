@@ -1,0 +1,383 @@
+"""Fault drills: a run survives divergence, a kill in the middle of a write, corrupted files, a
+resume with new settings, a refused resume, a foreign output folder, and several processes.
+
+Every drill uses tiny configs and finishes in seconds; the multi-process drills start torchrun and
+are marked ``slow`` but run in the default ``python -m pytest``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab import api
+from genlab import checkpoint as ckpt
+from genlab.errors import CheckpointError, ConfigError, TrainingError
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+QUIET = ["--train.progress=false", "--train.tensorboard=false"]
+VAE = ["--data.limit=256", "--model.hidden_dims=[32]", "--model.latent_dim=2", "--train.batch_size=32", *QUIET]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load_tensors(path / ckpt.WEIGHTS_NAME, allow_nonfinite=True)
+
+
+def _max_abs(weights: dict[str, torch.Tensor]) -> float:
+    return max(float(v.abs().max()) for v in weights.values())
+
+
+def _train(tmp_path: Path, *overrides: str, model: str = "vae", name: str = "run", **kwargs):
+    return api.train(model, data="mnist-embedded", out=tmp_path / name, overrides=[*VAE, *overrides], **kwargs)
+
+
+# ----------------------------------------------------------------------------- divergence (1, 2, 4)
+
+def test_divergence_names_a_usable_checkpoint_and_a_lower_lr_recovers(tmp_path):
+    """lr=1e6 blows the weights up at step 1 (finite loss), the loss turns non-finite a step or two
+    later. Blown-up checkpoints are suspect, never the resume point; resuming with a lower lr
+    continues from the last usable state (here the initial weights) and ends finite."""
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError) as info:
+        _train(tmp_path, "--train.lr=1e6", "--train.checkpoint_every=1", "--train.max_steps=8")
+    message = str(info.value)
+    assert "intact" not in message and "\n" not in message
+    assert "no usable checkpoint" in message and "initial weights" in message
+    resume_from = ckpt.latest_checkpoint(run / "checkpoints")
+    assert resume_from is None  # every checkpoint written after the blow-up is suspect
+    summary = api.train(resume=run, overrides=["--train.lr=1e-3"])
+    assert summary["steps"] == 8
+    final = _weights(run / "model")
+    assert all(torch.isfinite(v).all() for v in final.values()) and _max_abs(final) < 100
+    # and it is the run a fresh start with lr=1e-3 would have made: the seed reproduces the initial weights
+    api.train("vae", data="mnist-embedded", out=tmp_path / "fresh",
+              overrides=[*VAE, "--train.lr=1e-3", "--train.checkpoint_every=1", "--train.max_steps=8"])
+    fresh = _weights(tmp_path / "fresh" / "model")
+    assert all(torch.equal(final[k], fresh[k]) for k in fresh)
+
+
+def test_a_good_checkpoint_survives_rotation_while_newer_ones_are_suspect(tmp_path):
+    """keep_checkpoints=1 must not rotate away the last checkpoint that training continued from."""
+    run = tmp_path / "run"
+
+    def blow_up(trainer, event, info):  # the weights go bad after step 6 (finite, but huge)
+        if event == "checkpoint" and info["step"] == 6:
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    p.mul_(1e30)
+
+    with pytest.raises(TrainingError) as info:
+        _train(tmp_path, "--train.checkpoint_every=2", "--train.keep_checkpoints=1", "--train.max_steps=20",
+               "--train.checkpoint_probation=2",
+               callbacks=[blow_up])
+    # step 6 was written from weights that then diverged: only step 4 is known good
+    assert "step-00000004" in str(info.value)
+    assert ckpt.latest_checkpoint(run / "checkpoints").name == "step-00000004"
+    api.train(resume=run, overrides=["--train.max_steps=10"])
+    assert all(torch.isfinite(v).all() for v in _weights(run / "model").values())
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path):
+    def poison(trainer, event, info):
+        if event == "log" and info["step"] == 2:
+            with torch.no_grad():
+                next(trainer.model.parameters()).view(-1)[0] = float("inf")
+
+    with pytest.raises(TrainingError, match="non-finite weights at step 2") as info:
+        _train(tmp_path, "--train.checkpoint_every=2", "--train.log_every=2", "--train.max_steps=6", callbacks=[poison])
+    assert not (tmp_path / "run" / "checkpoints" / "step-00000002").exists()
+    assert "initial weights" in str(info.value)
+
+
+def test_gan_divergence_says_what_is_true_and_resume_starts_over(tmp_path):
+    run = tmp_path / "gan"
+    overrides = ["--data.size=512", "--train.batch_size=64", "--train.max_steps=6", "--train.lr=1e6",
+                 "--model.generator_hidden=[64,64]", "--model.discriminator_hidden=[64,64]", *QUIET]
+    with pytest.raises(TrainingError) as info:
+        api.train("gan", config_file=ROOT / "configs" / "gan_ring8.toml", out=run, overrides=overrides)
+    message = str(info.value)
+    assert "intact" not in message and "no usable checkpoint" in message
+    summary = api.train(resume=run, overrides=["--train.lr=1e-4"])  # restarts from the seed's initial weights
+    assert summary["steps"] == 6
+
+
+# ----------------------------------------------------------------------------- resume with new settings (2, 3)
+
+def test_resume_with_a_new_lr_takes_effect_and_is_recorded(tmp_path):
+    run = tmp_path / "run"
+    _train(tmp_path, "--train.max_steps=8", "--train.checkpoint_every=4", "--train.log_every=2",
+           "--train.lr_schedule=cosine", "--train.lr=1e-3")
+    api.train(resume=run, overrides=["--train.max_steps=16", "--train.lr=2e-4"])
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    lr = {int(step): float(value) for step, name, value in rows if name == "lr"}
+    # cosine over the new 16 steps from the new base lr 2e-4 (the old base lr 1e-3 must not survive)
+    import math
+    for step in (10, 12, 16):
+        expected = 2e-4 * 0.5 * (1 + math.cos(math.pi * step / 16))
+        assert lr[step] == pytest.approx(expected, rel=1e-5, abs=1e-12)
+    record = json.loads((run / "run.json").read_text())
+    assert record["train"]["lr"] == 2e-4 and record["train"]["max_steps"] == 16
+    assert record["changes"] == [{"step": 8, "train.lr": [1e-3, 2e-4], "train.max_steps": [8, 16]}]
+    # (12) one line ending and one file mode throughout, after a resume too
+    assert b"\r" not in (run / "metrics.csv").read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.relative_to(run): p.stat().st_mode & 0o777 for p in run.rglob("*") if "tensorboard" not in p.parts}
+    assert {m for p, m in modes.items() if (run / p).is_file()} == {0o666 & ~umask}, modes
+    assert {m for p, m in modes.items() if (run / p).is_dir()} == {0o777 & ~umask}, modes
+
+
+def test_refused_resume_names_the_field_and_leaves_the_run_intact(tmp_path):
+    run = tmp_path / "run"
+    _train(tmp_path, "--train.max_steps=4", "--train.checkpoint_every=2")
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for override, field in [("--model.latent_dim=4", "model.latent_dim"), ("--train.seed=3", "train.seed"),
+                            ("--train.batch_size=16", "train.batch_size"), ("--data.limit=128", "data.limit")]:
+        with pytest.raises(ConfigError, match=f"cannot change {field} on resume") as info:
+            api.train(resume=run, overrides=[override, "--train.max_steps=6"])
+        assert "\n" not in str(info.value)
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, nothing removed
+    assert api.train(resume=run, overrides=["--train.max_steps=6"])["steps"] == 6
+
+
+# ----------------------------------------------------------------------------- multi-process (5, 6)
+
+FAMILIES = ["autoencoder", "vae", "gan", "pix2pix"]
+
+
+def _worker(out: Path, families: list[str], nproc: int) -> dict[str, dict[str, torch.Tensor]]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if Path("/sys/class/net/lo").exists():  # both ranks on this host: keep gloo on the loopback device
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    out.mkdir()
+    args = [str(HERE / "ddp_worker.py"), str(out), ",".join(families)]
+    if nproc > 1:
+        args = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+    result = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
+    # the workers' own messages come first in torchrun's stderr, the launcher's summary last
+    assert result.returncode == 0, result.stderr[:4000] + "\n...\n" + result.stderr[-1000:]
+    return {f: ckpt.load_tensors(out / f"{f}.safetensors") for f in families}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+    """Every family trained by one process and by two (one torchrun launch for all of them)."""
+    root = tmp_path_factory.mktemp("ddp")
+    return {"single": _worker(root / "single", FAMILIES, 1), "ddp": _worker(root / "ddp", [*FAMILIES, "vae-resume"], 2)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_two_processes_match_one_process(trained, family):
+    """Each rank takes its share of the global batch; the VAE's reparametrisation noise and dynamic
+    binarization, the GAN's latents and pix2pix's dropout are drawn for the global batch, so two
+    processes train the weights one process trains (to float tolerance)."""
+    single, ddp = trained["single"][family], trained["ddp"][family]
+    for k in single:
+        torch.testing.assert_close(single[k], ddp[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_bit_identical(trained):
+    """A 2-process VAE run stopped after step 8 and resumed from its step-4 checkpoint ends on the
+    weights of the uninterrupted 2-process run, bit for bit: each rank's RNG state is restored."""
+    whole, resumed = trained["ddp"]["vae"], trained["ddp"]["vae-resume"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+# ----------------------------------------------------------------------------- files (7, 8, 9)
+
+def test_corrupted_bytes_are_detected_naming_the_file(tmp_path):
+    from genlab.models import build_model
+
+    model = build_model("vae", {"image_shape": [1, 8, 8], "hidden_dims": [16], "latent_dim": 2})
+    model.save_pretrained(str(tmp_path / "m"))
+    weights = tmp_path / "m" / ckpt.WEIGHTS_NAME
+    data = bytearray(weights.read_bytes())
+    data[-64:] = b"\xff" * 64  # NaN bit patterns over the last 16 floats: a valid file, wrong numbers
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum") as info:
+        ckpt.load(tmp_path / "m")
+    assert str(weights) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_non_finite_weights_are_refused_on_load_unless_asked(tmp_path):
+    from genlab.models import build_model
+
+    model = build_model("vae", {"image_shape": [1, 8, 8], "hidden_dims": [16], "latent_dim": 2})
+    with torch.no_grad():
+        model.decoder[0].weight.fill_(float("nan")) if isinstance(model.decoder, torch.nn.Sequential) else \
+            next(model.decoder.parameters()).fill_(float("nan"))
+    model.save_pretrained(str(tmp_path / "m"))  # a faithful file of bad weights: the checksum holds
+    with pytest.raises(CheckpointError, match="non-finite") as info:
+        ckpt.load(tmp_path / "m")
+    assert str(tmp_path / "m" / ckpt.WEIGHTS_NAME) in str(info.value)
+    loaded = ckpt.load(tmp_path / "m", allow_nonfinite=True)
+    assert not all(torch.isfinite(p).all() for p in loaded.parameters())
+
+
+_KILL_IN_WRITE = """
+import os, signal, sys
+import genlab.checkpoint as ck
+from genlab import api
+real = os.replace
+def replace(src, dst):
+    # die by SIGKILL at the moment the step-{step} checkpoint folder is renamed into place,
+    # after its files (and the tmp files of every earlier write) were written
+    if str(dst).endswith("step-{step:08d}"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst)
+os.replace = replace
+api.train("vae", data="mnist-embedded", out=sys.argv[1], overrides={overrides!r})
+"""
+
+
+def test_kill_during_checkpoint_write_then_restart_leaves_no_orphans(tmp_path):
+    run = tmp_path / "run"
+    overrides = [*VAE, "--train.max_steps=8", "--train.checkpoint_every=2"]
+    script = _KILL_IN_WRITE.format(step=6, overrides=overrides)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script, str(run)], env=env, capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    orphans = [p for p in run.rglob(".*")]
+    assert orphans, "the kill left nothing behind: the drill did not hit a write"
+    # a killed model export leaves its temporary folder too
+    (run / ".model.x8k2.tmp").mkdir()
+    (run / ".model.x8k2.tmp" / ckpt.WEIGHTS_NAME).write_bytes(b"half")
+    summary = api.train(resume=run)
+    assert summary["steps"] == 8
+    assert [p for p in run.rglob(".*")] == []
+    # it resumed from the newest complete checkpoint (step 4) and reproduces the uninterrupted run
+    api.train("vae", data="mnist-embedded", out=tmp_path / "whole", overrides=overrides)
+    a, b = _weights(run / "model"), _weights(tmp_path / "whole" / "model")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_model_folder_is_replaced_whole(tmp_path, monkeypatch):
+    """A write of model/ killed half-way leaves the previous weights and EMA together, never a mix."""
+    from genlab.models import build_model
+
+    old = build_model("autoencoder", {"image_shape": [1, 8, 8], "hidden_dims": [8], "latent_dim": 2})
+    ckpt.save_model(old, tmp_path / "model", ema_state=old.state_dict())
+    new = build_model("autoencoder", {"image_shape": [1, 8, 8], "hidden_dims": [8], "latent_dim": 2})
+    real = ckpt.save_tensors
+
+    def crash_on_ema(path, tensors, metadata=None):
+        if Path(path).name == ckpt.EMA_NAME:
+            raise KeyboardInterrupt("killed while writing the EMA")
+        real(path, tensors, metadata)
+
+    monkeypatch.setattr(ckpt, "save_tensors", crash_on_ema)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_model(new, tmp_path / "model", ema_state=new.state_dict())
+    kept = _weights(tmp_path / "model")
+    assert all(torch.equal(kept[k], v) for k, v in old.state_dict().items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_out_over_a_foreign_folder_is_refused(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.csv").write_text("my,own,numbers\n")
+    (mine / "samples.png").write_bytes(b"my picture")
+    with pytest.raises(ConfigError, match="not a genlab run.*--force"):
+        _train(tmp_path, "--train.max_steps=2", name="mine")
+    assert (mine / "metrics.csv").read_text() == "my,own,numbers\n" and sorted(p.name for p in mine.iterdir()) == ["metrics.csv", "samples.png"]
+    assert _train(tmp_path, "--train.max_steps=2", name="mine", force=True)["steps"] == 2
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    assert _train(tmp_path, "--train.max_steps=2", name="empty")["steps"] == 2
+
+
+# ----------------------------------------------------------------------------- commands and messages (12, 13)
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path, monkeypatch):
+    """``genlab train --dry-run | head``: the reader went away; no BrokenPipeError traceback."""
+    import io
+
+    from genlab.cli import main
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["train", "vae", "--dry-run", "--data.limit=64", "--out", str(tmp_path / "r")]) == 141
+
+
+def test_log_lines_print_above_the_progress_bar(capsys):
+    import logging
+
+    from tqdm import tqdm
+
+    from genlab.cli import _TqdmHandler
+
+    logger = logging.getLogger("genlab.test_faults")
+    logger.addHandler(_TqdmHandler())
+    logger.propagate = False
+    try:
+        with tqdm(total=10, desc="bar", file=sys.stderr) as bar:
+            bar.update(3)
+            logger.warning("step 3 eval done")
+    finally:
+        logger.handlers.clear()
+    lines = [line.split("\r")[-1] for line in capsys.readouterr().err.split("\n")]
+    assert "step 3 eval done" in lines  # on a line of its own, not glued to the bar
+
+
+def test_evaluate_shows_progress(capsys):
+    from genlab.data import ArrayDataset
+    from genlab.models import build_model
+
+    model = build_model("vae", {"image_shape": [1, 8, 8], "hidden_dims": [16], "latent_dim": 2})
+    data = ArrayDataset((torch.rand(40, 1, 8, 8).round(),))
+    metrics = api.evaluate(model, data, k=4, batch_size=10, progress=True)
+    assert metrics["examples"] == 40
+    err = capsys.readouterr().err
+    assert "evaluate vae" in err and "0/4" in err  # a bar over the 4 batches
+
+
+def test_reconstruct_keeps_the_training_figure_and_path_data_names_the_run(tmp_path):
+    import numpy as np
+
+    from genlab.cli import main
+    from genlab.models import build_model
+
+    model = build_model("autoencoder", {"image_shape": [1, 28, 28], "hidden_dims": [8], "latent_dim": 2})
+    model.save_pretrained(str(tmp_path / "run"))
+    (tmp_path / "run" / "reconstructions.png").write_bytes(b"made by training")
+    assert main(["reconstruct", str(tmp_path / "run"), "--data", "mnist-embedded", "-n", "8"]) == 0
+    assert (tmp_path / "run" / "reconstructions.png").read_bytes() == b"made by training"
+    assert (tmp_path / "run" / "reconstructions-mnist-embedded.png").is_file()
+    digits = tmp_path / "digits.npz"
+    np.savez(digits, x=np.random.default_rng(0).integers(0, 255, (64, 8, 8), dtype=np.uint8))
+    summary = api.train("vae", data=str(digits), dry_run=True, overrides=["--model.hidden_dims=[8]"])
+    assert Path(summary["run_dir"]).name == "vae-digits"
+
+
+def test_toy_rings_are_named_by_what_they_are():
+    from genlab.data import DataConfig, load_dataset
+    from genlab.errors import DataError
+
+    twelve = load_dataset(DataConfig(name="ring", size=64, options={"modes": 12}))
+    assert twelve.info["name"] == "ring" and len(twelve.info["centres"]) == 12
+    assert len(load_dataset(DataConfig(name="ring8", size=64)).info["centres"]) == 8
+    with pytest.raises(DataError, match="ring8 is ring with modes=8.*--data ring --data.options.modes=12"):
+        load_dataset(DataConfig(name="ring8", size=64, options={"modes": 12}))
+    assert len(load_dataset(DataConfig(name="grid", size=64, options={"side": 3})).info["centres"]) == 9
+
+
+def test_readme_mdn_example_selects_on_validation_and_restores():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("### Mixture density network"):]
+    block = block[: block.index("```", block.index("```python") + 3)]
+    assert "keep_best" not in block or ("restore_best()" in block and "eval_data=test" not in block)
