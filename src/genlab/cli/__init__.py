@@ -28,7 +28,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 # Modules that define subcommands; each registers with @command on import.
-_MODULES = ["train", "inspect", "translate", "latent", "figure", "attack"]
+_MODULES = ["train", "inspect", "translate", "latent", "figure", "attack", "lecture"]
 
 
 def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None], *, accepts_overrides: bool = False):
