@@ -38,7 +38,7 @@ def lecture(args: argparse.Namespace) -> int:
 
 def print_results(results) -> None:
     for r in results:
-        line = f"{r.verdict:8} {r.id:20} {r.seconds:7.1f} s"
+        line = f"{r.verdict:8} {r.id:20} {r.seconds:7.1f} s wall {r.cpu_seconds:7.1f} s CPU"
         if r.error:
             line += f"  {r.error}"
         print(line)

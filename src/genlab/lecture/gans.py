@@ -57,14 +57,16 @@ def _gan_ring(ctx: Context):
     ring = toy(ctx, "ring8", 20000)
     return ("gan", {"x_dim": 2, "latent_dim": 2, "generator_hidden": [256] * 4, "discriminator_hidden": [128] * 3,
                     "loss": "non-saturating", "data_scale": ring.info["data_scale"]}, ring,
-            {"max_steps": ctx.pick(3000, 20000), "batch_size": 256, "lr": 5e-4, "betas": (0.5, 0.999),
+            # benchmarks/gan_toy.py's vanilla reference: Adam 1e-3 (0.5, 0.999), constant, batch 256
+            {"max_steps": ctx.pick(4000, 20000), "batch_size": 256, "lr": 1e-3, "betas": (0.5, 0.999),
              "log_every": ctx.pick(100, 500), "callbacks": [_mode_tracker(ctx, ring)]})
 
 
 def _check_ring(n: dict[str, Any], budget: str) -> Conditions:
+    need = 0.3 if budget == "smoke" else 0.8
     return [(f"samples move onto the modes: high-quality fraction {n['first/high_quality']:.2f} at step "
-             f"{n['first/step']} -> {n['final/high_quality']:.2f} at the end (> 0.5)",
-             n["final/high_quality"] > 0.5 and n["final/high_quality"] > n["first/high_quality"]),
+             f"{n['first/step']} -> {n['final/high_quality']:.2f} at the end (> {need})",
+             n["final/high_quality"] > need and n["final/high_quality"] > n["first/high_quality"]),
             (f"coverage is unstable: the modes covered vary between {n['later/min_modes']:.0f} and "
              f"{n['later/max_modes']:.0f} of 8 over the last three quarters of training (or stay below 8)",
              n["later/max_modes"] > n["later/min_modes"] or n["later/max_modes"] < 8)]
@@ -74,7 +76,7 @@ def _check_ring(n: dict[str, Any], budget: str) -> Conditions:
                 claim="A vanilla GAN (non-saturating loss, no tricks) on a ring of 8 Gaussians puts its samples on "
                       "the modes, but which and how many modes it covers keeps changing during training: mode collapse "
                       "and mode hopping.",
-                check=_check_ring, smoke_note="smoke: 3,000 steps (full: 20,000)")
+                check=_check_ring, smoke_note="smoke: 4,000 steps, final high-quality fraction > 0.3 (full: 20,000 steps, 0.8)")
 def gan_ring(ctx: Context) -> dict[str, Any]:
     from ..figures import plot_samples_vs_data
 

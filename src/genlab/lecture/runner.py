@@ -40,11 +40,12 @@ class FigureResult:
     part: str
     smoke_note: str
     verdict: str  # pass | fail (a check did not hold) | error (an exception) | skipped (data absent)
-    seconds: float
+    seconds: float  # wall time
     conditions: list[tuple[str, bool]] = dataclasses.field(default_factory=list)
     numbers: dict[str, Any] = dataclasses.field(default_factory=dict)
     paths: list[str] = dataclasses.field(default_factory=list)
     error: str | None = None
+    cpu_seconds: float = 0.0  # CPU time of this process: the wall time on a quiet machine at one thread
 
     @property
     def failed(self) -> bool:
@@ -73,7 +74,7 @@ def jsonable(value: Any) -> Any:
 def run_figure(figure: Figure, ctx: Context) -> FigureResult:
     """Make ``figure`` in ``ctx.out`` and check its numbers; never raises for the figure's own faults."""
     ctx.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = FigureResult(figure.id, figure.slides, figure.claim, figure.part, figure.smoke_note, "error", 0.0)
     try:
         made = dict(figure.make(ctx))
@@ -91,7 +92,7 @@ def run_figure(figure: Figure, ctx: Context) -> FigureResult:
             result.verdict = "pass" if result.conditions and all(ok for _, ok in result.conditions) else "fail"
         except Exception as exc:
             result.error = f"the check could not run: {type(exc).__name__}: {exc}"
-    result.seconds = time.perf_counter() - start
+    result.seconds, result.cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     atomic_write_text(ctx.out / "numbers.json", json.dumps(dataclasses.asdict(result), indent=2))
     return result
 
@@ -118,7 +119,7 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
     figures = select(ordered_figures(), only)
     base = Context(seed=seed, budget=budget, out=out, runs=Path(runs) if runs is not None else out / "runs",
                    data_root=Path(data_root) if data_root is not None else default_data_root())
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     results: list[FigureResult] = []
     bar = _progress(figures, progress)
     for figure in bar:
@@ -126,7 +127,7 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
             bar.set_postfix_str(figure.id)
         ctx = dataclasses.replace(base, out=out if flat else out / figure.id)  # shares the loaded models
         results.append(run_figure(figure, ctx))
-        header = page_header(base, time.perf_counter() - started)
+        header = page_header(base, time.perf_counter() - started, time.process_time() - cpu_started)
         atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in results]}, indent=2))
         write_page(results, out / "index.html", header=header)
     return results
@@ -142,7 +143,7 @@ def _progress(figures: list[Figure], enabled: bool) -> Any:
     return tqdm(figures, desc="lecture", unit="figure")
 
 
-def page_header(ctx: Context, seconds: float) -> dict[str, Any]:
+def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0) -> dict[str, Any]:
     from .. import __version__
 
     versions = {"genlab": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
@@ -153,7 +154,7 @@ def page_header(ctx: Context, seconds: float) -> dict[str, Any]:
             pass
     return {"versions": versions, "seed": ctx.seed, "budget": ctx.budget, "runs": str(ctx.runs),
             "data_root": str(ctx.data_root) if ctx.data_root else None, "torch_threads": torch.get_num_threads(),
-            "machine": f"{platform.machine()}, {platform.system()}", "seconds": round(seconds, 1),
+            "machine": f"{platform.machine()}, {platform.system()}", "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
             "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -193,7 +194,8 @@ def _section(r: FigureResult) -> str:
     e = html.escape
     parts = [f'<h2 id="{e(r.id)}">{e(r.id)} <span class="meta">— slides {e(r.slides)}</span></h2>',
              f'<p class="claim"><b>Claim.</b> {e(r.claim)}</p>',
-             f'<p class="meta">verdict <span class="v {r.verdict}">{r.verdict}</span> &nbsp; {r.seconds:.1f} s &nbsp; '
+             f'<p class="meta">verdict <span class="v {r.verdict}">{r.verdict}</span> &nbsp; {r.seconds:.1f} s '
+             f'({r.cpu_seconds:.1f} s CPU) &nbsp; '
              f'part <code>{e(r.part)}</code></p>']
     if r.error:
         parts.append(f"<pre>{e(r.error)}</pre>")
@@ -216,7 +218,8 @@ def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dic
     counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
     summary = "".join(
         f'<tr><td><a href="#{e(r.id)}">{e(r.id)}</a></td><td>{e(r.slides)}</td><td>{e(r.claim)}</td>'
-        f'<td><span class="v {r.verdict}">{r.verdict}</span></td><td>{r.seconds:.1f}</td></tr>' for r in results)
+        f'<td><span class="v {r.verdict}">{r.verdict}</span></td><td>{r.seconds:.1f}</td><td>{r.cpu_seconds:.1f}</td></tr>'
+        for r in results)
     versions = ", ".join(f"{k} {v}" for k, v in header["versions"].items())
     body = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -225,11 +228,11 @@ def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dic
         "<h1>The lecture, reproduced</h1>",
         f'<p class="meta">budget <b>{e(header["budget"])}</b> · seed {header["seed"]} · {e(versions)} · '
         f'{e(header["machine"])}, {header["torch_threads"]} torch threads · written {e(header["written"])} · '
-        f'{header["seconds"]:.0f} s in all · data root {e(str(header["data_root"]))}</p>',
+        f'{header["seconds"]:.0f} s in all ({header.get("cpu_seconds", 0):.0f} s CPU) · data root {e(str(header["data_root"]))}</p>',
         f'<p>{counts["pass"]} passed, {counts["fail"]} failed, {counts["error"]} errors, {counts["skipped"]} skipped '
         f'of {len(results)} figures. Each figure redoes the experiment of its slides on real data and checks the '
         "number that proves its claim.</p>",
-        "<table><tr><th>figure</th><th>slides</th><th>claim</th><th>verdict</th><th>s</th></tr>", summary, "</table>",
+        "<table><tr><th>figure</th><th>slides</th><th>claim</th><th>verdict</th><th>wall s</th><th>CPU s</th></tr>", summary, "</table>",
         *(_section(r) for r in results), "</body></html>",
     ]
     return _write(path, "\n".join(body))
