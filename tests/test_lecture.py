@@ -103,6 +103,8 @@ def test_a_broken_figure_is_reported_and_the_rest_still_run(tmp_path, test_figur
     assert main(["lecture", "--out", str(tmp_path / "cli"), "--only", "zz-true", "zz-absent", "--no-progress"]) == 0
     assert main(["lecture", "--out", str(tmp_path / "cli"), "--only", "zz-true", "zz-false", "--no-progress"]) == 1
     assert "not held: value is 1" in capsys.readouterr().out
+    page = (tmp_path / "cli" / "index.html").read_text()  # a partial call keeps the earlier call's figures
+    assert all(f'id="{i}"' in page for i in ("zz-true", "zz-absent", "zz-false"))
 
 
 def test_unknown_figure_is_one_clear_error(tmp_path):
@@ -152,7 +154,7 @@ HOLDS_AND_BREAKS = {
     "projection": ({"vae/start_mse": 0.1, "vae/projected_mse": 0.02, "dcgan/start_mse": 0.1, "dcgan/projected_mse": 0.03},
                    {"dcgan/projected_mse": 0.09}),
     "ae-latent-map": ({"knn_accuracy": 0.75}, {"knn_accuracy": 0.12}),
-    "smiling-vector": ({"smiling_rate_added": [0.1, 0.3, 0.5, 0.9], "scales": [0, 1, 2, 3]},
+    "smiling-vector": ({"smiling_rate_added": [0.1, 0.3, 0.5, 0.9], "scales": [0, 1, 2, 3], "classifier_accuracy": 0.9},
                        {"smiling_rate_added": [0.1, 0.1, 0.1, 0.12]}),
     "latent-density": ({"frechet/standard_normal": 90.0, "frechet/fitted_gaussian": 30.0, "frechet/gmm10": 20.0},
                        {"frechet/gmm10": 95.0}),

@@ -116,10 +116,12 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
     from . import ordered_figures
 
     out = Path(out)
+    order = [f.id for f in ordered_figures()]
     figures = select(ordered_figures(), only)
     base = Context(seed=seed, budget=budget, out=out, runs=Path(runs) if runs is not None else out / "runs",
                    data_root=Path(data_root) if data_root is not None else default_data_root())
     started, cpu_started = time.perf_counter(), time.process_time()
+    earlier = {} if flat else _earlier_results(out / "lecture.json", base)
     results: list[FigureResult] = []
     bar = _progress(figures, progress)
     for figure in bar:
@@ -127,10 +129,24 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
             bar.set_postfix_str(figure.id)
         ctx = dataclasses.replace(base, out=out if flat else out / figure.id)  # shares the loaded models
         results.append(run_figure(figure, ctx))
+        earlier.pop(figure.id, None)
         header = page_header(base, time.perf_counter() - started, time.process_time() - cpu_started)
-        atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in results]}, indent=2))
-        write_page(results, out / "index.html", header=header)
+        # figures made by an earlier call into this folder (same budget and seed) stay on the page
+        page = sorted([*results, *earlier.values()], key=lambda r: order.index(r.id) if r.id in order else len(order))
+        atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in page]}, indent=2))
+        write_page(page, out / "index.html", header=header)
     return results
+
+
+def _earlier_results(path: Path, ctx: Context) -> dict[str, FigureResult]:
+    """Results of an earlier call into the same folder with the same budget and seed, by id."""
+    try:
+        saved = json.loads(path.read_text())
+        if saved["header"]["budget"] != ctx.budget or saved["header"]["seed"] != ctx.seed:
+            return {}
+        return {r["id"]: FigureResult(**{**r, "conditions": [tuple(c) for c in r["conditions"]]}) for r in saved["figures"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _progress(figures: list[Figure], enabled: bool) -> Any:
@@ -208,7 +224,7 @@ def _section(r: FigureResult) -> str:
     parts.extend(_image(p) for p in r.paths if Path(p).is_file())
     if r.numbers:
         rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_format(v))}</td></tr>" for k, v in r.numbers.items())
-        parts.append(f"<details><summary>numbers</summary><table>{rows}</table></details>")
+        parts.append(f"<details open><summary>numbers</summary><table>{rows}</table></details>")
     return "\n".join(parts)
 
 

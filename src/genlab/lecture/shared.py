@@ -117,7 +117,7 @@ def _celeba_classifier(ctx: Context, attribute: str):
     data = celeba(ctx, label=attribute)
     return ("classifier", {"image_shape": list(data.x.shape[1:]), "num_classes": 2, "channels": [32, 64],
                            "kernel_size": 3, "hidden_dim": 128, "augment_shift": 1},
-            data, {"max_steps": ctx.pick(300, 2000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})
+            data, {"max_steps": ctx.pick(600, 2000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})
 
 
 @shared_run("classifier-celeba-smiling")

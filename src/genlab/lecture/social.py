@@ -64,7 +64,7 @@ def _check_celeba(n: dict[str, Any], budget: str) -> Conditions:
 @lecture_figure("bias-celeba", slides="112-113",
                 claim="Sampling a face autoencoder (codes from a Gaussian fitted to its training codes) amplifies "
                       "the majority of a binary attribute (Male): the minority is generated less often than it occurs.",
-                check=_check_celeba, smoke_note="smoke: 32-px faces, 300-step Male classifier (full: 64 px, 2,000 steps)")
+                check=_check_celeba, smoke_note="smoke: 32-px faces, 600-step Male classifier (full: 64 px, 2,000 steps)")
 def bias_celeba(ctx: Context) -> dict[str, Any]:
     train, test = celeba(ctx), celeba(ctx, "test")
     model, classifier = ctx.shared("ae-celeba"), ctx.shared("classifier-celeba-male")

@@ -32,7 +32,7 @@ def vae_vs_ae_samples(ctx: Context) -> dict[str, Any]:
                          ("autoencoder: decode z ~ N(0, I)", samples["ae_standard_normal"][:64], 8)],
                         ctx.out / "vae-vs-ae-samples.png")
     return {"paths": [str(path)], **{f"frechet/{k}": frechet(classifier, v, reference) for k, v in samples.items()},
-            "frechet/real_test": frechet(classifier, mnist(ctx, "test").x[1000:2000], reference)}
+            "frechet/real_train": frechet(classifier, mnist(ctx).x[:1000], reference)}
 
 
 def _check_vae_map(n: dict[str, Any], budget: str) -> Conditions:
