@@ -17,14 +17,6 @@ from genlab.lecture.runner import FigureResult, write_page
 SUBSET = ["untrained-conv", "naive-collapse"]  # fast figures of the smoke lecture (one trains two shared runs)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def smoke_subset(tmp_path_factory):
     out = tmp_path_factory.mktemp("lecture")

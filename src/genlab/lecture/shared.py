@@ -97,20 +97,21 @@ def _ae_mnist_2d(ctx: Context):
     return _mnist_autoencoder(ctx, "autoencoder", 2)
 
 
+def _mnist_gan(ctx: Context, name: str, **config: Any):
+    width = ctx.pick(32, 64)  # DCGAN nets at half width for the smoke budget
+    return (name, {"image_shape": [1, 28, 28], "latent_dim": 64, "generator_channels": width,
+                   "discriminator_channels": width, **config}, mnist(ctx),
+            {"max_steps": ctx.pick(500, 5000), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
+
+
 @shared_run("dcgan-mnist")
 def _dcgan_mnist(ctx: Context):
-    width = ctx.pick(32, 64)
-    return ("gan", {"image_shape": [1, 28, 28], "latent_dim": 64, "generator_channels": width,
-                    "discriminator_channels": width}, mnist(ctx),
-            {"max_steps": ctx.pick(500, 5000), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
+    return _mnist_gan(ctx, "gan")
 
 
 @shared_run("cgan-mnist")
 def _cgan_mnist(ctx: Context):
-    width = ctx.pick(32, 64)
-    return ("cgan", {"image_shape": [1, 28, 28], "num_classes": 10, "latent_dim": 64, "generator_channels": width,
-                     "discriminator_channels": width}, mnist(ctx),
-            {"max_steps": ctx.pick(500, 5000), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
+    return _mnist_gan(ctx, "cgan", num_classes=10)
 
 
 def _celeba_classifier(ctx: Context, attribute: str):
