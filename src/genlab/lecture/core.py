@@ -11,6 +11,8 @@ there by every later figure and every later call.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -87,6 +89,8 @@ class Context:
     runs: Path = Path("lecture/runs")
     data_root: Path | None = None
     _models: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  # loaded this process
+    _recipes: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict, repr=False)
+    _data: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict, repr=False)  # datasets loaded once
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -107,8 +111,26 @@ class Context:
         path = Path(self.data_root) / name
         return path if path.exists() else None
 
+    def dataset(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
+        """``load()`` once per ``key`` for the whole lecture (the figures share one copy of MNIST)."""
+        if key not in self._data:
+            self._data[key] = load()
+        return self._data[key]
+
+    def recipe(self, name: str) -> tuple[str, dict[str, Any], Any, dict[str, Any]]:
+        """Shared run ``name``'s (model name, model config, training data, training knobs), made once."""
+        if name not in self._recipes:
+            self._recipes[name] = SHARED_RUNS.get(name)(self)
+        return self._recipes[name]  # type: ignore[return-value]
+
     def run_dir(self, name: str) -> Path:
-        return self.runs / f"{name}-{self.budget}-seed{self.seed}"
+        """The folder of shared run ``name``: named by budget, seed and a fingerprint of the recipe, so a
+        changed recipe trains afresh instead of reusing a stale model."""
+        model_name, config, data, train = self.recipe(name)
+        key = {"model": model_name, "config": config, "train": {k: v for k, v in train.items() if k != "callbacks"},
+               "data": [data.info.get("name"), len(data), list(data.x.shape[1:])]}
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return self.runs / f"{name}-{self.budget}-seed{self.seed}-{digest}"
 
     def shared(self, name: str) -> Any:
         """The trained model of shared run ``name`` (in eval mode): loaded when its folder holds a
@@ -130,7 +152,7 @@ class Context:
         from ..models import build_model
         from ..training import TrainConfig, Trainer
 
-        model_name, config, data, train = SHARED_RUNS.get(name)(self)
+        model_name, config, data, train = self.recipe(name)
         torch.manual_seed(self.seed)
         model = build_model(model_name, config)
         steps = train.get("max_steps") or 10**9

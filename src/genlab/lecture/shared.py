@@ -20,9 +20,8 @@ CELEBA = "celeba-10k"
 def mnist(ctx: Context, split: str = "train") -> ArrayDataset:
     """Digits: the embedded subset (smoke) or full MNIST when ``DATA_ROOT/mnist`` exists (full)."""
     folder = ctx.data_path("mnist") if ctx.budget == "full" else None
-    if folder is not None:
-        return load_dataset(DataConfig(name="mnist", path=str(folder), seed=ctx.seed), split)  # type: ignore[arg-type]
-    return load_dataset(DataConfig(name="mnist-embedded", seed=ctx.seed), split)  # type: ignore[arg-type]
+    config = DataConfig(name="mnist", path=str(folder), seed=ctx.seed) if folder else DataConfig(name="mnist-embedded", seed=ctx.seed)
+    return ctx.dataset(("mnist", split), lambda: load_dataset(config, split))  # type: ignore[arg-type]
 
 
 def digits_name(ctx: Context) -> str:
@@ -34,13 +33,17 @@ def celeba(ctx: Context, split: str = "train", *, label: str | None = None) -> A
     folder = ctx.data_path(CELEBA)
     if folder is None:
         raise DataAbsent(f"CelebA not found at {CELEBA} under the data root {ctx.data_root} (set GENLAB_DATA or --data-root)")
-    options = {"label": label} if label else {}
-    return load_dataset_or_absent(DataConfig(name="celeba", path=str(folder), image_size=ctx.pick(32, 64),
-                                             seed=ctx.seed, options=options), split)
+    config = DataConfig(name="celeba", path=str(folder), image_size=ctx.pick(32, 64), seed=ctx.seed)
+    faces = ctx.dataset(("celeba", split), lambda: load_dataset_or_absent(config, split))
+    if label is None:
+        return faces
+    # one attribute as the class label (what data.options.label does), sharing the images
+    column = faces.info["attr_names"].index(label)
+    return ArrayDataset((faces.x, faces.y[:, column].long()), {**faces.info, "label": label, "num_classes": 2})
 
 
 def toy(ctx: Context, name: str, size: int, split: str = "train") -> ArrayDataset:
-    return load_dataset(DataConfig(name=name, size=size, seed=ctx.seed), split)  # type: ignore[arg-type]
+    return ctx.dataset((name, size, split), lambda: load_dataset(DataConfig(name=name, size=size, seed=ctx.seed), split))  # type: ignore[arg-type]
 
 
 @torch.no_grad()

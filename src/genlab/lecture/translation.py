@@ -13,7 +13,7 @@ from .shared import predict
 
 
 def _pairs(ctx: Context, name: str, split: str = "train") -> Any:
-    return load_dataset(DataConfig(name=name, seed=ctx.seed), split)  # type: ignore[arg-type]
+    return ctx.dataset((name, split), lambda: load_dataset(DataConfig(name=name, seed=ctx.seed), split))  # type: ignore[arg-type]
 
 
 def _pix2pix(ctx: Context, task: str, channels: int, *, adversarial: bool = True):
