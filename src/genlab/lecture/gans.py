@@ -114,7 +114,7 @@ def _check_dcgan(n: dict[str, Any], budget: str) -> Conditions:
 @lecture_figure("dcgan-mnist", slides="33",
                 claim="A DCGAN trained on MNIST generates new digits of every class that a classifier reads "
                       "confidently.",
-                check=_check_dcgan, smoke_note="smoke: 500 steps at half width, >= 30 % confident samples (full: 5,000 steps, 70 %)")
+                check=_check_dcgan, smoke_note="smoke: 1,000 steps at half width, >= 30 % confident samples (full: 5,000 steps, 70 %)")
 def dcgan_mnist(ctx: Context) -> dict[str, Any]:
     model, classifier = ctx.shared("dcgan-mnist"), ctx.shared("classifier-mnist")
     train, test = mnist(ctx), mnist(ctx, "test")
@@ -142,7 +142,7 @@ def _check_cgan(n: dict[str, Any], budget: str) -> Conditions:
 
 @lecture_figure("cgan-mnist", slides="33",
                 claim="A class-conditional GAN draws the digit it is asked for: row k of its samples is digit k.",
-                check=_check_cgan, smoke_note="smoke: 500 steps, label accuracy >= 0.5 (full: 5,000 steps, 0.9)")
+                check=_check_cgan, smoke_note="smoke: 1,000 steps at half width, label accuracy >= 0.5 (full: 5,000 steps, 0.9)")
 def cgan_mnist(ctx: Context) -> dict[str, Any]:
     model, classifier = ctx.shared("cgan-mnist"), ctx.shared("classifier-mnist")
     per_class = 100

@@ -104,7 +104,7 @@ def _mnist_gan(ctx: Context, name: str, **config: Any):
     width = ctx.pick(32, 64)  # DCGAN nets at half width for the smoke budget
     return (name, {"image_shape": [1, 28, 28], "latent_dim": 64, "generator_channels": width,
                    "discriminator_channels": width, **config}, mnist(ctx),
-            {"max_steps": ctx.pick(500, 5000), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
+            {"max_steps": ctx.pick(1000, 5000), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
 
 
 @shared_run("dcgan-mnist")
