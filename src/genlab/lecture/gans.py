@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import atomic_write_text
 from ..metrics import count_modes
 from .core import Conditions, Context, lecture_figure, shared_run
 from .plots import curves, image_panels
@@ -37,17 +38,20 @@ def adversarial(ctx: Context) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ vanilla GAN on the ring
 
 def _mode_tracker(ctx: Context, ring: Any):
-    """Trainer callback: count the ring's modes in 2,000 samples at every log step; write them at the end."""
-    history: list[dict[str, float]] = []
+    """Trainer callback: count the ring's modes in 2,000 samples at every log step, kept in the run's
+    ``modes.json`` as it goes (a resumed run continues the curve)."""
     sigma = float(ring.info["options"]["sigma"])
 
     def callback(trainer: Any, event: str, info: dict[str, Any]) -> None:
-        if event == "log":
-            with torch.no_grad():
-                x = trainer.model.sample(2000, generator=torch.Generator().manual_seed(ctx.seed)).cpu()
-            history.append({"step": trainer.step, **count_modes(x, ring.info["centres"], sigma)})
-        elif event == "end":
-            (ctx.run_dir("gan-ring") / "modes.json").write_text(json.dumps(history))
+        if event != "log":
+            return
+        path = ctx.run_dir("gan-ring") / "modes.json"
+        history = [h for h in (json.loads(path.read_text()) if path.is_file() else []) if h["step"] < trainer.step]
+        with torch.no_grad():
+            x = trainer.model.sample(2000, generator=torch.Generator().manual_seed(ctx.seed)).cpu()
+        history.append({"step": trainer.step, **count_modes(x, ring.info["centres"], sigma)})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(history))
 
     return callback
 
