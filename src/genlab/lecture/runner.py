@@ -120,7 +120,6 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
     figures = select(ordered_figures(), only)
     base = Context(seed=seed, budget=budget, out=out, runs=Path(runs) if runs is not None else out / "runs",
                    data_root=Path(data_root) if data_root is not None else default_data_root())
-    started, cpu_started = time.perf_counter(), time.process_time()
     earlier = {} if flat else _earlier_results(out / "lecture.json", base)
     results: list[FigureResult] = []
     bar = _progress(figures, progress)
@@ -130,9 +129,9 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
         ctx = dataclasses.replace(base, out=out if flat else out / figure.id)  # shares the loaded models
         results.append(run_figure(figure, ctx))
         earlier.pop(figure.id, None)
-        header = page_header(base, time.perf_counter() - started, time.process_time() - cpu_started)
         # figures made by an earlier call into this folder (same budget and seed) stay on the page
         page = sorted([*results, *earlier.values()], key=lambda r: order.index(r.id) if r.id in order else len(order))
+        header = page_header(base, sum(r.seconds for r in page), sum(r.cpu_seconds for r in page))
         atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in page]}, indent=2))
         write_page(page, out / "index.html", header=header)
     return results
@@ -244,7 +243,7 @@ def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dic
         "<h1>The lecture, reproduced</h1>",
         f'<p class="meta">budget <b>{e(header["budget"])}</b> · seed {header["seed"]} · {e(versions)} · '
         f'{e(header["machine"])}, {header["torch_threads"]} torch threads · written {e(header["written"])} · '
-        f'{header["seconds"]:.0f} s in all ({header.get("cpu_seconds", 0):.0f} s CPU) · data root {e(str(header["data_root"]))}</p>',
+        f'{header["seconds"]:.0f} s over the figures ({header.get("cpu_seconds", 0):.0f} s CPU) · data root {e(str(header["data_root"]))}</p>',
         f'<p>{counts["pass"]} passed, {counts["fail"]} failed, {counts["error"]} errors, {counts["skipped"]} skipped '
         f'of {len(results)} figures. Each figure redoes the experiment of its slides on real data and checks the '
         "number that proves its claim.</p>",
