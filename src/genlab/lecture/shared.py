@@ -7,6 +7,7 @@ config, its data and its training knobs per budget; :meth:`Context.shared` train
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -80,24 +81,10 @@ def _mnist_autoencoder(ctx: Context, name: str, latent_dim: int):
             {"max_steps": ctx.pick(1500, 15000), "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine"})
 
 
-@shared_run("vae-mnist")
-def _vae_mnist(ctx: Context):
-    return _mnist_autoencoder(ctx, "vae", 16)
-
-
-@shared_run("ae-mnist")
-def _ae_mnist(ctx: Context):
-    return _mnist_autoencoder(ctx, "autoencoder", 16)
-
-
-@shared_run("vae-mnist-2d")
-def _vae_mnist_2d(ctx: Context):
-    return _mnist_autoencoder(ctx, "vae", 2)
-
-
-@shared_run("ae-mnist-2d")
-def _ae_mnist_2d(ctx: Context):
-    return _mnist_autoencoder(ctx, "autoencoder", 2)
+# the MNIST autoencoders of the latent-space and VAE figures: (model, latent dim) by run name
+for _name, (_model, _dim) in {"vae-mnist": ("vae", 16), "ae-mnist": ("autoencoder", 16),
+                              "vae-mnist-2d": ("vae", 2), "ae-mnist-2d": ("autoencoder", 2)}.items():
+    shared_run(_name)(functools.partial(_mnist_autoencoder, name=_model, latent_dim=_dim))
 
 
 def _mnist_gan(ctx: Context, name: str, **config: Any):

@@ -2,6 +2,7 @@
 Conditional Adversarial Networks", 2017) on pairs made from digits. CycleGAN's figures join here."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -22,19 +23,11 @@ def _pix2pix(ctx: Context, task: str, channels: int, *, adversarial: bool = True
             _pairs(ctx, task), {"max_steps": ctx.pick(300, 1200), "batch_size": 32, "lr": 2e-4, "betas": (0.5, 0.999)})
 
 
-@shared_run("pix2pix-edges")
-def _edges(ctx: Context):
-    return _pix2pix(ctx, "edges2digits", 1)
-
-
-@shared_run("pix2pix-colorize")
-def _colorize(ctx: Context):
-    return _pix2pix(ctx, "colorize", 3)
-
-
-@shared_run("l1only-colorize")
-def _colorize_l1(ctx: Context):
-    return _pix2pix(ctx, "colorize", 3, adversarial=False)
+# (task, output channels, adversarial loss) by run name; "l1only" is the same generator without a discriminator
+for _name, (_task, _channels, _adversarial) in {"pix2pix-edges": ("edges2digits", 1, True),
+                                                "pix2pix-colorize": ("colorize", 3, True),
+                                                "l1only-colorize": ("colorize", 3, False)}.items():
+    shared_run(_name)(functools.partial(_pix2pix, task=_task, channels=_channels, adversarial=_adversarial))
 
 
 def _diversity(model: Any, a: torch.Tensor, seed: int) -> float:
