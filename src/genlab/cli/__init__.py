@@ -31,7 +31,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 # Modules that define subcommands; each registers with @command on import.
-_MODULES = ["train", "inspect", "translate", "latent", "figure", "attack", "explore"]
+_MODULES = ["train", "inspect", "translate", "latent", "figure", "attack", "explore", "lecture"]
 
 
 def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None], *, accepts_overrides: bool = False):

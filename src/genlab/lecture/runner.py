@@ -1,0 +1,260 @@
+"""Run lecture figures, check their claims, and write one self-contained HTML page.
+
+Every figure runs in turn; an exception or a failed check is recorded as that figure's verdict and
+never stops the others. Each figure's folder gets its PNGs and ``numbers.json``; the output folder
+gets ``lecture.json`` (all verdicts and numbers) and ``index.html``: images inlined as base64, no
+external CSS, fonts or scripts, readable offline.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import html
+import json
+import logging
+import math
+import platform
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..checkpoint import atomic_write_text
+from ..errors import ConfigError
+from .core import Budget, Context, DataAbsent, Figure, default_data_root
+
+log = logging.getLogger(__name__)
+
+VERDICTS = ("pass", "fail", "error", "skipped")
+
+
+@dataclasses.dataclass
+class FigureResult:
+    id: str
+    slides: str
+    claim: str
+    part: str
+    smoke_note: str
+    verdict: str  # pass | fail (a check did not hold) | error (an exception) | skipped (data absent)
+    seconds: float  # wall time
+    conditions: list[tuple[str, bool]] = dataclasses.field(default_factory=list)
+    numbers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    paths: list[str] = dataclasses.field(default_factory=list)
+    error: str | None = None
+    cpu_seconds: float = 0.0  # CPU time of this process: the wall time on a quiet machine at one thread
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in ("fail", "error")
+
+
+def jsonable(value: Any) -> Any:
+    """Numbers as plain JSON values: tensors and numpy scalars to floats/lists, non-finite to None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def run_figure(figure: Figure, ctx: Context) -> FigureResult:
+    """Make ``figure`` in ``ctx.out`` and check its numbers; never raises for the figure's own faults."""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = FigureResult(figure.id, figure.slides, figure.claim, figure.part, figure.smoke_note, "error", 0.0)
+    try:
+        made = dict(figure.make(ctx))
+        result.paths = [str(p) for p in made.pop("paths", [])]
+        result.numbers = jsonable(made)
+    except DataAbsent as exc:
+        result.verdict, result.error = "skipped", f"data absent: {exc}"
+    except Exception as exc:  # a broken figure is reported, the lecture goes on
+        result.error = f"{type(exc).__name__}: {exc}"
+        (ctx.out / "error.txt").write_text(traceback.format_exc())
+        log.error("figure %s failed: %s", figure.id, result.error)
+    else:
+        try:
+            result.conditions = [(str(text), bool(ok)) for text, ok in figure.check(result.numbers, ctx.budget)]
+            result.verdict = "pass" if result.conditions and all(ok for _, ok in result.conditions) else "fail"
+        except Exception as exc:
+            result.error = f"the check could not run: {type(exc).__name__}: {exc}"
+    result.seconds, result.cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    atomic_write_text(ctx.out / "numbers.json", json.dumps(dataclasses.asdict(result), indent=2))
+    return result
+
+
+def select(figures: Sequence[Figure], only: Iterable[str] | None) -> list[Figure]:
+    """The figures named in ``only`` (in lecture order), all when it is empty; unknown ids fail at once."""
+    only = list(only or [])
+    known = {f.id for f in figures}
+    unknown = [i for i in only if i not in known]
+    if unknown:
+        raise ConfigError(f"unknown lecture figure {', '.join(map(repr, unknown))}; valid: {', '.join(f.id for f in figures)}")
+    return [f for f in figures if not only or f.id in only]
+
+
+def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", only: Iterable[str] | None = None,
+                seed: int = 0, runs: str | Path | None = None, data_root: str | Path | None = None,
+                progress: bool = True, flat: bool = False) -> list[FigureResult]:
+    """Make, check and report the figures (all, or those in ``only``). Trained runs shared by several
+    figures live in ``runs`` (default ``OUT/runs``) and are reused by later calls. ``flat`` writes a
+    single figure's files straight into ``out`` (``genlab figure ID``)."""
+    from . import ordered_figures
+
+    out = Path(out)
+    order = [f.id for f in ordered_figures()]
+    figures = select(ordered_figures(), only)
+    base = Context(seed=seed, budget=budget, out=out, runs=Path(runs) if runs is not None else out / "runs",
+                   data_root=Path(data_root) if data_root is not None else default_data_root())
+    earlier = {} if flat else _earlier_results(out / "lecture.json", base)
+    results: list[FigureResult] = []
+    bar = _progress(figures, progress)
+    for figure in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(figure.id)
+        ctx = dataclasses.replace(base, out=out if flat else out / figure.id)  # shares the loaded models
+        results.append(run_figure(figure, ctx))
+        earlier.pop(figure.id, None)
+        # figures made by an earlier call into this folder (same budget and seed) stay on the page
+        page = sorted([*results, *earlier.values()], key=lambda r: order.index(r.id) if r.id in order else len(order))
+        header = page_header(base, sum(r.seconds for r in page), sum(r.cpu_seconds for r in page))
+        atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in page]}, indent=2))
+        write_page(page, out / "index.html", header=header)
+    return results
+
+
+def _earlier_results(path: Path, ctx: Context) -> dict[str, FigureResult]:
+    """Results of an earlier call into the same folder with the same budget and seed, by id."""
+    try:
+        saved = json.loads(path.read_text())
+        if saved["header"]["budget"] != ctx.budget or saved["header"]["seed"] != ctx.seed:
+            return {}
+        return {r["id"]: FigureResult(**{**r, "conditions": [tuple(c) for c in r["conditions"]]}) for r in saved["figures"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _progress(figures: list[Figure], enabled: bool) -> Any:
+    if not enabled:
+        return figures
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return figures
+    return tqdm(figures, desc="lecture", unit="figure")
+
+
+def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0) -> dict[str, Any]:
+    from .. import __version__
+
+    versions = {"genlab": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    for name in ("matplotlib", "sklearn", "scipy"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return {"versions": versions, "seed": ctx.seed, "budget": ctx.budget, "runs": str(ctx.runs),
+            "data_root": str(ctx.data_root) if ctx.data_root else None, "torch_threads": torch.get_num_threads(),
+            "machine": f"{platform.machine()}, {platform.system()}", "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+            "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+# ----------------------------------------------------------------------------------------------- the page
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em} h2{margin-top:2.2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ddd;padding:.25em .55em;text-align:left;vertical-align:top}
+th{background:#f4f4f4} .claim{font-size:1.08em;margin:.4em 0 .8em} .meta{color:#555;font-size:.9em}
+.v{display:inline-block;padding:.05em .6em;border-radius:.8em;font-weight:600;font-size:.85em;color:#fff}
+.pass{background:#2e7d32} .fail{background:#c62828} .error{background:#6a1b9a} .skipped{background:#757575}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0} .ok{color:#2e7d32} .no{color:#c62828}
+.note{color:#8a6d00;font-size:.9em} code{background:#f4f4f4;padding:0 .2em} pre{white-space:pre-wrap;font-size:.85em}
+"""
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        if len(value) > 24:
+            value = value[:24] + ["..."]
+        return "[" + ", ".join(_format(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
+    return "—" if value is None else str(value)
+
+
+def _image(path: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(Path(path).name)}" src="data:image/png;base64,{data}">'
+
+
+def _section(r: FigureResult) -> str:
+    e = html.escape
+    parts = [f'<h2 id="{e(r.id)}">{e(r.id)} <span class="meta">— slides {e(r.slides)}</span></h2>',
+             f'<p class="claim"><b>Claim.</b> {e(r.claim)}</p>',
+             f'<p class="meta">verdict <span class="v {r.verdict}">{r.verdict}</span> &nbsp; {r.seconds:.1f} s '
+             f'({r.cpu_seconds:.1f} s CPU) &nbsp; '
+             f'part <code>{e(r.part)}</code></p>']
+    if r.error:
+        parts.append(f"<pre>{e(r.error)}</pre>")
+    if r.conditions:
+        items = "".join(f'<li class="{"ok" if ok else "no"}">{"&#10003;" if ok else "&#10007;"} {e(text)}</li>'
+                        for text, ok in r.conditions)
+        parts.append(f"<p><b>Check.</b></p><ul>{items}</ul>")
+    if r.smoke_note:
+        parts.append(f'<p class="note">{e(r.smoke_note)}</p>')
+    parts.extend(_image(p) for p in r.paths if Path(p).is_file())
+    if r.numbers:
+        rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_format(v))}</td></tr>" for k, v in r.numbers.items())
+        parts.append(f"<details open><summary>numbers</summary><table>{rows}</table></details>")
+    return "\n".join(parts)
+
+
+def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dict[str, Any]) -> Path:
+    """``index.html``: the header (versions, seed, budget), a summary table and one section per figure."""
+    e = html.escape
+    counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
+    summary = "".join(
+        f'<tr><td><a href="#{e(r.id)}">{e(r.id)}</a></td><td>{e(r.slides)}</td><td>{e(r.claim)}</td>'
+        f'<td><span class="v {r.verdict}">{r.verdict}</span></td><td>{r.seconds:.1f}</td><td>{r.cpu_seconds:.1f}</td></tr>'
+        for r in results)
+    versions = ", ".join(f"{k} {v}" for k, v in header["versions"].items())
+    body = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>genlab lecture ({e(header['budget'])})</title><style>{_CSS}</style></head><body>",
+        "<h1>The lecture, reproduced</h1>",
+        f'<p class="meta">budget <b>{e(header["budget"])}</b> · seed {header["seed"]} · {e(versions)} · '
+        f'{e(header["machine"])}, {header["torch_threads"]} torch threads · written {e(header["written"])} · '
+        f'{header["seconds"]:.0f} s over the figures ({header.get("cpu_seconds", 0):.0f} s CPU) · data root {e(str(header["data_root"]))}</p>',
+        f'<p>{counts["pass"]} passed, {counts["fail"]} failed, {counts["error"]} errors, {counts["skipped"]} skipped '
+        f'of {len(results)} figures. Each figure redoes the experiment of its slides on real data and checks the '
+        "number that proves its claim.</p>",
+        "<table><tr><th>figure</th><th>slides</th><th>claim</th><th>verdict</th><th>wall s</th><th>CPU s</th></tr>", summary, "</table>",
+        *(_section(r) for r in results), "</body></html>",
+    ]
+    return _write(path, "\n".join(body))
+
+
+def _write(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+    return path

@@ -1,0 +1,129 @@
+"""Data and trained runs that several lecture figures share.
+
+Real data: MNIST digits are the embedded 5,000-digit subset under the smoke budget and the full
+MNIST from ``DATA_ROOT/mnist`` under the full one (the subset when that folder is absent); faces are
+the CelebA subset at ``DATA_ROOT/celeba-10k``. Each ``@shared_run`` recipe names a model, its
+config, its data and its training knobs per budget; :meth:`Context.shared` trains it once.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from ..data import ArrayDataset, DataConfig, load_dataset
+from .core import Context, DataAbsent, load_dataset_or_absent, shared_run
+
+CELEBA = "celeba-10k"
+
+
+def mnist(ctx: Context, split: str = "train") -> ArrayDataset:
+    """Digits: the embedded subset (smoke) or full MNIST when ``DATA_ROOT/mnist`` exists (full)."""
+    folder = ctx.data_path("mnist") if ctx.budget == "full" else None
+    config = DataConfig(name="mnist", path=str(folder), seed=ctx.seed) if folder else DataConfig(name="mnist-embedded", seed=ctx.seed)
+    return ctx.dataset(("mnist", split), lambda: load_dataset(config, split))  # type: ignore[arg-type]
+
+
+def digits_name(ctx: Context) -> str:
+    return "MNIST (60,000 train)" if ctx.budget == "full" and ctx.data_path("mnist") else "mnist-embedded (4,000 train)"
+
+
+def celeba(ctx: Context, split: str = "train", *, label: str | None = None) -> ArrayDataset:
+    """CelebA faces (32 px smoke, 64 px full); :class:`DataAbsent` when the folder is missing."""
+    folder = ctx.data_path(CELEBA)
+    if folder is None:
+        raise DataAbsent(f"CelebA not found at {CELEBA} under the data root {ctx.data_root} (set GENLAB_DATA or --data-root)")
+    config = DataConfig(name="celeba", path=str(folder), image_size=ctx.pick(32, 64), seed=ctx.seed)
+    faces = ctx.dataset(("celeba", split), lambda: load_dataset_or_absent(config, split))
+    if label is None:
+        return faces
+    # one attribute as the class label (what data.options.label does), sharing the images
+    column = faces.info["attr_names"].index(label)
+    return ArrayDataset((faces.x, faces.y[:, column].long()), {**faces.info, "label": label, "num_classes": 2})
+
+
+def toy(ctx: Context, name: str, size: int, split: str = "train") -> ArrayDataset:
+    return ctx.dataset((name, size, split), lambda: load_dataset(DataConfig(name=name, size=size, seed=ctx.seed), split))  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def predict(classifier: Any, images: torch.Tensor, *, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels and softmax confidences of ``images`` under a genlab classifier."""
+    probs = torch.cat([classifier(c.to(classifier.device)).softmax(1).cpu() for c in images.split(batch_size)])
+    confidence, labels = probs.max(1)
+    return labels, confidence
+
+
+@torch.no_grad()
+def features(classifier: Any, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
+    return torch.cat([classifier.features(c.to(classifier.device)).cpu() for c in images.split(batch_size)]).double()
+
+
+def frechet(classifier: Any, images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Fréchet distance of two image sets in the classifier's penultimate features."""
+    from ..metrics import fid_from_features
+
+    return float(fid_from_features(features(classifier, images).numpy(), features(classifier, reference).numpy()))
+
+
+# ----------------------------------------------------------------------------------------------- runs
+
+@shared_run("classifier-mnist")
+def _classifier_mnist(ctx: Context):
+    return ("classifier", {"image_shape": [1, 28, 28], "num_classes": 10}, mnist(ctx),
+            {"max_steps": ctx.pick(400, 4000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})
+
+
+def _mnist_autoencoder(ctx: Context, name: str, latent_dim: int):
+    likelihood = {"likelihood": "bernoulli"} if name == "vae" else {"loss": "bce"}
+    return (name, {"latent_dim": latent_dim, "hidden_dims": [512, 256], **likelihood}, mnist(ctx),
+            {"max_steps": ctx.pick(1500, 15000), "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine"})
+
+
+# the MNIST autoencoders of the latent-space and VAE figures: (model, latent dim) by run name
+for _name, (_model, _dim) in {"vae-mnist": ("vae", 16), "ae-mnist": ("autoencoder", 16),
+                              "vae-mnist-2d": ("vae", 2), "ae-mnist-2d": ("autoencoder", 2)}.items():
+    shared_run(_name)(functools.partial(_mnist_autoencoder, name=_model, latent_dim=_dim))
+
+
+def _mnist_gan(ctx: Context, name: str, **config: Any):
+    width = ctx.pick(32, 64)  # DCGAN nets at half width for the smoke budget
+    return (name, {"image_shape": [1, 28, 28], "latent_dim": 64, "generator_channels": width,
+                   "discriminator_channels": width, **config}, mnist(ctx),
+            {"max_steps": ctx.pick(1000, 5000), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
+
+
+@shared_run("dcgan-mnist")
+def _dcgan_mnist(ctx: Context):
+    return _mnist_gan(ctx, "gan")
+
+
+@shared_run("cgan-mnist")
+def _cgan_mnist(ctx: Context):
+    return _mnist_gan(ctx, "cgan", num_classes=10)
+
+
+def _celeba_classifier(ctx: Context, attribute: str):
+    data = celeba(ctx, label=attribute)
+    return ("classifier", {"image_shape": list(data.x.shape[1:]), "num_classes": 2, "channels": [32, 64],
+                           "kernel_size": 3, "hidden_dim": 128, "augment_shift": 1},
+            data, {"max_steps": ctx.pick(600, 2000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})
+
+
+@shared_run("classifier-celeba-smiling")
+def _classifier_smiling(ctx: Context):
+    return _celeba_classifier(ctx, "Smiling")
+
+
+@shared_run("classifier-celeba-male")
+def _classifier_male(ctx: Context):
+    return _celeba_classifier(ctx, "Male")
+
+
+@shared_run("ae-celeba")
+def _ae_celeba(ctx: Context):
+    data = celeba(ctx)
+    return ("autoencoder", {"architecture": "conv", "image_shape": list(data.x.shape[1:]), "latent_dim": ctx.pick(32, 128),
+                            "channels": ctx.pick([32, 64, 128], [32, 64, 128, 256]), "loss": "mse"},
+            data, {"max_steps": ctx.pick(600, 8000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})

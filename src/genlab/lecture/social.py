@@ -1,0 +1,74 @@
+"""Social impact (slides 112-113): a generative model can amplify the skew of its training data.
+A classifier labels generated samples and their class rates are compared with the training labels
+(:func:`genlab.api.audit`: same classifier on held-out real data, confusion-corrected rates)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import api
+from .core import Conditions, Context, lecture_figure
+from .shared import celeba, mnist
+
+
+def _rates_plot(audit: dict[str, Any], path: Any, title: str) -> str:
+    from ..viz import _pyplot, save_figure
+
+    plt = _pyplot()
+    rows = audit["classes"]
+    names = [r["class"] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(rows) + 2), 3.8))
+    width = 0.4
+    xs = range(len(rows))
+    ax.bar([x - width / 2 for x in xs], [r["data_rate"] for r in rows], width, label="training data")
+    key = "generated_rate_corrected" if "generated_rate_corrected" in rows[0] else "generated_rate"
+    ax.bar([x + width / 2 for x in xs], [r[key] for r in rows], width, label="generated (corrected)")
+    ax.set_xticks(list(xs), names, fontsize=8)
+    ax.set_ylabel("share")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return str(save_figure(fig, path))
+
+
+def _summary(audit: dict[str, Any]) -> dict[str, Any]:
+    rows = audit["classes"]
+    return {"total_variation": audit["total_variation"], "majority_class": audit["majority_class"],
+            "amplification": audit["amplification"], "max_abs_z": max(abs(r["same_lens_z"]) for r in rows),
+            "classifier_accuracy": audit["protocol"]["classifier_accuracy"],
+            "rates": {r["class"]: [round(r["data_rate"], 3), round(r["generated_rate_corrected"], 3)] for r in rows}}
+
+
+def _check_mnist(n: dict[str, Any], budget: str) -> Conditions:
+    return [(f"the DCGAN's class shares differ from the data's beyond sampling noise: largest |z| {n['max_abs_z']:.1f} "
+             f"(> 3) against the same classifier on real digits", n["max_abs_z"] > 3),
+            (f"total variation {n['total_variation']:.3f} between generated and training class shares (> 0.02)",
+             n["total_variation"] > 0.02)]
+
+
+@lecture_figure("bias-mnist", slides="112-113",
+                claim="A generator does not reproduce its training data's proportions: the DCGAN over-produces some "
+                      "digits and under-produces others, well beyond sampling noise.",
+                check=_check_mnist)
+def bias_mnist(ctx: Context) -> dict[str, Any]:
+    model, classifier = ctx.shared("dcgan-mnist"), ctx.shared("classifier-mnist")
+    audit = api.audit(model, classifier, mnist(ctx), mnist(ctx, "test"), num_samples=ctx.pick(2000, 10000), seed=ctx.seed)
+    path = _rates_plot(audit, ctx.out / "bias-mnist.png", "digit shares: training data vs DCGAN samples")
+    return {"paths": [path], **_summary(audit)}
+
+
+def _check_celeba(n: dict[str, Any], budget: str) -> Conditions:
+    return [(f"the majority ({n['majority_class']}) grows in the samples by {n['amplification']:+.3f} "
+             "(corrected share, > 0)", (n["amplification"] or 0) > 0)]
+
+
+@lecture_figure("bias-celeba", slides="112-113",
+                claim="Sampling a face autoencoder (codes from a Gaussian fitted to its training codes) amplifies "
+                      "the majority of a binary attribute (Male): the minority is generated less often than it occurs.",
+                check=_check_celeba, smoke_note="smoke: 32-px faces, 600-step Male classifier (full: 64 px, 2,000 steps)")
+def bias_celeba(ctx: Context) -> dict[str, Any]:
+    train, test = celeba(ctx), celeba(ctx, "test")
+    model, classifier = ctx.shared("ae-celeba"), ctx.shared("classifier-celeba-male")
+    audit = api.audit(model, classifier, train, test, attribute="Male", num_samples=ctx.pick(2000, 5000),
+                      seed=ctx.seed, latent_density="gaussian")
+    path = _rates_plot(audit, ctx.out / "bias-celeba.png", "Male: training faces vs decoded fitted-Gaussian samples")
+    return {"paths": [path], **_summary(audit)}

@@ -1,0 +1,193 @@
+"""The lecture layer: a smoke subset runs and passes its checks, every check fails on numbers that
+violate its claim, a broken figure is reported without stopping the rest, shared runs are reused,
+and the HTML page is self-contained."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from genlab.errors import ConfigError
+from genlab.lecture import FIGURES, Context, Figure, load_parts, ordered_figures, run_lecture
+from genlab.lecture.core import DataAbsent
+from genlab.lecture.runner import FigureResult, write_page
+
+SUBSET = ["untrained-conv", "naive-collapse"]  # fast figures of the smoke lecture (one trains two shared runs)
+
+
+@pytest.fixture(scope="module")
+def smoke_subset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lecture")
+    return out, run_lecture(out, budget="smoke", only=SUBSET, progress=False)
+
+
+def test_smoke_subset_passes_its_checks(smoke_subset):
+    out, results = smoke_subset
+    assert [r.id for r in results] == SUBSET
+    for r in results:
+        assert r.verdict == "pass", (r.id, r.error, r.conditions)
+        assert r.conditions and r.paths
+        numbers = json.loads((out / r.id / "numbers.json").read_text())
+        assert numbers["verdict"] == "pass" and numbers["numbers"] == r.numbers
+    summary = json.loads((out / "lecture.json").read_text())
+    assert summary["header"]["budget"] == "smoke" and len(summary["figures"]) == len(SUBSET)
+
+
+def test_page_is_self_contained(smoke_subset):
+    out, results = smoke_subset
+    page = (out / "index.html").read_text()
+    for needle in ("http://", "https://", "<script", "<link", "@import", "url(", "//fonts"):
+        assert needle not in page.lower(), needle
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == sum(len(r.paths) for r in results) >= 3
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    for r in results:  # every figure's claim, slides and verdict are on the page
+        assert f'id="{r.id}"' in page and r.slides in page and 'class="v pass"' in page
+    assert "torch " + torch.__version__ in page and "seed 0" in page
+
+
+def test_second_call_reuses_the_shared_runs(smoke_subset, monkeypatch):
+    out, _ = smoke_subset
+    (folder,) = (out / "runs").glob("naive-ring-smoke-seed0-*")
+    assert (folder / "model" / "config.json").is_file()
+
+    def no_training(self, name, folder, *, resume):
+        raise AssertionError(f"retrained {name}")
+
+    monkeypatch.setattr(Context, "_train", no_training)
+    (again,) = run_lecture(out / "again", budget="smoke", only=["naive-collapse"], runs=out / "runs", progress=False)
+    assert again.verdict == "pass"
+
+
+def _figure(id: str, make, check=lambda n, b: [("value is 1", n.get("value") == 1)]) -> Figure:
+    return Figure(id, "999", "a test claim", "tests", make, check)
+
+
+@pytest.fixture
+def test_figures():
+    def broken(ctx):
+        raise RuntimeError("boom")
+
+    def absent(ctx):
+        raise DataAbsent("no faces")
+
+    load_parts()
+    added = [_figure("zz-broken", broken), _figure("zz-false", lambda ctx: {"paths": [], "value": 2}),
+             _figure("zz-true", lambda ctx: {"paths": [], "value": 1}), _figure("zz-absent", absent)]
+    for f in added:
+        FIGURES.register(f.id)(f)
+    yield
+    for f in added:
+        FIGURES.pop(f.id)
+
+
+def test_a_broken_figure_is_reported_and_the_rest_still_run(tmp_path, test_figures, capsys):
+    results = run_lecture(tmp_path, only=["zz-broken", "zz-false", "zz-true", "zz-absent"], progress=False)
+    verdicts = {r.id: r.verdict for r in results}
+    assert verdicts == {"zz-broken": "error", "zz-false": "fail", "zz-true": "pass", "zz-absent": "skipped"}
+    assert "boom" in (tmp_path / "zz-broken" / "error.txt").read_text()
+    page = (tmp_path / "index.html").read_text()
+    assert "RuntimeError: boom" in page and "data absent: no faces" in page
+
+    from genlab.cli import main
+
+    assert main(["lecture", "--out", str(tmp_path / "cli"), "--only", "zz-true", "zz-absent", "--no-progress"]) == 0
+    assert main(["lecture", "--out", str(tmp_path / "cli"), "--only", "zz-true", "zz-false", "--no-progress"]) == 1
+    assert "not held: value is 1" in capsys.readouterr().out
+    page = (tmp_path / "cli" / "index.html").read_text()  # a partial call keeps the earlier call's figures
+    assert all(f'id="{i}"' in page for i in ("zz-true", "zz-absent", "zz-false"))
+
+
+def test_unknown_figure_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown lecture figure 'nope'.*valid: mdn-vs-gaussian"):
+        run_lecture(tmp_path, only=["nope"], progress=False)
+
+
+def test_missing_celeba_skips_with_data_absent(tmp_path):
+    (result,) = run_lecture(tmp_path, only=["smiling-vector"], data_root=tmp_path / "empty", progress=False)
+    assert result.verdict == "skipped" and "data absent" in result.error and not result.failed
+
+
+def test_registry_covers_the_lecture():
+    figures = ordered_figures()
+    ids = [f.id for f in figures]
+    assert len(ids) == len(set(ids)) >= 21
+    assert [f.first_slide for f in figures] == sorted(f.first_slide for f in figures)
+    for f in figures:
+        assert f.claim.endswith(".") and re.fullmatch(r"\d+(-\d+)?", f.slides), f.id
+    assert {f.part for f in figures} >= {"heads", "generators", "gans", "translation", "latent", "vaes", "social"}
+
+
+# Numbers for which each claim holds, and a change that breaks it. Every check must pass the first
+# and fail the second: a check that cannot fail checks nothing.
+HOLDS_AND_BREAKS = {
+    "mdn-vs-gaussian": ({"nll/MDN (K=3)": -1.08, "nll/single Gaussian": -0.56}, {"nll/MDN (K=3)": -0.6}),
+    "robot-arm": ({"mdn/reach_rate_two_solutions": 0.99, "mse_net/reach_rate_two_solutions": 0.6},
+                  {"mse_net/reach_rate_two_solutions": 0.95}),
+    "random-generator": ({"excess_kurtosis": [2.0, 2.6], "input_excess_kurtosis": [0.01, 0.0]},
+                         {"excess_kurtosis": [0.02, -0.01]}),
+    "untrained-conv": ({"upsample/lag1": 0.85, "upsample/periodic8": 0.007, "transposed/lag1": 0.0,
+                        "transposed/periodic8": 0.24, "noise/lag1": 0.0, "noise/periodic8": 0.015},
+                       {"transposed/periodic8": 0.02}),
+    "naive-collapse": ({"ring/spread_ratio": 0.01, "mnist/spread_ratio": 0.05}, {"mnist/spread_ratio": 0.8}),
+    "adversarial": ({"clean_accuracy": 0.98, "fgsm_accuracy": 0.1, "eps": 0.2}, {"fgsm_accuracy": 0.9}),
+    "gan-ring-modes": ({"first/step": 100, "first/high_quality": 0.05, "final/high_quality": 0.9,
+                        "later/min_modes": 5, "later/max_modes": 8}, {"later/min_modes": 8}),
+    "dcgan-mnist": ({"confident_fraction": 0.8, "classes_present": 10, "frechet/dcgan": 20.0, "frechet/shuffled": 400.0},
+                    {"classes_present": 3}),
+    "cgan-mnist": ({"label_accuracy": 0.95}, {"label_accuracy": 0.1}),
+    "pix2pix-edges": ({"class_agreement": 0.97, "l1": 0.02, "l1_mean_digit": 0.2, "dropout_diversity": 0.01},
+                      {"l1": 0.15}),
+    "pix2pix-colorize": ({"saturation/pix2pix": 0.95, "saturation/l1_only": 0.4, "saturation/targets": 1.0},
+                         {"saturation/pix2pix": 0.41}),
+    "interpolation": ({"max_step_over_endpoints": 0.2, "endpoint_classes_right": 0.95}, {"max_step_over_endpoints": 0.9}),
+    "lerp-vs-slerp": ({"lerp_mid_ratio": 0.708, "slerp_mid_ratio": 1.0}, {"lerp_mid_ratio": 1.0}),
+    "projection": ({"vae/start_mse": 0.1, "vae/projected_mse": 0.02, "dcgan/start_mse": 0.1, "dcgan/projected_mse": 0.03},
+                   {"dcgan/projected_mse": 0.09}),
+    "ae-latent-map": ({"knn_accuracy": 0.75}, {"knn_accuracy": 0.12}),
+    "smiling-vector": ({"smiling_rate_added": [0.1, 0.3, 0.5, 0.9], "smiling_rate_removed": [0.9, 0.5, 0.2, 0.05],
+                        "scales": [0, 1, 2, 3], "classifier_accuracy": 0.9},
+                       {"smiling_rate_removed": [0.9, 0.9, 0.95, 0.95]}),
+    "latent-density": ({"frechet/standard_normal": 90.0, "frechet/fitted_gaussian": 30.0, "frechet/gmm10": 20.0},
+                       {"frechet/gmm10": 95.0}),
+    "vae-vs-ae-samples": ({"frechet/vae_prior": 20.0, "frechet/ae_standard_normal": 80.0}, {"frechet/vae_prior": 85.0}),
+    "vae-latent-2d": ({"code_mean": [0.02, -0.05], "code_std": [0.9, 1.0], "knn_accuracy": 0.7},
+                      {"code_std": [4.0, 0.2]}),
+    "bias-mnist": ({"max_abs_z": 6.0, "total_variation": 0.1}, {"max_abs_z": 1.0}),
+    "bias-celeba": ({"majority_class": "not Male", "amplification": 0.1}, {"amplification": -0.05}),
+}
+
+
+def test_every_figure_has_a_holding_and_a_breaking_example():
+    assert set(HOLDS_AND_BREAKS) == set(load_parts())
+
+
+@pytest.mark.parametrize("figure_id", sorted(HOLDS_AND_BREAKS))
+@pytest.mark.parametrize("budget", ["smoke", "full"])
+def test_check_fails_when_the_claim_does_not_hold(figure_id, budget):
+    figure = load_parts()[figure_id]
+    holds, change = HOLDS_AND_BREAKS[figure_id]
+    assert all(ok for _, ok in figure.check(holds, budget)), figure.check(holds, budget)
+    assert not all(ok for _, ok in figure.check({**holds, **change}, budget))
+
+
+def test_page_escapes_and_inlines(tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "a.png"
+    Image.new("L", (4, 4)).save(png)
+    result = FigureResult("x", "1", "claim <b>", "tests", "", "pass", 1.0, [("x < 1", True)], {"k": [1.5, None]}, [str(png)])
+    header = {"versions": {"genlab": "0"}, "seed": 3, "budget": "smoke", "machine": "m", "torch_threads": 1,
+              "written": "now", "seconds": 1.0, "data_root": None}
+    page = write_page([result], tmp_path / "index.html", header=header).read_text()
+    assert "claim &lt;b&gt;" in page and "x &lt; 1" in page and "data:image/png;base64," in page
+
+
+def test_readme_lists_every_figure():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for figure in ordered_figures():
+        assert f"| `{figure.id}` | {figure.slides} | {figure.claim} |" in readme, figure.id
