@@ -141,8 +141,10 @@ def train(
                 "first_batch_loss": losses}
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(run_dir / RUN_FILE, json.dumps(spec.to_dict(), indent=2, sort_keys=True))
     trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks)
+    # the intra-op threads the run used (train.threads, or torch's default when that is unset)
+    run_record = {**spec.to_dict(), "threads_used": torch.get_num_threads()}
+    ckpt.atomic_write_text(run_dir / RUN_FILE, json.dumps(run_record, indent=2, sort_keys=True))
     result: FitResult = trainer.fit(resume=bool(resume))
     summary: dict[str, Any] = {"run_dir": str(run_dir), "steps": result.step, **result.last_eval}
     if trainer.dist.is_main and spec.model in REPORTERS:

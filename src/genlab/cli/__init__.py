@@ -39,6 +39,17 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
     return decorator
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -71,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides look like --train.lr=3e-4)")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if getattr(args, "threads", None) is not None:  # commands that take --threads
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return cmd.run(args) or 0
     except GenlabError as exc:
