@@ -120,7 +120,7 @@ def test_curves_are_redrawn_within_a_time_budget_and_always_at_the_end(tmp_path,
     drawn: list[int] = []
 
     def slow_plot(history, path):
-        time.sleep(0.5)  # a 0.5 s drawing may recur only after 10 s
+        time.sleep(0.2)  # a 0.2 s drawing may recur only after 10 s
         drawn.append(len(history))
         return path
 
