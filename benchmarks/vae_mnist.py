@@ -1,12 +1,21 @@
 """MLP VAE 784-512-256-16 on full MNIST: genlab's Trainer against a plain hand-written PyTorch loop.
 
-Both trainers run in their own worker process (so each has its own peak RSS) and take turns, one
-epoch each, so machine noise hits both alike; the report gives medians and the ratio. Both models
+Each trainer runs in its own worker process (so each has its own peak RSS) and they take turns, one
+epoch each, so machine noise hits all alike; the report gives medians and the ratio. All models
 are scored by the same code: test ELBO and IWAE-NLL (k importance samples) on all 10,000 test
 images, binarized once with a fixed seed (dynamic) or by threshold (static).
 
+Trainers (``--trainers``): ``genlab`` is the Trainer's loop alone (evaluation, previews and
+checkpoints switched off), ``plain`` a hand-written DataLoader loop, and ``cli`` genlab as
+``genlab train vae --data idx:DATA`` runs it: ``api.train`` with the command's defaults and all its
+per-epoch extras (evaluation, preview grid, curves, checkpoint every epoch, the progress bar); its
+epoch time runs from one end-of-epoch checkpoint to the next, and the end-of-run work (model export,
+report) is timed apart.
+
     python benchmarks/vae_mnist.py --data ../shared/data/mnist --binarize static --epochs 10
     python benchmarks/vae_mnist.py --data ../shared/data/mnist --binarize dynamic --epochs 100
+    taskset -c 1 python benchmarks/vae_mnist.py --data ../shared/data/mnist --binarize dynamic --epochs 10 \
+        --threads 1 --k 0 --trainers genlab,cli,plain
 
 Appends a Markdown row per trainer to --results (default: print only).
 """
@@ -137,9 +146,48 @@ def score(vae, test: torch.Tensor, k: int) -> dict[str, float]:
     return {"test_elbo": elbo / n, "test_iwae_nll": nll / n if k else float("nan")}
 
 
+def cli_worker(args: argparse.Namespace, test: torch.Tensor, conn) -> None:
+    """``genlab train`` through ``api.train``, paused after each epoch's checkpoint until told to go on."""
+    import os
+    import shutil
+    import tempfile
+
+    from genlab import api
+
+    sys.stderr = open(os.devnull, "w")  # the progress bar draws (as for a user) but out of the log
+    run_dir = Path(tempfile.mkdtemp(prefix="genlab-bench-cli-"))
+    overrides = [f"--train.epochs={args.epochs}", f"--train.seed={args.seed}", f"--train.threads={args.threads}",
+                 f"--data.binarize={args.binarize}"]
+    conn.send("ready")
+    assert conn.recv() == "epoch"
+    clock = {"start": time.perf_counter()}
+    state: dict = {}
+
+    def pause_after_checkpoint(trainer, event: str, info: dict) -> None:
+        if event == "checkpoint":
+            conn.send(time.perf_counter() - clock["start"])
+            conn.recv()  # "epoch" (or "stop" after the last one)
+            clock["start"] = time.perf_counter()
+        elif event == "end":
+            state["model"] = trainer.model
+
+    try:
+        summary = api.train("vae", data=f"idx:{args.data}", out=run_dir / "run", overrides=overrides,
+                            callbacks=[pause_after_checkpoint])
+        end_of_run = time.perf_counter() - clock["start"]
+        result = score(state["model"], test, args.k)
+        result.update({"end_of_run_s": end_of_run, "cli_test_elbo": summary.get("test/elbo", float("nan"))})
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    conn.send(result)
+
+
 def worker(kind: str, args: argparse.Namespace, conn) -> None:
     torch.set_num_threads(args.threads)
     train, test = load_mnist(args.data, args.binarize)
+    if kind == "cli":
+        return cli_worker(args, test, conn)
     if kind == "genlab":
         trainer = GenlabTrainer(train, args.binarize == "dynamic", args.seed, args.epochs, json.loads(args.genlab_train),
                                  json.loads(args.genlab_model))
@@ -164,11 +212,19 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", default=None, help="Markdown file to append the table to")
+    p.add_argument("--json", default=None, help="file to write the JSON summary to")
     p.add_argument("--genlab-train", default="{}", help='JSON of TrainConfig fields for genlab, e.g. \'{"lr_schedule": "cosine"}\'')
     p.add_argument("--genlab-model", default="{}", help='JSON of VAEConfig fields beyond the architecture, e.g. \'{"kl_warmup_steps": 4680}\'')
     p.add_argument("--genlab-only", action="store_true", help="skip the plain loop (a recipe run, not a speed comparison)")
+    p.add_argument("--trainers", default="genlab,plain",
+                   help="comma-separated: genlab (loop only), cli (as genlab train runs it), plain (DataLoader loop)")
     args = p.parse_args()
-    kinds = ("genlab",) if args.genlab_only else ("genlab", "plain")
+    kinds = tuple(args.trainers.split(","))
+    if args.genlab_only:
+        kinds = tuple(k for k in kinds if k != "plain")
+    unknown = set(kinds) - {"genlab", "cli", "plain"}
+    if unknown or not kinds:
+        p.error(f"unknown trainer(s) {sorted(unknown)}; valid: genlab, cli, plain")
 
     ctx = mp.get_context("spawn")
     pipes, procs = {}, {}
@@ -195,18 +251,27 @@ def main() -> None:
         med = statistics.median(times[kind])
         results[kind].update({"median_epoch_s": med, "samples_per_s": 60000 // BATCH * BATCH / med})
         results[kind]["min_epoch_s"] = min(times[kind])
-    ratio = paired = float("nan")
+    ratios: dict[str, dict[str, float]] = {}
     if "plain" in results:
-        ratio = results["plain"]["median_epoch_s"] / results["genlab"]["median_epoch_s"]
-        # Adjacent epochs of the two trainers share the machine's state, so the per-epoch ratio is far
-        # less noisy than either median when other jobs come and go.
-        paired = statistics.median(p / g for p, g in zip(times["plain"], times["genlab"]))
-    print(json.dumps({"args": vars(args), "results": results, "times": times,
-                      "throughput_ratio_genlab_over_plain": ratio, "paired_ratio": paired}, indent=2))
+        for kind in kinds:
+            if kind == "plain":
+                continue
+            # Adjacent epochs of the trainers share the machine's state, so the per-epoch ratio is far
+            # less noisy than either median when other jobs come and go.
+            ratios[kind] = {"ratio_of_medians": results["plain"]["median_epoch_s"] / results[kind]["median_epoch_s"],
+                            "paired_ratio": statistics.median(p / g for p, g in zip(times["plain"], times[kind]))}
+    if "cli" in results and "genlab" in results:
+        # what the per-epoch extras (evaluation, preview, curves, checkpoint) cost, as a share of the CLI's epoch
+        ratios["cli_extras_share"] = {"paired": statistics.median((c - g) / c for c, g in zip(times["cli"], times["genlab"]))}
+    summary = {"args": vars(args), "results": results, "times": times, "ratios_over_plain": ratios}
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     if args.results:
         cmd = "python " + shlex.join(sys.argv)
-        lines = [f"\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {args.threads} threads; throughput genlab/plain: "
-                 f"ratio of medians {ratio:.2f}, median of paired per-epoch ratios {paired:.2f})\n",
+        said = "; ".join(f"{k}/plain: ratio of medians {v['ratio_of_medians']:.2f}, median of paired per-epoch ratios "
+                         f"{v['paired_ratio']:.2f}" for k, v in ratios.items() if "paired_ratio" in v)
+        lines = [f"\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {args.threads} threads; throughput {said})\n",
                  "| trainer | binarize | epochs | s/epoch (median) | s/epoch (fastest) | samples/s (median) | peak RSS MB | test ELBO | test IWAE-NLL (k) |",
                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for kind in kinds:
@@ -215,7 +280,6 @@ def main() -> None:
                          f"{r['peak_rss_mb']:.0f} | {r['test_elbo']:.2f} | {r['test_iwae_nll']:.2f} ({args.k}) |")
         with open(args.results, "a") as f:
             f.write("\n".join(lines) + "\n")
-
 
 if __name__ == "__main__":
     main()

@@ -310,6 +310,75 @@ def test_folder_bad_inputs(tmp_path):
     assert "b.png" in message and "corrupt" in message
 
 
+def _digit_folder(root: Path, n: int = 12) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        save_png(root / ("train" if i < n - 3 else "test") / str(i % 3) / f"{i:02d}.png",
+                 rng.integers(0, 256, (5, 5), dtype=np.uint8))
+    return root
+
+
+def _no_decoding(*args, **kwargs):
+    raise AssertionError("decoded the images instead of reading the cache")
+
+
+def test_folder_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
+    import os
+
+    from genlab.data import images
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GENLAB_CACHE", str(cache))
+    root = _digit_folder(tmp_path / "digits")
+    config = DataConfig(name="folder", path=str(root))
+    first_train, first_test = load_dataset(config, "train"), load_dataset(config, "test")  # miss, then hit
+    assert len(list(cache.glob("folder-*.npz"))) == 1
+    with monkeypatch.context() as m:  # hit: both splits come from the one cached array
+        m.setattr(images, "decode_images", _no_decoding)
+        train, test = load_dataset(config, "train"), load_dataset(config, "test")
+        assert torch.equal(train.x, first_train.x) and torch.equal(train.y, first_train.y)
+        assert torch.equal(test.x, first_test.x) and (len(train), len(test)) == (9, 3)
+        # another size is another entry
+        with pytest.raises(AssertionError, match="decoded"):
+            load_dataset(config.replace(image_size=4), "train")
+
+    target = root / "train" / "0" / "00.png"
+    changes = [
+        lambda: os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9)),  # touched
+        lambda: save_png(target, np.full((5, 5), 7, np.uint8)),  # rewritten (new size and content)
+        lambda: save_png(root / "train" / "1" / "99.png", np.full((5, 5), 9, np.uint8)),  # added
+        lambda: (root / "train" / "1" / "99.png").rename(root / "train" / "2" / "99.png"),  # moved
+    ]
+    for change in changes:
+        change()
+        with monkeypatch.context() as m:
+            m.setattr(images, "decode_images", _no_decoding)
+            with pytest.raises(AssertionError, match="decoded"):
+                load_dataset(config, "train")
+        after = load_dataset(config, "train")  # decodes what is there now
+    assert len(after) == 10 and int(after.y[-1]) == 2
+    assert torch.equal(after.x[0, 0], torch.full((5, 5), 7 / 255))
+
+
+def test_folder_decoding_in_worker_processes_matches_one_process(tmp_path, monkeypatch):
+    from genlab.data import celeba, images
+
+    folder = tmp_path / "mixed"
+    rng = np.random.default_rng(1)
+    for i in range(8):  # grey files, and one colour file that makes the whole folder RGB
+        save_png(folder / f"{i}.png", rng.integers(0, 256, (6, 6), dtype=np.uint8))
+    save_png(folder / "9.png", rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    files = sorted(folder.iterdir())
+    serial = images.decode_images(files, channels=None, image_size=None, workers=1)
+    monkeypatch.setattr(celeba, "PARALLEL_MIN_FILES", 1)
+    parallel = images.decode_images(files, channels=None, image_size=None, workers=2)  # 8 chunks of 1-2 files
+    assert parallel.shape == serial.shape == (9, 6, 6, 3) and np.array_equal(parallel, serial)
+    assert np.array_equal(serial[0, ..., 0], serial[0, ..., 2])  # grey repeated into three channels
+    save_png(folder / "8.png", np.zeros((7, 6), np.uint8))
+    with pytest.raises(DataError, match="differ in size.*8.png is 6x7"):
+        images.decode_images(sorted(folder.iterdir()), channels=None, image_size=None, workers=2)
+
+
 # ---------------------------------------------------------------------------------------------- colour and size
 
 

@@ -162,10 +162,11 @@ def train(
     if changes:
         spec.changes.append({"step": ckpt.checkpoint_step(resume_from) if resume_from is not None else 0, **changes})
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = json.dumps(spec.to_dict(), indent=2, sort_keys=True)
+    trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks)
+    # the intra-op threads the run uses (train.threads, or torch's default when that is unset)
+    record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads()}, indent=2, sort_keys=True)
     if not (run_dir / RUN_FILE).is_file() or (run_dir / RUN_FILE).read_text() != record:
         ckpt.atomic_write_text(run_dir / RUN_FILE, record)
-    trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks)
     result: FitResult = trainer.fit(resume=resume_from is not None)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "steps": result.step, **result.last_eval}
     if trainer.dist.is_main and spec.model in REPORTERS:

@@ -63,16 +63,21 @@ def _pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+def save_figure(fig: Any, path: str | Path, dpi: int = 120, *, tight: bool = True) -> Path:
+    """Save and close ``fig``; ``tight=False`` keeps the figure's own margins (one draw instead of
+    two: a tight bounding box draws the figure once to measure it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
     _pyplot().close(fig)
     return path
 
 
 def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:
-    """One panel per logged quantity (losses and eval metrics), step on the x axis."""
+    """One panel per logged quantity (losses and eval metrics), step on the x axis.
+
+    Drawn during training, so it is kept cheap: fixed margins instead of ``tight_layout`` and a
+    tight bounding box (each of which draws the whole figure once more to measure its text)."""
     plt = _pyplot()
     series: dict[str, tuple[list[float], list[float]]] = {}
     for row in history:
@@ -86,6 +91,7 @@ def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:
     cols = min(4, max(1, len(keys)))
     rows = max(1, math.ceil(len(keys) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig.subplots_adjust(left=0.35 / cols, right=0.98, bottom=0.3 / rows, top=1 - 0.3 / rows, wspace=0.35, hspace=0.5)
     for ax, key in zip(axes.flat, keys):
         xs, ys = series[key]
         ax.plot(xs, ys, lw=1)
@@ -93,8 +99,7 @@ def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, tight=False)
 
 
 def scatter_latent(codes: np.ndarray, labels: np.ndarray | None, path: str | Path, title: str = "") -> Path:

@@ -42,6 +42,17 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
     return decorator
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -76,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    if getattr(args, "threads", None) is not None:  # commands that take --threads
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         code = cmd.run(args) or 0
         sys.stdout.flush()  # here, not at exit, so a closed pipe is handled below

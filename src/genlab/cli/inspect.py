@@ -5,13 +5,15 @@ import argparse
 import json
 from pathlib import Path
 
-from . import command
+from . import command, positive_int
 
 
 def _run_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run folder (or a model folder with config.json + model.safetensors)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when EMA weights were saved")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch intra-op threads (default: torch's own choice)")
 
 
 def _sample_args(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,8 @@ image folders, plus binarization.
 Every loader returns an :class:`~genlab.data.base.ArrayDataset` whose ``x`` is float32 in [0, 1]
 shaped ``(N, C, H, W)`` and whose optional second tensor holds int64 labels ``(N,)``. Array data is
 converted, resized and re-coloured as whole tensors (no per-sample Python work); only reading an
-image folder loops, once per file.
+image folder loops, once per file, in worker processes, and its decoded array is cached (the
+CelebA loader's cache, keyed by the folder's file list, sizes and mtimes), so a folder decodes once.
 
 MNIST: LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document recognition",
 Proc. IEEE 1998. Fashion-MNIST: Xiao, Rasul, Vollgraf, arXiv:1708.07747, 2017. Dynamic
@@ -400,13 +401,23 @@ def load_npz(config: DataConfig, split: Split) -> ArrayDataset:
 # Image folders (PNG/JPEG/BMP, grey or RGB; class sub-folders give labels).
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def _images_in(folder: Path) -> list[str]:
+    """Image files under ``folder`` (recursively), as paths in the order ``sorted(Path)`` gives."""
+    found: list[str] = []
+    mixed = False
+    for top, dirs, names in os.walk(folder):
+        dirs.sort()  # depth-first in name order = sorted by path components, when no folder mixes
+        images = sorted(name for name in names if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES)
+        mixed = mixed or bool(images and dirs)
+        found += [os.path.join(top, name) for name in images]
+    # strings, not Path objects: sorting 70k Paths alone takes seconds
+    return sorted(found, key=lambda path: path.split(os.sep)) if mixed else found
 
 
-def _labelled_files(folder: Path) -> tuple[list[Path], list[str | None]]:
+def _labelled_files(folder: Path) -> tuple[list[str], list[str | None]]:
     """Files under ``folder`` and their class-folder name (None when there are no class folders)."""
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and _images_in(d))
+    per_class = {d.name: _images_in(d) for d in folder.iterdir() if d.is_dir()}
+    classes = sorted(name for name, found in per_class.items() if found)
     if not classes:
         files = _images_in(folder)
         return files, [None] * len(files)
@@ -415,9 +426,8 @@ def _labelled_files(folder: Path) -> tuple[list[Path], list[str | None]]:
         log.warning("%s: ignoring %d image(s) outside the class sub-folders", folder, len(loose))
     files, names = [], []
     for name in classes:
-        found = _images_in(folder / name)
-        files += found
-        names += [name] * len(found)
+        files += per_class[name]
+        names += [name] * len(per_class[name])
     return files, names
 
 
@@ -432,29 +442,70 @@ def _open_image(path: Path):
         raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
 
 
-def read_images(files: Sequence[Path], *, channels: int, image_size: int | None) -> Tensor:
-    """Decode ``files`` to one float32 (N, C, H, W) tensor in [0, 1], resizing with PIL if asked."""
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def _decode_files(paths: list[str], channels: int | None, image_size: int | None) -> np.ndarray:
+    """One chunk of image files -> uint8 (n, H, W, C); runs in a worker process. ``channels=None``
+    keeps grey as grey (C = 1) unless the chunk holds a colour image (then C = 3 for all)."""
     from PIL import Image
 
-    mode = "L" if channels == 1 else "RGB"
-    out = None
-    for i, path in enumerate(files):
-        image = _open_image(path)
+    images = []
+    for path in paths:
+        image = _open_image(Path(path))
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep the top 8 bits' range
             image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
-        image = image.convert(mode)
+        images.append(image)
+    grey = channels == 1 or (channels is None and all(image.mode in GREY_MODES for image in images))
+    out: np.ndarray | None = None
+    for i, (path, image) in enumerate(zip(paths, images)):
+        image = image.convert("L" if grey else "RGB")
         if image_size is not None and image.size != (image_size, image_size):
             image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=None)
         array = np.asarray(image, dtype=np.uint8)
         array = array[:, :, None] if array.ndim == 2 else array  # (H, W, C)
         if out is None:
-            out = np.empty((len(files), *array.shape), dtype=np.uint8)
+            out, first = np.empty((len(paths), *array.shape), dtype=np.uint8), path
+        elif array.shape != out.shape[1:]:
+            raise _size_mismatch(Path(first), out.shape, Path(path), array.shape)
         out[i] = array
     assert out is not None
-    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    return out
 
 
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+def _size_mismatch(first: Path, first_shape: tuple[int, ...], other: Path, other_shape: tuple[int, ...]) -> DataError:
+    # shapes (..., H, W, C)
+    return DataError(
+        f"{first.parent}: images differ in size ({first} is {first_shape[-2]}x{first_shape[-3]}, {other} is "
+        f"{other_shape[-2]}x{other_shape[-3]}); set data.image_size to resize them"
+    )
+
+
+def decode_images(files: Sequence[Path], *, channels: int | None, image_size: int | None,
+                  workers: int | None = None) -> np.ndarray:
+    """Decode ``files`` to one uint8 (N, H, W, C) array, in worker processes when there are many.
+    ``channels=None``: grey (C = 1) when every image is grey, else RGB (grey images repeat their
+    channel, as PIL's ``convert("RGB")`` does). Sizes must agree unless ``image_size`` resizes."""
+    from .celeba import decode_in_workers
+
+    chunks = decode_in_workers(_decode_files, [str(f) for f in files], channels, image_size, workers=workers)
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+    for chunk, start in zip(chunks, starts):
+        if chunk.shape[1:3] != chunks[0].shape[1:3]:
+            raise _size_mismatch(Path(files[0]), chunks[0].shape, Path(files[start]), chunk.shape)
+    if any(c.shape[3] == 3 for c in chunks):
+        chunks = [np.repeat(c, 3, axis=3) if c.shape[3] == 1 else c for c in chunks]
+    return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+
+
+def read_images(files: Sequence[Path], *, channels: int, image_size: int | None) -> Tensor:
+    """Decode ``files`` to one float32 (N, C, H, W) tensor in [0, 1], resizing with PIL if asked."""
+    return _unit_nchw(decode_images(files, channels=channels, image_size=image_size))
+
+
+def _unit_nchw(images: np.ndarray) -> Tensor:
+    # (N, H, W, C) uint8 -> (N, C, H, W) float32 in [0, 1]
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 @register_dataset("folder")
@@ -468,8 +519,10 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
         raise DataError(f"image folder not found: {root}")
     if (root / "train").is_dir() and (root / "test").is_dir():
         per_split = {s: _labelled_files(root / s) for s in ("train", "test")}
+        listing = per_split["train"][0] + per_split["test"][0]
     else:
         files, names = _labelled_files(root)
+        listing = files
         if files:
             per_split = {}
             for s in ("train", "test"):
@@ -485,28 +538,17 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
     if any(labelled) and not all(labelled):
         raise DataError(f"{root}: train/ and test/ must both use class sub-folders or neither")
 
-    # Headers only (cheap): decide colour and check sizes over both splits, so they agree.
-    from PIL import Image
+    # Both splits decode together (so colour and size agree across them), once: the array is
+    # cached, keyed by the folder's file list, sizes and mtimes, and the next load reads it back.
+    from .celeba import _cached, listing_fingerprint
 
-    modes, sizes = {}, {}
-    for path in all_files:
-        try:
-            with Image.open(path) as image:
-                modes[path], sizes[path] = image.mode, image.size
-        except Exception as exc:
-            raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
-    channels = config.channels or (1 if all(m in GREY_MODES for m in modes.values()) else 3)
-    if config.image_size is None:
-        first = all_files[0]
-        other = next((p for p in all_files if sizes[p] != sizes[first]), None)
-        if other is not None:
-            raise DataError(
-                f"{root}: images differ in size ({first} is {sizes[first][0]}x{sizes[first][1]}, {other} is "
-                f"{sizes[other][0]}x{sizes[other][1]}); set data.image_size to resize them"
-            )
-
+    key = {"kind": "folder", "images": listing_fingerprint(root, listing), "size": config.image_size,
+           "channels": config.channels}
+    arrays = _cached("folder", key, lambda: {"images": decode_images(listing, channels=config.channels,
+                                                                     image_size=config.image_size)})
     files, names = per_split[split]
-    x = read_images(files, channels=channels, image_size=config.image_size)
+    row = {path: i for i, path in enumerate(listing)}
+    x = _unit_nchw(arrays["images"][[row[path] for path in files]])  # (N, C, H, W)
     info: dict[str, Any] = {"path": str(root)}
     y, num_classes = None, None
     if labelled[0]:

@@ -14,7 +14,7 @@ from torch import Tensor
 from ..config import Config, check
 from ..nn.blocks import build_decoder, build_encoder
 from ..registry import register_model
-from .base import Batch, GenerativeModel, LossOutput
+from .base import Batch, GenerativeModel, LossOutput, as_images
 
 
 @dataclasses.dataclass
@@ -50,8 +50,11 @@ class Autoencoder(GenerativeModel):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
+    def _images(self, x: Tensor) -> Tensor:
+        return as_images(x, self.config.image_shape, "autoencoder")  # a flat (B, C*H*W) batch too
+
     def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
+        return self.encoder(self._images(x))
 
     def decode_logits(self, z: Tensor) -> Tensor:
         return self.decoder(z).view(z.shape[0], *self.config.image_shape)
@@ -71,6 +74,7 @@ class Autoencoder(GenerativeModel):
 
     def reconstruction_error(self, x: Tensor) -> Tensor:
         """Per-example loss (B,), averaged over pixels."""
+        x = self._images(x)
         logits = self.decode_logits(self.encode(x))
         if self.config.loss == "bce":
             err = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
@@ -86,13 +90,13 @@ class Autoencoder(GenerativeModel):
 
     @torch.no_grad()
     def evaluate(self, batch: Batch) -> dict[str, Tensor]:
-        x = batch[0]
+        x = self._images(batch[0])
         recon = self.reconstruction_error(x).mean()
         mse = (self.reconstruct(x) - x).square().mean()
         return {"loss": recon, "recon": recon, "mse": mse}
 
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
-        x = batch[0][:32]
+        x = self._images(batch[0][:32])
         # originals and reconstructions interleaved row by row
         return torch.stack([x, self.reconstruct(x)], dim=1).flatten(0, 1)

@@ -12,13 +12,14 @@ images and labels, ``(a, b)`` for paired translation, ``(inputs, targets)`` for 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..config import Config
-from ..errors import GenlabError
+from ..errors import DataError, GenlabError
 
 Batch = Sequence[Tensor]
 
@@ -145,6 +146,18 @@ class GenerativeModel(nn.Module):
 
     def named_submodules(self) -> Iterator[tuple[str, nn.Module]]:
         return self.named_children()
+
+
+def as_images(x: Tensor, image_shape: Sequence[int], owner: str) -> Tensor:
+    """A batch of images (B, C, H, W) for a model of ``image_shape``: as is, or a flat (B, C*H*W)
+    batch viewed (no copy) as images. Any other shape is a :class:`DataError` naming both."""
+    shape = tuple(image_shape)
+    if tuple(x.shape[1:]) == shape:
+        return x
+    if x.dim() == 2 and x.shape[1] == math.prod(shape):
+        return x.view(x.shape[0], *shape)  # (B, C*H*W) -> (B, C, H, W)
+    dims = ", ".join(map(str, shape))
+    raise DataError(f"{owner} expects images shaped (B, {dims}) or flat (B, {math.prod(shape)}), got {tuple(x.shape)}")
 
 
 def build_model(name: str, config: Config | dict[str, Any] | None = None) -> GenerativeModel:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..config import Config, check
 from ..errors import DataError
 from ..registry import register_evaluator, register_model
-from .base import Batch, GenerativeModel, LossOutput
+from .base import Batch, GenerativeModel, LossOutput, as_images
 
 
 @dataclasses.dataclass
@@ -93,13 +93,9 @@ class Classifier(GenerativeModel):
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_dim, config.num_classes)
 
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.config.image_shape):
-            raise DataError(f"classifier expects images shaped (B, {', '.join(map(str, self.config.image_shape))}), got {tuple(x.shape)}")
-
     def features(self, x: Tensor) -> Tensor:
         """Penultimate-layer activations (B, hidden_dim): the feature space for image metrics."""
-        self._check_input(x)
+        x = as_images(x, self.config.image_shape, "classifier")  # a flat (B, C*H*W) batch too
         return self.hidden(self.conv(x))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_evaluator, register_model, register_reporter
 from ..runtime import batch_rand, batch_randn
-from .base import Batch, GenerativeModel, LossOutput, Phase
+from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,8 @@ class GAN(GenerativeModel):
 
     def _inputs(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
         x = batch[0]
+        if self.is_image:  # a flat (B, C*H*W) batch too
+            x = as_images(x, self.config.data_shape, "GAN")
         if tuple(x.shape[1:]) != self.config.data_shape:
             raise DataError(f"GAN expects data of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
         if x.shape[0] % self.config.pack:

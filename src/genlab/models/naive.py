@@ -24,7 +24,7 @@ from ..config import Config, check
 from ..errors import DataError
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_evaluator, register_model, register_reporter
-from .base import Batch, GenerativeModel, LossOutput
+from .base import Batch, GenerativeModel, LossOutput, as_images
 
 
 @dataclasses.dataclass
@@ -76,6 +76,8 @@ class NaiveGenerator(GenerativeModel):
 
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
         x = batch[0]
+        if self.config.image_shape is not None:  # a flat (B, C*H*W) batch too
+            x = as_images(x, self.config.image_shape, "naive generator")
         if tuple(x.shape[1:]) != self.config.data_shape:
             raise DataError(f"naive generator expects data shaped (B, {', '.join(map(str, self.config.data_shape))}), got {tuple(x.shape)}")
         fake = self(self._noise(x.shape[0]))

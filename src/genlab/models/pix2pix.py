@@ -35,7 +35,7 @@ from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..nn.unet import PatchDiscriminator, UNetGenerator, patch_layers_for
 from ..registry import register_evaluator, register_model, register_reporter
-from .base import Batch, GenerativeModel, LossOutput, Phase
+from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,8 @@ class Pix2Pix(GenerativeModel):
         return F.softplus(-logits).mean() if real else F.softplus(logits).mean()
 
     def loss(self, batch: Batch, phase: str = "generator") -> LossOutput:
-        a, b = _to_signed(batch[0]), _to_signed(batch[1])  # (B, C_in, S, S), (B, C_out, S, S)
+        a, b = self._check_input(batch[0]), as_images(batch[1], self.config.image_shape, "pix2pix target")
+        a, b = _to_signed(a), _to_signed(b)  # (B, C_in, S, S), (B, C_out, S, S)
         if phase == "discriminator":
             assert self.discriminator is not None, "the L1-only model has no discriminator phase"
             with torch.no_grad():
@@ -176,14 +177,18 @@ class Pix2Pix(GenerativeModel):
         return torch.cat([_as_rgb(a, c), gap, _as_rgb(out, c), gap, _as_rgb(b, c)], dim=2)  # (k, C, 3S + 2, S)
 
     # ------------------------------------------------------------------ inference
-    def _check_input(self, a: Tensor) -> None:
+    def _check_input(self, a: Tensor) -> Tensor:
+        """(B, C_in, S, S) inputs, or a flat (B, C_in*S*S) batch viewed as them; else one clear error."""
         expected = tuple(self.config.input_shape or self.config.image_shape)
+        if a.dim() == 2:
+            return as_images(a, expected, "pix2pix input")
         if a.dim() != 4 or tuple(a.shape[1:]) != expected:
             raise DataError(f"pix2pix input must be (N, {', '.join(map(str, expected))}); got {tuple(a.shape)}")
+        return a
 
     def forward(self, a: Tensor) -> Tensor:
         """Deterministic translation (no dropout in eval mode): (B, C_in, S, S) -> (B, C_out, S, S), [0, 1]."""
-        self._check_input(a)
+        a = self._check_input(a)
         return _to_unit(self.generator(_to_signed(a)))
 
     @torch.no_grad()
@@ -196,7 +201,7 @@ class Pix2Pix(GenerativeModel):
         Call it on a model in eval mode (``genlab.load`` returns one) so batch norm uses its
         running statistics and the copies do not interact.
         """
-        self._check_input(a)
+        a = self._check_input(a)
         if n < 1:
             raise DataError(f"translate needs n >= 1, got {n}")
         repeated = _to_signed(a).repeat_interleave(n, dim=0)  # (B * n, C_in, S, S)

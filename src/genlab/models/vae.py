@@ -21,7 +21,7 @@ from ..distributions.losses import kl_standard_normal, log_normal_diag, log_stan
 from ..nn.blocks import build_decoder, build_encoder
 from ..registry import register_model
 from ..runtime import batch_randn
-from .base import Batch, GenerativeModel, LossOutput
+from .base import Batch, GenerativeModel, LossOutput, as_images
 
 
 @dataclasses.dataclass
@@ -80,7 +80,7 @@ class VAE(GenerativeModel):
     # ------------------------------------------------------------------ the model
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|x) parameters: (mu, logvar), each (B, latent_dim)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        mu, logvar = self.encoder(as_images(x, self.config.image_shape, "VAE")).chunk(2, dim=-1)
         return mu, logvar
 
     def likelihood(self, z: Tensor) -> torch.distributions.Distribution:
@@ -95,6 +95,7 @@ class VAE(GenerativeModel):
         return self.likelihood(z).mean.clamp(0, 1)
 
     def reconstruct(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) images (or a flat batch) -> their reconstructions (B, C, H, W)."""
         return self.decode(self.encode(x))
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, **kwargs: Any) -> Tensor:
@@ -107,6 +108,7 @@ class VAE(GenerativeModel):
     # ------------------------------------------------------------------ objectives
     def _terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Per-example reconstruction NLL and KL, each (B,)."""
+        x = as_images(x, self.config.image_shape, "VAE")  # a flat (B, C*H*W) batch too
         mu, logvar = self.posterior(x)
         # reparametrisation; the noise is a function of the global example under several processes
         z = mu + batch_randn(mu.shape, device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar)
@@ -137,6 +139,7 @@ class VAE(GenerativeModel):
         in chunks of at most ``max_rows`` decoder rows, so k = 5000 fits in memory; the chunks'
         log-sum-exps combine exactly.
         """
+        x = as_images(x, self.config.image_shape, "VAE")
         mu, logvar = self.posterior(x)
         b = x.shape[0]
         chunk = max(1, min(k, max_rows // b))
