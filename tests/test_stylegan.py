@@ -200,3 +200,34 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert a.keys() == b.keys() and "generator.mapping.w_avg" in a and "pl_mean" in a
     assert float(a["pl_mean"]) != 0  # the path-length phase ran
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Brightness(torch.nn.Module):
+    """A stand-in attribute classifier: class 1 = brighter than the median image of a reference set."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = torch.nn.Parameter(torch.tensor(threshold), requires_grad=False)
+
+    def forward(self, x):
+        score = (x.flatten(1).mean(1) - self.threshold) * 100
+        return torch.stack([-score, score], dim=1)
+
+
+def test_attribute_vector_in_w_moves_the_attribute():
+    from genlab.latent import apply_w_attribute, attribute_vector_w, labelled_samples_w, w_interpolation
+
+    model = _model(16)
+    with torch.no_grad():
+        threshold = float(model.sample(200, noise="const", generator=torch.Generator().manual_seed(8)).mean((1, 2, 3)).median())
+    w, present = labelled_samples_w(model, _Brightness(threshold), 300, generator=torch.Generator().manual_seed(9))
+    assert 0.2 < float(present.float().mean()) < 0.8
+    vector = attribute_vector_w(w, present)
+    torch.testing.assert_close(vector, w[present].mean(0) - w[~present].mean(0))
+    strips = apply_w_attribute(model, w[:6], vector, [-2, 0, 2])  # (6, 3, C, H, W)
+    torch.testing.assert_close(strips[:, 1], model.synthesis(w[:6], noise="const"))
+    brightness = strips.mean((2, 3, 4))  # (6, 3)
+    assert bool((brightness[:, 2] > brightness[:, 0]).all())  # adding the vector brightens every face
+    path = w_interpolation(model, w[0], w[1], 5)
+    torch.testing.assert_close(path[0], strips[0, 1])
+    torch.testing.assert_close(path[-1], strips[1, 1])

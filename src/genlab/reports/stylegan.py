@@ -127,9 +127,10 @@ def style_mixing_figure(model: Any, path: str | Path, *, seed: int = 0, classifi
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, r in zip(axes, RANGES):
         grid = make_grid(style_mixing_grid(model, r, seed=seed, truncation=truncation), nrow=6)
-        ax.imshow(_as_image(grid))
+        ax.imshow(_as_image(grid), cmap="gray")
         res = sorted({model.style_resolutions[i] for i in model.layer_indices(r)})
-        ax.set_title(f"{r} styles from the source (top row): {res[0]}-{res[-1]} px", fontsize=9)
+        span = f"{res[0]}" if res[0] == res[-1] else f"{res[0]}-{res[-1]}"
+        ax.set_title(f"{r} styles ({span} px) from the sources (top row)", fontsize=9)
         ax.axis("off")
     stats = style_mixing_stats(model, classifiers=classifiers, num_pairs=num_pairs, seed=seed, truncation=truncation)
     fig.suptitle(f"style mixing: destinations down the left; change coarse / fine = {stats['coarse_over_fine']:.1f}x "
@@ -257,7 +258,7 @@ def truncation_figure(model: Any, path: str | Path, *, seed: int = 0, rows: int 
     stats = truncation_stats(model, psis, num_samples=num_samples, seed=seed, features=features)
     plt = _pyplot()
     fig, (ax, curve) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
-    ax.imshow(_as_image(make_grid(cells.flatten(0, 1), nrow=len(psis))))
+    ax.imshow(_as_image(make_grid(cells.flatten(0, 1), nrow=len(psis))), cmap="gray")
     ax.set_title("truncation: psi = " + ", ".join(f"{p:g}" for p in psis) + " (left to right)", fontsize=9)
     ax.axis("off")
     for name in ("pixels", "features"):
