@@ -29,7 +29,7 @@ CONFIG = {"image_shape": [3, 32, 32], "latent_dim": 128, "w_dim": 128, "mapping_
 
 
 def step_fn(model, batch: int, channels_last: bool, compiled):
-    synthesis = compiled or model.generator.synthesis
+    synthesis = compiled if compiled is not None else model.generator.synthesis
 
     def step() -> None:
         ws = model._as_ws(model.generator.mapping(torch.randn(batch, model.config.latent_dim)))
