@@ -159,8 +159,8 @@ TINY["stylegan"] = TinyCase(
      "r1_every": 2, "pl_weight": 1.0, "pl_every": 2, "modconv": "grouped"},
     lambda g: mnist_like(g, shape=(3, 16, 16))[:1],
 )
-TINY["stylegan:inline-r1-1ch"] = TinyCase(
+TINY["stylegan:inline-r1-1ch-channels-last"] = TinyCase(
     {"image_shape": [1, 16, 16], "latent_dim": 4, "w_dim": 4, "mapping_depth": 1, "channel_base": 64, "channel_max": 8,
-     "r1_every": 1, "style_mixing_prob": 0.5},
+     "r1_every": 1, "style_mixing_prob": 0.5, "channels_last": True},
     lambda g: mnist_like(g)[:1],
 )
