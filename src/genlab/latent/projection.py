@@ -70,7 +70,7 @@ def project(
         raise ConfigError(f"unknown projection space {space!r}; valid: z, w, w+")
     if images.dim() != 4:
         raise DataError(f"projection needs images shaped (N, C, H, W), got {tuple(images.shape)}")
-    images = images.float().cpu()
+    images = images.detach().float().cpu()
     if space != "z":
         if method != "optimize":
             raise ConfigError(f"projection into {space!r} is by optimisation (method='optimize'), not {method!r}")
