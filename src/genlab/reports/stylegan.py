@@ -127,7 +127,7 @@ def style_mixing_figure(model: Any, path: str | Path, *, seed: int = 0, classifi
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, r in zip(axes, RANGES):
         grid = make_grid(style_mixing_grid(model, r, seed=seed, truncation=truncation), nrow=6)
-        ax.imshow(_as_image(grid), cmap="gray")
+        ax.imshow(_as_image(grid), cmap="gray", vmin=0, vmax=1)
         res = sorted({model.style_resolutions[i] for i in model.layer_indices(r)})
         span = f"{res[0]}" if res[0] == res[-1] else f"{res[0]}-{res[-1]}"
         ax.set_title(f"{r} styles ({span} px) from the sources (top row)", fontsize=9)
@@ -192,10 +192,11 @@ def noise_figure(model: Any, path: str | Path, *, seed: int = 0, classifiers: Ma
     plt = _pyplot()
     fig, axes = plt.subplots(1, resamples + 2, figsize=(1.7 * (resamples + 2), 2.2))
     for i in range(resamples):
-        axes[i].imshow(_as_image(fine[i]), cmap="gray")
+        axes[i].imshow(_as_image(fine[i]), cmap="gray", vmin=0, vmax=1)
         axes[i].set_title(f"fine noise #{i + 1}", fontsize=7)
+    top = float(every.std(0).mean(0).max().clamp_min(1e-8))  # one colour scale for both maps
     for ax, images, title in ((axes[-2], fine, "std: fine noise"), (axes[-1], every, "std: all noise")):
-        ax.imshow(images.std(0).mean(0).numpy(), cmap="magma", vmin=0)
+        ax.imshow(images.std(0).mean(0).numpy(), cmap="magma", vmin=0, vmax=top)
         ax.set_title(title, fontsize=7)
     for ax in axes:
         ax.axis("off")
@@ -258,7 +259,7 @@ def truncation_figure(model: Any, path: str | Path, *, seed: int = 0, rows: int 
     stats = truncation_stats(model, psis, num_samples=num_samples, seed=seed, features=features)
     plt = _pyplot()
     fig, (ax, curve) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
-    ax.imshow(_as_image(make_grid(cells.flatten(0, 1), nrow=len(psis))), cmap="gray")
+    ax.imshow(_as_image(make_grid(cells.flatten(0, 1), nrow=len(psis))), cmap="gray", vmin=0, vmax=1)
     ax.set_title("truncation: psi = " + ", ".join(f"{p:g}" for p in psis) + " (left to right)", fontsize=9)
     ax.axis("off")
     for name in ("pixels", "features"):
