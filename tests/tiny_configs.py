@@ -151,3 +151,16 @@ TINY["naive:mlp-l1-images"] = TinyCase(
     {"image_shape": [1, 8, 8], "latent_dim": 3, "hidden_dims": [8], "loss": "l1"},
     lambda g: mnist_like(g, shape=(1, 8, 8))[:1],
 )
+
+
+# StyleGAN: every phase on at small intervals (lazy R1 and path length every 2 steps).
+TINY["stylegan"] = TinyCase(
+    {"image_shape": [3, 16, 16], "latent_dim": 4, "w_dim": 4, "mapping_depth": 2, "channel_base": 64, "channel_max": 8,
+     "r1_every": 2, "pl_weight": 1.0, "pl_every": 2, "modconv": "grouped"},
+    lambda g: mnist_like(g, shape=(3, 16, 16))[:1],
+)
+TINY["stylegan:inline-r1-1ch-channels-last"] = TinyCase(
+    {"image_shape": [1, 16, 16], "latent_dim": 4, "w_dim": 4, "mapping_depth": 1, "channel_base": 64, "channel_max": 8,
+     "r1_every": 1, "style_mixing_prob": 0.5, "channels_last": True},
+    lambda g: mnist_like(g)[:1],
+)

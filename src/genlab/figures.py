@@ -7,6 +7,9 @@
 ``untrained-conv``   image grids of untrained conv generators (upsample+conv, transposed conv)
 ``naive-collapse``   a generator trained by MSE to random data points: samples vs data (ring, MNIST)
 ``adversarial``      original / amplified perturbation / adversarial image, with predicted labels
+``style-mixing``     StyleGAN: coarse / middle / fine styles of source faces copied into destinations
+``stylegan-noise``   StyleGAN: one face with only its fine noise resampled; per-pixel std map
+``truncation``       StyleGAN: the same z at psi = 1 .. 0, diversity falling to the mean face
 =================== ============================================================================
 
 A demonstration that needs a trained model trains a small one with the one Trainer (seconds to a
@@ -360,3 +363,51 @@ def adversarial(out: Path, *, seed: int = 0, quick: bool = False, run: str | Non
                "fgsm_accuracy": robust_accuracy(model, test.x[:n], test.y[:n], method="fgsm", eps=eps),
                "eps": eps}
     return {"paths": paths, **numbers}
+
+
+# ----------------------------------------------------------------------------- StyleGAN (slides 43-44)
+
+def _stylegan(run: str | None, seed: int, quick: bool) -> Any:
+    """A trained StyleGAN run, or (without ``run``) a small one trained here on 16x16 digits: a
+    minute on a CPU, enough to show the mechanics, not the lecture's faces."""
+    if run is not None:
+        from .api import load_run
+
+        model, _ = load_run(run)
+        if model.registry_name != "stylegan":
+            raise ConfigError(f"this figure needs a stylegan run, got a {model.registry_name!r} model")
+        return model.eval()
+    from .data import DataConfig, load_dataset
+
+    data = load_dataset(DataConfig(name="mnist-embedded", seed=seed, image_size=16))
+    config = {"image_shape": [1, 16, 16], "latent_dim": 32, "w_dim": 32, "mapping_depth": 2, "channel_base": 512,
+              "channel_max": 32}
+    return _fit("stylegan", config, data, steps=20 if quick else 600, lr=2.5e-3, batch_size=32, seed=seed,
+                betas=(0.0, 0.99), ema_decay=0.99)
+
+
+@figure("style-mixing")
+def style_mixing(out: Path, *, seed: int = 0, quick: bool = False, run: str | None = None) -> dict[str, Any]:
+    """Slide 43: destinations in rows, sources in columns, coarse / middle / fine styles from the source."""
+    from .reports.stylegan import style_mixing_figure
+
+    stats = style_mixing_figure(_stylegan(run, seed, quick), out / "style-mixing.png", seed=seed, num_pairs=50 if quick else 200)
+    return {"paths": [stats.pop("path")], **stats}
+
+
+@figure("stylegan-noise")
+def stylegan_noise(out: Path, *, seed: int = 0, quick: bool = False, run: str | None = None) -> dict[str, Any]:
+    """Slide 44: one face with only the fine noise resampled, and the per-pixel standard deviation."""
+    from .reports.stylegan import noise_figure
+
+    stats = noise_figure(_stylegan(run, seed, quick), out / "stylegan-noise.png", seed=seed, num_faces=50 if quick else 200)
+    return {"paths": [stats.pop("path")], **stats}
+
+
+@figure("truncation")
+def truncation(out: Path, *, seed: int = 0, quick: bool = False, run: str | None = None) -> dict[str, Any]:
+    """The truncation trick: psi from 1 to 0 converges on the mean face; diversity falls monotonically."""
+    from .reports.stylegan import truncation_figure
+
+    stats = truncation_figure(_stylegan(run, seed, quick), out / "truncation.png", seed=seed, num_samples=50 if quick else 200)
+    return {"paths": [stats.pop("path")], **stats}

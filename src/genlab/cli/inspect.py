@@ -23,6 +23,8 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (an explicit torch.Generator)")
     p.add_argument("--label", type=int, default=None, help="class label, for class-conditional models")
     p.add_argument("--truncation", type=float, default=None, help="truncation of the latent, for models that support it")
+    p.add_argument("--noise", choices=["random", "const", "none"], default=None,
+                   help="StyleGAN noise inputs: fresh draws, the fixed maps saved with the model, or none")
     p.add_argument("--nrow", type=int, default=None, help="images per grid row")
     p.add_argument("--latent-density", metavar="SPEC", default=None,
                    help="decode codes drawn from a density fitted to the encoded training set instead of the "
@@ -35,7 +37,7 @@ def sample(args: argparse.Namespace) -> int:
     from ..viz import save_image_grid
 
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
-    options = {k: v for k, v in (("label", args.label), ("truncation", args.truncation)) if v is not None}
+    options = {k: v for k, v in (("label", args.label), ("truncation", args.truncation), ("noise", args.noise)) if v is not None}
     fit_data = api.run_data(spec, None, "train").x if args.latent_density else None
     images = api.sample(model, args.n, seed=args.seed, latent_density=args.latent_density, fit_data=fit_data, **options)
     out = Path(args.output or Path(args.run) / f"samples-{args.seed}.png")

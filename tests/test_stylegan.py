@@ -1,0 +1,242 @@
+"""StyleGAN: the layers' maths, the inference API's promises, projection into W, resume after SIGKILL."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from genlab.checkpoint import WEIGHTS_NAME, load_tensors
+from genlab.errors import ConfigError, DataError
+from genlab.latent import project
+from genlab.models import build_model
+from genlab.nn.style import modulated_conv2d
+
+TINY = {"latent_dim": 8, "w_dim": 8, "mapping_depth": 2, "channel_base": 256, "channel_max": 16}
+
+
+def _model(resolution: int = 16, channels: int = 3, **kw):
+    torch.manual_seed(0)
+    return build_model("stylegan", {**TINY, "image_shape": [channels, resolution, resolution], **kw}).eval()
+
+
+def _set_noise_strength(model, value: float) -> None:
+    with torch.no_grad():
+        for layer in model.generator.synthesis.convs:
+            layer.noise.strength.fill_(value)
+
+
+@pytest.mark.parametrize("implementation", ["grouped", "scaled"])
+def test_demodulation_gives_unit_output_variance(implementation):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 32, 24, 24, generator=g)  # unit-variance input
+    weight = torch.randn(16, 32, 3, 3, generator=g)
+    styles = 5 * torch.rand(4, 32, generator=g) + 0.1  # far from 1: without demodulation the variance is ~ 8x
+    out = modulated_conv2d(x, weight, styles, demodulate=True, implementation=implementation)
+    var = out[:, :, 1:-1, 1:-1].var(dim=(2, 3))  # (B, O), interior pixels (zero padding lowers the border's)
+    assert out.shape == (4, 16, 24, 24)
+    assert 0.9 < float(var.mean()) < 1.1 and float(var.min()) > 0.7 and float(var.max()) < 1.3
+    plain = modulated_conv2d(x, weight, styles, demodulate=False, implementation=implementation)
+    assert float(plain[:, :, 1:-1, 1:-1].var(dim=(2, 3)).mean()) > 3  # the property is demodulation's doing
+
+
+def test_grouped_and_scaled_modulated_convolutions_agree():
+    g = torch.Generator().manual_seed(1)
+    x, weight, styles = torch.randn(3, 8, 10, 10, generator=g), torch.randn(6, 8, 3, 3, generator=g), torch.rand(3, 8, generator=g)
+    for demodulate in (True, False):
+        a = modulated_conv2d(x, weight, styles, demodulate=demodulate, implementation="grouped")
+        b = modulated_conv2d(x, weight, styles, demodulate=demodulate, implementation="scaled")
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # each sample gets its own style: sample 0 alone equals sample 0 in the batch
+    torch.testing.assert_close(modulated_conv2d(x[:1], weight, styles[:1]), modulated_conv2d(x, weight, styles)[:1])
+
+
+def test_channels_last_generator_draws_the_same_images():
+    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    plain, fast = _model(16), _model(16, channels_last=True)
+    assert fast.generator.synthesis.convs[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast.sample(3, generator=g()), plain.sample(3, generator=g()), rtol=1e-4, atol=1e-5)
+
+
+def test_mixing_with_the_same_z_twice_is_no_mixing():
+    model = _model(32)
+    _set_noise_strength(model, 0.3)  # noise matters: mix must use the same (constant) noise as the plain image
+    g = torch.Generator().manual_seed(2)
+    z_a, z_b = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
+    with torch.no_grad():
+        own_a = model.synthesis(model.mapping(z_a), noise="const")
+        own_b = model.synthesis(model.mapping(z_b), noise="const")
+    for layers in ("coarse", "middle", "fine", [0, 5]):
+        torch.testing.assert_close(model.mix(z_a, z_a, layers), own_a, rtol=0, atol=0)
+        assert (model.mix(z_a, z_b, layers) - own_a).abs().max() > 1e-3, layers  # a real swap changes the image
+    torch.testing.assert_close(model.mix(z_a, z_b, "all"), own_b, rtol=0, atol=1e-6)
+
+
+def test_named_layer_ranges_partition_the_styles():
+    for resolution in (16, 32, 64, 128):
+        model = _model(resolution)
+        parts = [model.layer_indices(name) for name in ("coarse", "middle", "fine")]
+        assert all(parts) and sorted(sum(parts, [])) == list(range(model.num_ws))
+        assert max(parts[0]) < min(parts[1]) and max(parts[1]) < min(parts[2])
+    with pytest.raises(ConfigError, match="unknown layer range"):
+        model.layer_indices("medium")
+    with pytest.raises(ConfigError, match="out of range"):
+        model.layer_indices([model.num_ws])
+
+
+def test_truncation_zero_gives_one_image_for_every_z():
+    model = _model(16)
+    with torch.no_grad():
+        model.generator.mapping.w_avg.normal_()  # a non-trivial centre
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    for noise in ("const", "none"):
+        images = model.sample(5, truncation=0.0, noise=noise, generator=g())
+        assert (images - images[:1]).abs().max() < 1e-6
+    assert (model.sample(5, truncation=0.5, noise="const", generator=g()) - images[:1]).abs().amax(dim=(1, 2, 3)).min() > 1e-4
+    # psi on the coarse styles only: the fine ones still differ between samples
+    partial = model.sample(5, truncation=0.0, truncation_cutoff=2, noise="const", generator=g())
+    assert (partial - partial[:1]).abs().amax(dim=(1, 2, 3))[1:].min() > 1e-4
+
+
+def test_zero_noise_strength_makes_noise_irrelevant():
+    model = _model(16)
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    # strengths start at 0: random noise, the constant maps and no noise draw the same image
+    base = model.sample(4, noise="none", generator=g())
+    for noise in ("random", "const"):
+        torch.testing.assert_close(model.sample(4, noise=noise, generator=g()), base, rtol=0, atol=0)
+    _set_noise_strength(model, 0.5)
+    assert (model.sample(4, noise="random", generator=g()) - base).abs().max() > 1e-3
+
+
+def test_w_avg_tracks_the_mean_of_w():
+    model = _model(16)
+    mapping = model.generator.mapping
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(64, 8, generator=g)
+    before = mapping.w_avg.clone()
+    with torch.no_grad():
+        w = mapping(z, update_w_avg=True)
+    torch.testing.assert_close(mapping.w_avg, before + 0.005 * (w.mean(0) - before))  # beta = 0.995
+    with torch.no_grad():
+        for _ in range(1500):
+            mapping(torch.randn(64, 8, generator=g), update_w_avg=True)
+        true_mean = mapping(torch.randn(20000, 8, generator=g)).mean(0)
+        spread = float(mapping(torch.randn(1000, 8, generator=g)).std(0).mean())
+    assert float((mapping.w_avg - true_mean).abs().max()) < 0.1 * spread
+    # the generator phase updates it in training only; evaluation leaves it alone
+    batch = (torch.rand(4, 3, 16, 16),)
+    frozen = mapping.w_avg.clone()
+    model.evaluate(batch)
+    assert torch.equal(mapping.w_avg, frozen)
+    model.train().loss(batch, "generator")
+    assert not torch.equal(mapping.w_avg, frozen)
+
+
+def test_projection_recovers_a_generated_images_w():
+    model = _model(16)
+    _set_noise_strength(model, 0.3)  # the constant noise maps are part of the image to recover
+    g = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        w = model.mapping(torch.randn(3, 8, generator=g))
+        target = model.synthesis(w, noise="const")
+    result = project(model, target, space="w", steps=300, lr=0.1)
+    assert result.space == "w" and result.z.shape == (3, 8)
+    relative = (result.z - w).norm(dim=1) / w.norm(dim=1)
+    assert float(relative.max()) < 0.1, relative
+    assert float(result.error.max()) < 1e-4
+    plus = project(model, target, space="w+", steps=150, lr=0.1)
+    assert plus.z.shape == (3, model.num_ws, 8) and float(plus.error.max()) < 2e-3
+    with pytest.raises(ConfigError, match="space"):
+        project(model, target, space="s")
+
+
+@pytest.mark.parametrize("resolution", [16, 32, 64, 128])
+def test_shapes_from_16_to_128(resolution):
+    model = _model(resolution, channels=1, channel_base=4 * resolution, channel_max=8)
+    assert model.num_ws == 2 * (resolution.bit_length() - 1) - 2
+    images = model.sample(2, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (2, 1, resolution, resolution) and torch.isfinite(images).all()
+    assert model.discriminator(images).shape == (2,)
+    ws = model.truncate(model.mapping(torch.randn(2, 8)), 0.7, truncation_cutoff=3)
+    assert ws.shape == (2, model.num_ws, 8)
+    assert model.synthesis(ws, noise="none").shape == images.shape
+
+
+def test_bad_inputs_give_one_clear_error():
+    with pytest.raises(ConfigError, match="--data.image_size=32"):
+        build_model("stylegan", {**TINY, "image_shape": [1, 28, 28]})
+    model = _model(16)
+    with pytest.raises(DataError, match="expects images of shape"):
+        model.loss((torch.rand(2, 3, 32, 32),), "generator")
+    with pytest.raises(ConfigError, match="noise mode"):
+        model.sample(2, noise="loud")
+    with pytest.raises(DataError, match="mapping expects z"):
+        model.mapping(torch.randn(2, 5))
+
+
+def _genlab(*args: str) -> list[str]:
+    return [sys.executable, "-m", "genlab.cli", *args]
+
+
+TRAIN = ["train", "stylegan", "--data", "mnist-embedded", "--data.limit=256", "--data.image_size=16",
+         "--model.latent_dim=8", "--model.w_dim=8", "--model.mapping_depth=2", "--model.channel_base=64",
+         "--model.channel_max=8", "--model.r1_every=4", "--model.pl_weight=1", "--model.pl_every=3",
+         "--train.batch_size=8", "--train.max_steps=40", "--train.checkpoint_every=10", "--train.eval_every=1000",
+         "--train.sample_every=1000", "--train.progress=false", "--train.tensorboard=false"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = tmp_path / "full"
+    subprocess.run(_genlab(*TRAIN, "--out", str(full)), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_genlab(*TRAIN, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "checkpoints" / "step-00000020").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model").exists(), "the run finished before it could be killed"
+    subprocess.run(_genlab("train", "--resume", str(killed)), check=True, env=env, capture_output=True)
+    a, b = load_tensors(full / "model" / WEIGHTS_NAME), load_tensors(killed / "model" / WEIGHTS_NAME)
+    assert a.keys() == b.keys() and "generator.mapping.w_avg" in a and "pl_mean" in a
+    assert float(a["pl_mean"]) != 0  # the path-length phase ran
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Brightness(torch.nn.Module):
+    """A stand-in attribute classifier: class 1 = brighter than the median image of a reference set."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = torch.nn.Parameter(torch.tensor(threshold), requires_grad=False)
+
+    def forward(self, x):
+        score = (x.flatten(1).mean(1) - self.threshold) * 100
+        return torch.stack([-score, score], dim=1)
+
+
+def test_attribute_vector_in_w_moves_the_attribute():
+    from genlab.latent import apply_w_attribute, attribute_vector_w, labelled_samples_w, w_interpolation
+
+    model = _model(16)
+    with torch.no_grad():
+        threshold = float(model.sample(200, noise="const", generator=torch.Generator().manual_seed(8)).mean((1, 2, 3)).median())
+    w, present = labelled_samples_w(model, _Brightness(threshold), 300, generator=torch.Generator().manual_seed(9))
+    assert 0.2 < float(present.float().mean()) < 0.8
+    vector = attribute_vector_w(w, present)
+    torch.testing.assert_close(vector, w[present].mean(0) - w[~present].mean(0))
+    strips = apply_w_attribute(model, w[:6], vector, [-2, 0, 2])  # (6, 3, C, H, W)
+    torch.testing.assert_close(strips[:, 1], model.synthesis(w[:6], noise="const"))
+    brightness = strips.mean((2, 3, 4))  # (6, 3)
+    assert bool((brightness[:, 2] > brightness[:, 0]).all())  # adding the vector brightens every face
+    path = w_interpolation(model, w[0], w[1], 5)
+    torch.testing.assert_close(path[0], strips[0, 1])
+    torch.testing.assert_close(path[-1], strips[1, 1])
