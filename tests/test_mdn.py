@@ -31,6 +31,26 @@ def test_nll_equals_brute_force(component):
     assert torch.allclose(model.loss((x, y)).total.double(), brute.mean(), rtol=1e-5)
 
 
+def test_nll_of_known_mixture_parameters_against_the_formula():
+    """Network outputs fixed to known weights, means and scales (log-sigma heads): the training loss is
+    -log sum_k pi_k prod_d N(y_d; mu_kd, sigma_kd), computed here from those numbers alone."""
+    model = build_model("mdn", {"x_dim": 2, "y_dim": 2, "num_components": 3, "hidden_dims": [4], "scale": "exp"})
+    logits = torch.tensor([0.5, -1.0, 1.5])
+    means = torch.tensor([[0.0, 1.0], [-2.0, 0.5], [1.0, -1.0]])  # (K, D)
+    sigmas = torch.tensor([[0.5, 1.0], [2.0, 0.3], [0.8, 0.8]])
+    with torch.no_grad():
+        model.network[-1].weight.zero_()
+        model.network[-1].bias.copy_(torch.cat([logits, means.flatten(), sigmas.log().flatten()]))
+    x = torch.randn(5, 2)
+    y = torch.tensor([[0.1, 0.9], [-2.0, 0.4], [1.2, -0.7], [5.0, 5.0], [0.0, 0.0]])
+    pi = logits.double().exp() / logits.double().exp().sum()
+    s, m = sigmas.double(), means.double()
+    gauss = torch.exp(-0.5 * ((y.double()[:, None] - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))  # (B, K, D)
+    nll = -(pi * gauss.prod(-1)).sum(1).log()  # (B,)
+    torch.testing.assert_close(model.loss((x, y)).total.double(), nll.mean(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(-model.log_prob(x, y).double(), nll, rtol=1e-5, atol=1e-6)
+
+
 def test_nll_finite_at_extreme_logits_and_tiny_scales():
     model = _mdn(min_scale=1e-4)
     k, d = 4, 3
