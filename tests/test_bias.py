@@ -137,7 +137,9 @@ def test_api_audit_pairs_each_heldout_label_with_the_classifiers_prediction_for_
     gan = build_model("gan", {"image_shape": [1, 16, 16], "latent_dim": 4, "generator_channels": 4, "discriminator_channels": 4})
     brightness = torch.linspace(0.05, 0.95, 20)  # the rule predicts 0 for the first 10 images, 1 for the rest
     images = brightness[:, None, None, None].expand(-1, 1, 16, 16).clone()
-    labels = torch.tensor([0] * 7 + [1] * 3 + [0] * 2 + [1] * 8)  # 3 of the dark are 1, 2 of the bright 0
+    # 3 of the dark images are labelled 1 and 2 of the bright 0, scattered so that pairing any label
+    # with a neighbour's prediction changes the counts
+    labels = torch.tensor([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1])
     train = ArrayDataset((images, torch.tensor([0] * 12 + [1] * 8)), {"name": "bright"})
     test = ArrayDataset((images, labels), {"name": "bright"})
     audit = api.audit(gan, classifier, train, test, num_samples=40, seed=3)

@@ -1,6 +1,7 @@
 """One contract, every registered model (tiny configs from tests/tiny_configs.py):
 shapes and finite losses, a train step changes each phase's parameters, evaluation and sampling
-change nothing, save -> load reproduces outputs, and resume gives the identical next step."""
+change nothing, save -> load reproduces outputs, and a run killed after a checkpoint and resumed (warm-up +
+cosine schedule, EMA) runs only the remaining steps and ends bit-identical to the uninterrupted run."""
 from __future__ import annotations
 
 import copy
