@@ -101,3 +101,54 @@ def test_bad_input_names_the_problem():
         bias_audit(torch.tensor([0]), torch.tensor([0, 1]), num_classes=2, heldout_labels=torch.tensor([0]))
     with pytest.raises(DataError, match="no labels"):
         bias_audit(torch.tensor([], dtype=torch.long), torch.tensor([0, 1]), num_classes=2)
+
+
+def test_correction_clips_an_impossible_rate_to_zero():
+    """An observed minority rate below the classifier's false-positive rate has no non-negative
+    solution (exact solve: 1.214 / -0.214): the correction clips it to 0 and renormalises. This is
+    the branch behind a published 'corrected 0.000'."""
+    confusion = torch.tensor([[0.8, 0.2], [0.1, 0.9]], dtype=torch.float64)  # 20 % false positives
+    observed = torch.tensor([0.95, 0.05], dtype=torch.float64)
+    exact = torch.linalg.solve(confusion.T, observed)
+    assert float(exact[1]) == pytest.approx(-0.2143, abs=1e-4)
+    torch.testing.assert_close(corrected_rates(observed, confusion), torch.tensor([1.0, 0.0], dtype=torch.float64))
+    # through the audit: data 60/40, held-out classifier behaviour as above, generated rate 0.05
+    held_true = torch.tensor([0] * 10 + [1] * 10)
+    held_pred = torch.tensor([0] * 8 + [1] * 2 + [0] * 1 + [1] * 9)
+    generated = torch.tensor([0] * 95 + [1] * 5)
+    audit = bias_audit(generated, torch.tensor([0] * 6 + [1] * 4), num_classes=2,
+                       heldout_labels=held_true, heldout_predictions=held_pred)
+    assert audit["confusion"] == [[0.8, 0.2], [0.1, 0.9]]
+    assert [row["generated_rate_corrected"] for row in audit["classes"]] == [1.0, 0.0]
+    assert audit["amplification"] == pytest.approx(0.4) and audit["total_variation"] == pytest.approx(0.4)
+
+
+def test_api_audit_pairs_each_heldout_label_with_the_classifiers_prediction_for_that_image():
+    """A genlab classifier whose network is a known rule (class 1 = mean brightness above 0.5) audits
+    a GAN: the held-out confusion matrix and accuracy must be those of the rule on the held-out images
+    in their order, and the generated rates those of the rule on the GAN's samples."""
+    from genlab import api
+    from genlab.data.base import ArrayDataset
+    from genlab.models import build_model
+
+    torch.manual_seed(0)
+    classifier = build_model("classifier", {"image_shape": [1, 16, 16], "num_classes": 2, "channels": [4], "hidden_dim": 8})
+    classifier.forward = lambda x: torch.stack([torch.full_like(x[:, 0, 0, 0], 0.5), x.mean((1, 2, 3))], 1)
+    gan = build_model("gan", {"image_shape": [1, 16, 16], "latent_dim": 4, "generator_channels": 4, "discriminator_channels": 4})
+    brightness = torch.linspace(0.05, 0.95, 20)  # the rule predicts 0 for the first 10 images, 1 for the rest
+    images = brightness[:, None, None, None].expand(-1, 1, 16, 16).clone()
+    # 3 of the dark images are labelled 1 and 2 of the bright 0, scattered so that pairing any label
+    # with a neighbour's prediction changes the counts
+    labels = torch.tensor([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1])
+    train = ArrayDataset((images, torch.tensor([0] * 12 + [1] * 8)), {"name": "bright"})
+    test = ArrayDataset((images, labels), {"name": "bright"})
+    audit = api.audit(gan, classifier, train, test, num_samples=40, seed=3)
+    # rows: true class; P(pred 0 | true 0) = 7/9, P(pred 1 | true 1) = 8/11
+    torch.testing.assert_close(torch.tensor(audit["confusion"]), torch.tensor([[7 / 9, 2 / 9], [3 / 11, 8 / 11]]),
+                               rtol=0, atol=1e-9)
+    assert audit["protocol"]["classifier_accuracy"] == pytest.approx(15 / 20)
+    assert [row["heldout_classified_rate"] for row in audit["classes"]] == [0.5, 0.5]
+    samples = api.sample(gan, 40, seed=3)
+    bright = float((samples.mean((1, 2, 3)) > 0.5).double().mean())
+    assert [row["generated_rate"] for row in audit["classes"]] == pytest.approx([1 - bright, bright])
+    assert [row["data_rate"] for row in audit["classes"]] == [0.6, 0.4]

@@ -62,7 +62,11 @@ def test_train_then_inspect_end_to_end(tmp_path, capsys):
     assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["evaluate", str(run), "-k", "5", "--limit", "50"]) == 0
     metrics = json.loads((run / "evaluation.json").read_text())
-    assert metrics["examples"] == 50 and metrics["iwae_nll"] <= -metrics["elbo"] + 5.0
+    assert metrics["examples"] == 50 and metrics["iwae_k"] == 5
+    assert metrics["elbo"] == pytest.approx(-(metrics["recon_nll"] + metrics["kl"]), rel=1e-6)
+    # five importance samples give a tighter bound than the ELBO (measured: 499.6 vs 505.1 nats; a
+    # mean over the k weights instead of their log-mean-exp would sit within ~1 nat of -elbo)
+    assert metrics["iwae_nll"] < -metrics["elbo"] - 2.0
     assert main(["evaluate", str(run / "best"), "--limit", "50"]) == 0  # finds the run's data from inside it
     assert main(["plot-latent", str(run), "-o", str(tmp_path / "z.png")]) == 0
     assert main(["reconstruct", str(run), "-o", str(tmp_path / "r.png")]) == 0

@@ -1,6 +1,7 @@
 """One contract, every registered model (tiny configs from tests/tiny_configs.py):
 shapes and finite losses, a train step changes each phase's parameters, evaluation and sampling
-change nothing, save -> load reproduces outputs, and resume gives the identical next step."""
+change nothing, save -> load reproduces outputs, and a run killed after a checkpoint and resumed (warm-up +
+cosine schedule, EMA) runs only the remaining steps and ends bit-identical to the uninterrupted run."""
 from __future__ import annotations
 
 import copy
@@ -98,24 +99,52 @@ def test_save_load_roundtrip_is_identical(key, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+class _Killed(Exception):
+    """Stands in for a kill: raised by a callback right after a checkpoint is written."""
+
+
+def _kill_after_checkpoint(step: int):
+    def callback(trainer, event, info):
+        if event == "checkpoint" and info["step"] == step:
+            raise _Killed
+    return callback
+
+
+def _log_steps(steps: list[int]):
+    """Records the step of every log row (``log_every=1``: one row per step the Trainer runs)."""
+    def callback(trainer, event, info):
+        if event == "log":
+            steps.append(int(info["step"]))
+    return callback
+
+
 @pytest.mark.parametrize("key", CASES)
-def test_resume_gives_the_identical_next_step(key, tmp_path):
+def test_resume_continues_from_the_checkpoint_to_the_uninterrupted_weights(key, tmp_path):
+    """Warm-up + cosine schedule and EMA, killed mid-run, resumed in a fresh Trainer: the resumed run
+    starts at the checkpoint's step (runs only the remaining steps) and ends bit-identical to the
+    uninterrupted run, EMA included. With at least two steps after the checkpoint, a scheduler that
+    is not restored gives a different learning rate (and weights)."""
+    every = max(p.every for p in _build(key).phases())
+    stop, total = 2 * every, 4 * every + 1
     data = ArrayDataset(_batch(key))
-    steps = 2 * max(p.every for p in _build(key).phases()) + 1
+    settings = dict(max_steps=total, ema_decay=0.9, lr_schedule="cosine", warmup_steps=2, min_lr_ratio=0.0)
     uninterrupted = _build(key)
-    Trainer(uninterrupted, data, _tiny_train_config(max_steps=steps, ema_decay=0.9)).fit()
+    full = Trainer(uninterrupted, data, _tiny_train_config(**settings))
+    full.fit()
 
-    first = _build(key)
-    Trainer(first, data, _tiny_train_config(max_steps=steps, ema_decay=0.9, checkpoint_every=steps - 1), out_dir=tmp_path).fit()
-    # the finished run also wrote step `steps`; drop it to resume from `steps - 1`
-    import shutil
-
-    from genlab.checkpoint import checkpoint_name
-
-    shutil.rmtree(tmp_path / "checkpoints" / checkpoint_name(steps))
-    (tmp_path / "checkpoints" / "latest").write_text(checkpoint_name(steps - 1))
+    with pytest.raises(_Killed):
+        Trainer(_build(key), data, _tiny_train_config(**settings, checkpoint_every=stop), out_dir=tmp_path,
+                callbacks=[_kill_after_checkpoint(stop)]).fit()
     resumed = _build(key)
-    trainer = Trainer(resumed, data, _tiny_train_config(max_steps=steps, ema_decay=0.9), out_dir=tmp_path)
-    trainer.fit(resume=True)
+    torch.manual_seed(1234)  # a new process would not share this one's RNG state
+    steps_run: list[int] = []
+    trainer = Trainer(resumed, data, _tiny_train_config(**settings), out_dir=tmp_path, callbacks=[_log_steps(steps_run)])
+    result = trainer.fit(resume=True)
+    assert steps_run == list(range(stop + 1, total + 1)), f"resumed run logged steps {steps_run}, not {stop + 1}..{total}"
+    assert result.step == total
     for k, v in uninterrupted.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
+    for name, sched in full.schedulers.items():
+        assert trainer.schedulers[name].get_last_lr() == sched.get_last_lr(), name
+    for k, v in full.ema.state_dict().items():
+        assert torch.equal(v, trainer.ema.state_dict()[k]), f"ema {k}"

@@ -12,7 +12,7 @@ import torch
 from genlab.data.toy import grid, ring
 from genlab.errors import ConfigError, DataError
 from genlab.metrics import (
-    METRICS, compare_features, count_modes, density_coverage, fid_from_features, frechet_distance,
+    DEFAULT_METRICS, METRICS, compare_features, count_modes, density_coverage, fid_from_features, frechet_distance,
     get_extractor, kid_from_features, polynomial_mmd2, precision_recall, sqrtm_psd,
 )
 
@@ -120,7 +120,8 @@ def test_mode_counter_on_exact_and_collapsed_samplers():
     points, centres = ring(2500, modes=8, radius=2.0, sigma=0.02, generator=g)
     exact = count_modes(points, centres, 0.02)
     assert exact["modes"] == 8 and exact["num_modes"] == 8
-    assert exact["high_quality"] > 0.98  # P(|N(0, s^2 I_2)| <= 3s) = 1 - exp(-4.5) = 0.989
+    # P(|N(0, s^2 I_2)| <= 3s) = 1 - exp(-4.5) = 0.9889; binomial std over 2,500 samples 0.0021
+    assert exact["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.006)
     assert exact["reverse_kl"] < 0.01
     collapsed = centres[3] + 0.02 * torch.randn(2500, 2, generator=g)
     one = count_modes(collapsed, centres, 0.02)
@@ -151,9 +152,32 @@ def test_compare_features_carries_its_protocol():
     a, b = rng.normal(size=(120, 6)), rng.normal(size=(100, 6))
     out = compare_features(a, b, protocol={"reference": "test split", "extractor": "pixels"},
                            kid_subsets=4, kid_subset_size=50)
-    assert set(METRICS) <= {"fid", "kid", "precision_recall", "density_coverage"} | set(METRICS)
+    assert set(DEFAULT_METRICS) == {"fid", "kid", "precision_recall", "density_coverage"} <= set(METRICS)
     assert {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage"} <= set(out)
     assert out["protocol"] == {"num_generated": 120, "num_reference": 100, "feature_dim": 6, "kid_subsets": 4,
                                "kid_subset_size": 50, "reference": "test split", "extractor": "pixels"}
     with pytest.raises(DataError, match="feature"):
         fid_from_features(a[:, :3], b)
+
+
+def test_high_quality_means_within_three_sigma_of_a_centre():
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    directions = torch.nn.functional.normalize(torch.randn(6, 2, generator=torch.Generator().manual_seed(0)), dim=1)
+    for radius, expected in ((2.9, 1.0), (3.1, 0.0), (50.0, 0.0)):
+        points = centres[1] + 0.5 * radius * directions  # sigma 0.5
+        stats = count_modes(points, centres, 0.5)
+        assert stats["high_quality"] == expected, (radius, stats)
+        assert stats["modes"] == expected  # a mode counts only with a high-quality sample
+
+
+def test_compare_features_passes_generated_and_reference_the_right_way_round():
+    """Generated = the reference's points with a negative first feature: every generated point lies on
+    the reference manifold (precision 1) but half the reference is missed (recall, coverage < 1)."""
+    rng = np.random.default_rng(9)
+    reference = rng.normal(size=(400, 4))
+    generated = reference[reference[:, 0] < 0]
+    out = compare_features(generated, reference, kid_subsets=4, kid_subset_size=50)
+    assert out["precision"] == 1.0 and out["recall"] < 0.8, out
+    assert out["coverage"] < 0.8 and out["density"] > 1.0, out
+    assert (out["precision"], out["recall"]) == tuple(precision_recall(reference, generated, k=3).values())
+    assert out["protocol"]["num_generated"] == len(generated) and out["protocol"]["num_reference"] == 400

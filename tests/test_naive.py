@@ -47,15 +47,22 @@ def test_config_checks_and_shapes():
 
 
 def test_naive_training_collapses_the_ring_to_its_mean():
+    """A generator that starts as spread out as the data (last layer scaled up) ends, after MSE
+    training against random data points, as a small blob at the data mean: the collapse is the
+    training's doing, measured against the untrained generator."""
     data = load_dataset(DataConfig(name="ring8", size=2048))
     torch.manual_seed(0)
     model = build_model("naive", {"x_dim": 2, "latent_dim": 2, "hidden_dims": [64, 64], "loss": "mse"})
+    with torch.no_grad():
+        model.generator.net[-1].weight.mul_(8)
     before = collapse_stats(model.sample(2000, generator=torch.Generator().manual_seed(0)), data.x)
-    cfg = TrainConfig(max_steps=400, batch_size=128, lr=3e-3, progress=False, tensorboard=False, device="cpu",
-                      eval_every=10**6, checkpoint_every=10**6, sample_every=10**6, fused_optimizer=False)
+    assert before["spread_ratio"] > 0.8 and before["mean_distance_ratio"] > 0.8, before  # as varied as the ring
+    cfg = TrainConfig(max_steps=400, batch_size=128, lr=3e-3, lr_schedule="cosine", progress=False, tensorboard=False,
+                      device="cpu", eval_every=10**6, checkpoint_every=10**6, sample_every=10**6, fused_optimizer=False)
     Trainer(model, data, cfg).fit()
     after = collapse_stats(model.eval().sample(2000, generator=torch.Generator().manual_seed(0)), data.x)
-    # the data sit on a unit circle around the origin; the samples end up in a small blob at its centre
-    assert after["spread_ratio"] < 0.1, (before, after)
-    assert after["mean_distance_ratio"] < 0.15
-    assert after["mean_offset"] < 0.1
+    # the data sit on a unit circle around the origin; the samples end in a blob at its centre
+    # (measured: spread 1.13 -> 0.050, distance to the mean 1.17 -> 0.044, mean offset 0.81 -> 0.004)
+    assert after["spread_ratio"] < 0.1 and after["spread_ratio"] < before["spread_ratio"] / 10, (before, after)
+    assert after["mean_distance_ratio"] < 0.1 and after["mean_distance_ratio"] < before["mean_distance_ratio"] / 10
+    assert after["mean_offset"] < 0.03 and after["mean_offset"] < before["mean_offset"] / 10

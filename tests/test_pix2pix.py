@@ -146,6 +146,25 @@ def test_discriminator_loss_is_halved_real_plus_fake():
     assert torch.allclose(out.total, 0.5 * (out.terms["real"] + out.terms["fake"]))
 
 
+@pytest.mark.parametrize("gan_loss", ["vanilla", "lsgan"])
+def test_discriminator_loss_scores_real_pairs_as_real_and_generated_pairs_as_fake(gan_loss):
+    """0.5 * (loss(D(a, b) as real) + loss(D(a, G(a)) as fake)), written out on the patch logits."""
+    model = tiny(gan_loss=gan_loss).eval()  # no dropout: G(a) is the same in both computations
+    a, b = pair_batch()
+    with torch.no_grad():
+        fake = model(a) * 2 - 1
+        d_real = model.discriminator(torch.cat([a * 2 - 1, b * 2 - 1], 1))
+        d_fake = model.discriminator(torch.cat([a * 2 - 1, fake], 1))
+    if gan_loss == "vanilla":  # -log sigmoid(d) for real, -log(1 - sigmoid(d)) for fake
+        real, fake_term = -torch.nn.functional.logsigmoid(d_real).mean(), -torch.nn.functional.logsigmoid(-d_fake).mean()
+    else:
+        real, fake_term = (d_real - 1).pow(2).mean(), d_fake.pow(2).mean()
+    assert abs(float(real - fake_term)) > 1e-3  # a swap of the two would show
+    out = model.loss((a, b), "discriminator")
+    torch.testing.assert_close(out.total, 0.5 * (real + fake_term), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.terms["real"], real, atol=1e-6, rtol=1e-5)
+
+
 def test_phase_hyperparameters_from_config():
     phases = {p.name: p for p in tiny(discriminator_every=3, generator_lr=1e-3, betas=None).phases()}
     assert phases["discriminator"].every == 3 and phases["discriminator"].lr == 2e-4

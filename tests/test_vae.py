@@ -75,3 +75,52 @@ def test_kl_warmup_ramps_beta_over_training_steps_only():
     fresh = build_model("vae", vae.config)
     fresh.load_state_dict(vae.state_dict())  # the step count travels with the weights
     assert int(fresh.steps_trained) == 6
+
+
+def _elbo_terms_by_hand(vae, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example -log p(x|z) and KL(q(z|x) || N(0, I)) for the draw eps that the model makes after
+    ``torch.manual_seed(seed)``, written out from the formulas (Bernoulli decoder, closed-form KL)."""
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        mu, logvar = vae.posterior(x)  # an MLP without dropout: draws nothing
+        torch.manual_seed(seed)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        logits = vae.decoder(z).reshape(x.shape)
+    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)
+    return recon, kl
+
+
+def _bernoulli_vae(**kw):
+    torch.manual_seed(0)
+    return build_model("vae", {"image_shape": [1, 4, 4], "latent_dim": 3, "hidden_dims": [16], **kw})
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.25])
+def test_training_loss_is_recon_plus_beta_kl_on_the_elbos_draw(beta):
+    vae = _bernoulli_vae(beta=beta).train()
+    x = torch.bernoulli(torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(1)))
+    recon, kl = _elbo_terms_by_hand(vae, x, seed=5)
+    assert float(kl.mean()) > 0.01  # the KL term is not negligible, so dropping it shows
+    torch.manual_seed(5)
+    out = vae.loss((x,))
+    torch.testing.assert_close(out.total.detach(), recon.mean() + beta * kl.mean())
+    torch.testing.assert_close(out.terms["recon"].detach(), recon.mean())
+    torch.testing.assert_close(out.terms["kl"].detach(), kl.mean())
+    torch.manual_seed(5)
+    elbo = vae.elbo(x).detach()  # the same draw: the negative ELBO is recon + KL per example
+    torch.testing.assert_close(elbo, -(recon + kl))
+    if beta == 1.0:
+        torch.testing.assert_close(out.total.detach(), -elbo.mean())
+
+
+def test_kl_warmup_weights_the_kl_in_the_training_loss():
+    vae = _bernoulli_vae(beta=2.0, kl_warmup_steps=4).train()
+    x = torch.bernoulli(torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(2)))
+    for step in range(1, 7):
+        recon, kl = _elbo_terms_by_hand(vae, x, seed=step)
+        torch.manual_seed(step)
+        out = vae.loss((x,))  # the step-th training step
+        weight = 2.0 * min(step, 4) / 4
+        torch.testing.assert_close(out.total.detach(), recon.mean() + weight * kl.mean())

@@ -1,0 +1,1 @@
+"""Developer tools that ship with genlab but no user needs: ``python -m genlab.devtools.mutate``."""

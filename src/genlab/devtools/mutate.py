@@ -1,0 +1,409 @@
+"""Mutation check: break a feature in memory and confirm that the tests guarding it fail.
+
+A test suite can pass with the feature it guards broken (a resume that never resumes, a VAE trained
+without its KL term, a metric fed its arguments the wrong way round). Each entry of :data:`MUTANTS`
+is one such breakage — a function that patches genlab in memory — and the narrowest test ids that
+must fail under it. The check runs each mutant's tests in a pytest session of their own, with the
+patch applied before the test modules are imported and undone afterwards, and reports a mutant
+under which any of its tests still passes as *survived*.
+
+    python -m genlab.devtools.mutate                    # all mutants; exit 1 if any survives
+    python -m genlab.devtools.mutate vae-loss-without-kl --verbose
+    GENLAB_MUTANT=vae-loss-without-kl python -m pytest -p genlab.devtools.mutate TEST_ID   # by hand
+
+``tests/test_guards.py`` runs the ``guard`` mutants in the suite (so CI runs them). A new family adds
+its own entry beside the others::
+
+    @mutant("cyclegan-cycle-term-dropped", "tests/test_cyclegan.py::test_generator_loss_terms", guard=True)
+    def _cycle_dropped(patch: Patch) -> None:
+        '''CycleGAN's generator loss leaves out the cycle-consistency term.'''
+        from genlab.models.cyclegan import CycleGAN
+        patch(CycleGAN, "loss", ...)  # patch(obj, attribute, value): undone after the mutant's run
+
+Guard mutants must be quick (the suite runs them every time); name the narrowest test ids.
+
+Test ids are relative to the repository root (the folder holding ``tests/``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+ENV_VAR = "GENLAB_MUTANT"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    name: str
+    apply: Callable[[Patch], None]  # called with a patch(obj, attribute, value) that can be undone
+    tests: tuple[str, ...]  # pytest node ids that must fail under the mutant
+    guard: bool  # run by tests/test_guards.py (keep these quick: the suite runs them every time)
+    description: str
+
+
+MUTANTS: dict[str, Mutant] = {}
+
+
+Patch = Callable[[Any, str, Any], None]
+
+
+def mutant(name: str, *tests: str, guard: bool = False) -> Callable[[Callable[[Patch], None]], Callable[[Patch], None]]:
+    """Register the decorated patch function as mutant ``name``, caught by ``tests``."""
+    if not tests:
+        raise ValueError(f"mutant {name!r} names no tests")
+
+    def decorator(apply: Callable[[Patch], None]) -> Callable[[Patch], None]:
+        if name in MUTANTS:
+            raise ValueError(f"mutant {name!r} is already registered")
+        MUTANTS[name] = Mutant(name, apply, tuple(tests), guard, (apply.__doc__ or "").strip())
+        return apply
+
+    return decorator
+
+
+# ---------------------------------------------------------------------- the mutants
+RESUME_TESTS = (  # a single-phase family (vae) and a multi-phase one (the GAN's D and G)
+    "tests/test_contract.py::test_resume_continues_from_the_checkpoint_to_the_uninterrupted_weights[vae]",
+    "tests/test_gan.py::test_resume_mid_gan_training_is_bit_identical",
+)
+
+
+@mutant("trainer-resume-noop", *RESUME_TESTS, guard=True)
+def _resume_noop(patch: Patch) -> None:
+    """Trainer._resume does nothing: a resumed run retrains from step 0."""
+    from genlab.training.trainer import Trainer
+
+    patch(Trainer, "_resume", lambda self: None)
+
+
+@mutant("scheduler-state-not-restored", *RESUME_TESTS, guard=True)
+def _scheduler_not_restored(patch: Patch) -> None:
+    """Learning-rate schedulers ignore the checkpoint's state: the schedule restarts on resume."""
+    import torch
+
+    patch(torch.optim.lr_scheduler.LambdaLR, "load_state_dict", lambda self, state: None)
+
+
+@mutant("ema-state-not-restored", *RESUME_TESTS)
+def _ema_not_restored(patch: Patch) -> None:
+    """The EMA ignores the checkpoint's averaged weights: it restarts from the live weights."""
+    from genlab.training.ema import EMA
+
+    patch(EMA, "load_state_dict", lambda self, state: None)
+
+
+@mutant("vae-loss-without-kl", "tests/test_vae.py::test_training_loss_is_recon_plus_beta_kl_on_the_elbos_draw",
+        guard=True)
+def _vae_without_kl(patch: Patch) -> None:
+    """VAE.loss trains on the reconstruction term alone (the KL is still logged)."""
+    from genlab.models.base import LossOutput
+    from genlab.models.vae import VAE
+
+    original = VAE.loss
+
+    def loss(self, batch, phase="main"):  # type: ignore[no-untyped-def]
+        out = original(self, batch, phase)
+        return LossOutput(out.terms["recon"], out.terms)
+
+    patch(VAE, "loss", loss)
+
+
+@mutant("vae-kl-warmup-ignored", "tests/test_vae.py::test_kl_warmup_weights_the_kl_in_the_training_loss", guard=True)
+def _vae_warmup_ignored(patch: Patch) -> None:
+    """The KL warm-up weight is logged but the loss uses the full beta from the first step."""
+    from genlab.models.base import LossOutput
+    from genlab.models.vae import VAE
+
+    original = VAE.loss
+
+    def loss(self, batch, phase="main"):  # type: ignore[no-untyped-def]
+        out = original(self, batch, phase)
+        if "beta" not in out.terms:
+            return out
+        return LossOutput(out.terms["recon"] + self.config.beta * out.terms["kl"], out.terms)
+
+    patch(VAE, "loss", loss)
+
+
+@mutant("gan-real-and-fake-swapped", "tests/test_gan.py::test_model_losses_on_known_critic_scores[hinge]", guard=True)
+def _gan_swapped(patch: Patch) -> None:
+    """GAN.loss hands its discriminator objective the fake scores as real and the real as fake (the
+    objectives themselves stay right)."""
+    from genlab.models import gan
+
+    original = gan.GAN._discriminator_loss
+    table = gan.DISCRIMINATOR_LOSSES
+    swapped = {k: (lambda f: lambda real, fake: f(fake, real))(v) for k, v in table.items()}
+
+    def discriminator_loss(self, x, y, z):  # type: ignore[no-untyped-def]
+        gan.DISCRIMINATOR_LOSSES = swapped
+        try:
+            return original(self, x, y, z)
+        finally:
+            gan.DISCRIMINATOR_LOSSES = table
+
+    patch(gan.GAN, "_discriminator_loss", discriminator_loss)
+
+
+@mutant("pix2pix-discriminator-targets-swapped",
+        "tests/test_pix2pix.py::test_discriminator_loss_scores_real_pairs_as_real_and_generated_pairs_as_fake[vanilla]",
+        guard=True)
+def _pix2pix_swapped(patch: Patch) -> None:
+    """pix2pix's discriminator phase labels real pairs fake and generated pairs real."""
+    from genlab.models.base import LossOutput
+    from genlab.models.pix2pix import Pix2Pix
+
+    original = Pix2Pix.loss
+
+    def loss(self, batch, phase="generator"):  # type: ignore[no-untyped-def]
+        if phase != "discriminator":
+            return original(self, batch, phase)
+        gan_loss = self._gan_loss
+        self._gan_loss = lambda logits, real: gan_loss(logits, not real)
+        try:
+            out = original(self, batch, phase)
+        finally:
+            del self._gan_loss
+        return LossOutput(out.total, out.terms)
+
+    patch(Pix2Pix, "loss", loss)
+
+
+@mutant("mdn-scale-read-as-variance", "tests/test_mdn.py::test_nll_of_known_mixture_parameters_against_the_formula",
+        guard=True)
+def _mdn_variance(patch: Patch) -> None:
+    """The mixture head takes the square root of its scales (reads sigma as a variance)."""
+    from genlab.distributions.heads import MixtureHead
+
+    original = MixtureHead._split
+
+    def split(self, raw):  # type: ignore[no-untyped-def]
+        logits, loc, scale = original(self, raw)
+        return logits, loc, scale.sqrt()
+
+    patch(MixtureHead, "_split", split)
+
+
+@mutant("compare-features-arguments-swapped",
+        "tests/test_metrics.py::test_compare_features_passes_generated_and_reference_the_right_way_round", guard=True)
+def _compare_swapped(patch: Patch) -> None:
+    """compare_features hands every metric (reference, generated): precision and recall swap."""
+    import genlab.metrics
+    from genlab.registry import Registry
+
+    swapped: Registry[Any] = Registry("metric")
+    for name, fn in genlab.metrics.METRICS.items():
+        swapped[name] = (lambda f: lambda generated, reference, **kw: f(reference, generated, **kw))(fn)
+    patch(genlab.metrics, "METRICS", swapped)
+
+
+@mutant("mode-threshold-loosened", "tests/test_metrics.py::test_high_quality_means_within_three_sigma_of_a_centre",
+        "tests/test_metrics.py::test_mode_counter_on_exact_and_collapsed_samplers",
+        "tests/test_gan.py::test_mode_evaluator_on_ring_data_reports_its_protocol")
+def _mode_threshold(patch: Patch) -> None:
+    """count_modes calls a sample high quality within 4 sigma (not 3)."""
+    import genlab.metrics
+    from genlab.metrics import modes
+
+    original = modes.count_modes
+    loose = lambda samples, centres, std, *, threshold=3.0: original(samples, centres, std, threshold=4.0)  # noqa: E731
+    patch(modes, "count_modes", loose)
+    patch(genlab.metrics, "count_modes", loose)
+
+
+@mutant("bias-correction-unclipped", "tests/test_bias.py::test_correction_clips_an_impossible_rate_to_zero")
+def _bias_unclipped(patch: Patch) -> None:
+    """The confusion correction returns the exact solve, negative rates included."""
+    import torch
+
+    from genlab.metrics import bias
+
+    patch(bias, "corrected_rates", lambda observed, confusion: torch.linalg.lstsq(
+        confusion.T.double(), torch.as_tensor(observed, dtype=torch.float64)[:, None]).solution[:, 0])
+
+
+@mutant("audit-heldout-misaligned",
+        "tests/test_bias.py::test_api_audit_pairs_each_heldout_label_with_the_classifiers_prediction_for_that_image")
+def _audit_misaligned(patch: Patch) -> None:
+    """api.audit pairs each held-out label with the prediction for the next image."""
+    import torch
+
+    from genlab.metrics import bias
+
+    original = bias.bias_audit
+
+    def audit(generated, data_labels, *, heldout_predictions=None, **kw):  # type: ignore[no-untyped-def]
+        if heldout_predictions is not None:
+            heldout_predictions = torch.roll(heldout_predictions, 1)
+        return original(generated, data_labels, heldout_predictions=heldout_predictions, **kw)
+
+    patch(bias, "bias_audit", audit)
+
+
+@mutant("reach-rate-tolerance-loosened", "tests/test_mdn.py::test_mse_regressor_and_arm_success")
+def _reach_loose(patch: Patch) -> None:
+    """The conditional evaluator counts a target reached within 0.5 (not 0.05)."""
+    import functools
+
+    from genlab.models import mdn
+
+    patch(mdn, "evaluate_conditional", functools.partial(mdn.evaluate_conditional, tolerance=0.5))
+
+
+@mutant("naive-generator-not-trained", "tests/test_naive.py::test_naive_training_collapses_the_ring_to_its_mean")
+def _naive_untrained(patch: Patch) -> None:
+    """Training a naive generator leaves its weights as they were (every step's update is undone)."""
+    from genlab.models.naive import NaiveGenerator
+    from genlab.models.base import LossOutput
+
+    original = NaiveGenerator.loss
+
+    def loss(self, batch, phase="main"):  # type: ignore[no-untyped-def]
+        out = original(self, batch, phase)
+        return LossOutput(out.total * 0, out.terms)
+
+    patch(NaiveGenerator, "loss", loss)
+
+
+@mutant("iwae-mean-of-weights", "tests/test_cli.py::test_train_then_inspect_end_to_end")
+def _iwae_mean(patch: Patch) -> None:
+    """VAE.iwae_nll averages the k single-sample bounds instead of taking the log-mean-exp."""
+    import torch
+
+    from genlab.models.vae import VAE
+
+    @torch.no_grad()
+    def iwae_nll(self, x, k=1000, **_):  # type: ignore[no-untyped-def]
+        return torch.stack([-self.elbo(x) for _ in range(k)]).mean(0)
+
+    patch(VAE, "iwae_nll", iwae_nll)
+
+
+# ---------------------------------------------------------------------- running them
+@contextlib.contextmanager
+def applied(name: str) -> Iterator[None]:
+    """Mutant ``name`` patched in for the duration of the block, then undone."""
+    undo: list[tuple[Any, str, Any]] = []
+
+    def patch(obj: Any, attribute: str, value: Any) -> None:
+        undo.append((obj, attribute, obj.__dict__.get(attribute, _MISSING) if hasattr(obj, "__dict__") else getattr(obj, attribute)))
+        setattr(obj, attribute, value)
+
+    try:
+        MUTANTS[name].apply(patch)
+        yield
+    finally:
+        for obj, attribute, value in reversed(undo):
+            if value is _MISSING:
+                delattr(obj, attribute)
+            else:
+                setattr(obj, attribute, value)
+
+
+_MISSING = object()
+
+
+def pytest_configure(config: Any) -> None:
+    """pytest plugin hook (``-p genlab.devtools.mutate``): apply the mutant named in $GENLAB_MUTANT
+    for the whole session."""
+    name = os.environ.get(ENV_VAR)
+    if name:
+        if name not in MUTANTS:
+            raise ValueError(f"unknown mutant {name!r}; valid: {', '.join(sorted(MUTANTS))}")
+        MUTANTS[name].apply(lambda obj, attribute, value: setattr(obj, attribute, value))
+
+
+@dataclasses.dataclass
+class Outcome:
+    name: str
+    status: str  # "killed" (every named test failed), "survived" (one or more passed) or "error"
+    passed: list[str]
+    failed: list[str]
+    seconds: float
+
+
+class _Recorder:
+    """pytest plugin object: which tests passed and failed in one session."""
+
+    def __init__(self) -> None:
+        self.passed: list[str] = []
+        self.failed: list[str] = []
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.failed:
+            self.failed.append(report.nodeid)
+        elif report.passed and report.when == "call":
+            self.passed.append(report.nodeid)
+
+
+def run_mutant(name: str, root: str | Path = ".", *, quiet: bool = True) -> Outcome:
+    """Run mutant ``name``'s tests in this process with the mutant applied, then undo it.
+
+    Test modules (and the tests' conftest) are imported afresh for each mutant, so names they import
+    from genlab at module level see the mutant; they are dropped from ``sys.modules`` afterwards.
+    """
+    import pytest
+
+    before = set(sys.modules)
+    recorder = _Recorder()
+    args = ["-p", "no:cacheprovider", "-p", "no:randomly", "--no-header", "-q" if quiet else "-v",
+            "--rootdir", str(root), *(str(Path(root) / t) for t in MUTANTS[name].tests)]
+    start = time.perf_counter()
+    try:
+        with applied(name), contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            code = pytest.main(args, plugins=[recorder])
+    finally:
+        tests_dir = (Path(root) / "tests").resolve()
+        for module in set(sys.modules) - before:
+            path = getattr(sys.modules[module], "__file__", None)
+            if path and Path(path).resolve().is_relative_to(tests_dir):
+                del sys.modules[module]
+    seconds = time.perf_counter() - start
+    if int(code) not in (0, 1) or not (recorder.passed or recorder.failed):
+        status = "error"  # a usage or collection problem, or no test ran: nothing was checked
+    else:
+        status = "killed" if not recorder.passed else "survived"
+    return Outcome(name, status, recorder.passed, recorder.failed, seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m genlab.devtools.mutate", description=__doc__.split("\n\n")[0])
+    p.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    p.add_argument("--guard", action="store_true", help="only the mutants tests/test_guards.py runs")
+    p.add_argument("--root", default=".", help="repository root (the folder holding tests/)")
+    p.add_argument("--list", action="store_true", help="list the mutants and their tests")
+    p.add_argument("--json", help="also write the outcomes to this JSON file")
+    p.add_argument("--verbose", action="store_true", help="show pytest's output")
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in MUTANTS]
+    if unknown:
+        print(f"unknown mutant(s) {', '.join(unknown)}; valid: {', '.join(sorted(MUTANTS))}", file=sys.stderr)
+        return 2
+    names = args.names or [n for n, m in MUTANTS.items() if m.guard or not args.guard]
+    if args.list:
+        for n in names:
+            print(f"{n}{' (guard)' if MUTANTS[n].guard else ''}: {MUTANTS[n].description}")
+            for t in MUTANTS[n].tests:
+                print(f"    {t}")
+        return 0
+    outcomes = []
+    for n in names:
+        out = run_mutant(n, args.root, quiet=not args.verbose)
+        outcomes.append(out)
+        print(f"{out.status:>8}  {n}  ({out.seconds:.1f} s)" + "".join(f"\n          passed anyway: {t}" for t in out.passed),
+              flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=2))
+    return 0 if all(o.status == "killed" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
