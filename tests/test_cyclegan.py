@@ -325,26 +325,38 @@ def test_translate_both_directions_keeps_shapes_channels_and_range():
         model.translate(a, "sideways")
 
 
+class BrightnessClassifier(nn.Module):
+    """Class = mean brightness in thirds: a classifier whose answer on any image is known."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"image_shape": (1, 8, 8)})()
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def predict(self, x):
+        return (x.mean((1, 2, 3)) * 3).long().clamp(0, 2)
+
+
 def test_evaluator_cycle_errors_and_content_preservation():
     model = tiny().eval()
     model.generator_ab, model.generator_ba = nn.Identity(), nn.Identity()
     g = torch.Generator().manual_seed(0)
-    data = unpaired_dataset(torch.rand(30, 1, 8, 8, generator=g), torch.rand(20, 1, 8, 8, generator=g), "toy",
-                            labels_a=torch.randint(0, 3, (30,), generator=g), labels_b=torch.randint(0, 3, (20,), generator=g))
-    torch.manual_seed(0)
-    classifier = build_model("classifier", {"image_shape": [1, 8, 8], "num_classes": 3, "channels": [2], "kernel_size": 3,
-                                            "hidden_dim": 4}).eval()
+    a = torch.rand(30, 1, 1, 1, generator=g).expand(30, 1, 8, 8).contiguous()  # flat images of random brightness
+    b = torch.rand(20, 1, 1, 1, generator=g).expand(20, 1, 8, 8).contiguous()
+    classifier = BrightnessClassifier()
+    labels_b = classifier.predict(b)
+    labels_b[:5] = (labels_b[:5] + 1) % 3  # 5 of 20 mislabelled: raw accuracy on B is 0.75
+    data = unpaired_dataset(a, b, "toy", labels_a=classifier.predict(a), labels_b=labels_b)
     result = evaluate_cyclegan(model, data, classifiers={"clf": classifier})
     assert result["cycle_a"] == 0 and result["cycle_b"] == 0
-    # identity translations keep whatever the classifier saw: accuracy after = accuracy before
-    assert result["clf_acc_a2b"] == result["clf_acc_a"] and result["clf_acc_b2a"] == result["clf_acc_b"]
-    predicted = classifier.predict(data.domain_a[0])
-    assert result["clf_acc_a"] == pytest.approx(float((predicted == data.domain_a[1]).float().mean()))
-    model.generator_ab = Shift(-1.0)  # G(a) is black: content destroyed
+    assert result["clf_acc_a"] == 1 and result["clf_acc_b"] == 0.75
+    # identity translations keep the content: accuracy after = accuracy before
+    assert result["clf_acc_a2b"] == 1 and result["clf_acc_b2a"] == 0.75
+    model.generator_ab = Shift(-0.8)  # G darkens by 0.4 in [0, 1] units: the brightness class changes
     broken = evaluate_cyclegan(model, data, classifiers={"clf": classifier})
-    black = classifier.predict(torch.zeros(1, 1, 8, 8)).item()
-    assert broken["clf_acc_a2b"] == pytest.approx(float((data.domain_a[1] == black).float().mean()))
-    assert broken["cycle_a"] > 0.1
+    expected = float((classifier.predict(a - 0.4) == data.domain_a[1]).float().mean())
+    assert broken["clf_acc_a2b"] == pytest.approx(expected) and expected < 0.7
+    assert broken["cycle_a"] == pytest.approx(0.4, abs=1e-5)
     with pytest.raises(DataError, match="unpaired"):
         evaluate_cyclegan(model, ArrayDataset((data.domain_a[0],)))
 
