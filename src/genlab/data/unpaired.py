@@ -120,32 +120,37 @@ def _options(config: DataConfig, allowed: dict[str, Any], required: tuple[str, .
 # trainA/ trainB/ folders.
 
 
-def _domain_files(root: Path, domain: str, split: Split, seed: int) -> list[Path]:
-    def images(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (recursively), sorted by path."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
+
+def open_image(path: Path) -> Any:
+    """A decoded PIL image, or one DataError line naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
+
+
+def _domain_files(root: Path, domain: str, split: Split, seed: int) -> list[Path]:
     train, test = root / f"train{domain}", root / f"test{domain}"
     if not train.is_dir():
         raise DataError(f"{root}: no train{domain}/ folder (expected trainA/ and trainB/, optionally testA/ and testB/)")
     if test.is_dir():
-        files = images(train if split == "train" else test)
+        files = image_files(train if split == "train" else test)
     else:
-        everything = images(train)
+        everything = image_files(train)
         if len(everything) < 2:
             raise DataError(f"{train}: domain {domain} needs at least 2 images to split (or a test{domain}/ folder)")
         files = [everything[i] for i in split_indices(len(everything), seed, split, str(train)).tolist()]
     if not files:
         raise DataError(f"{root}: domain {domain} is empty ({split} split: no {', '.join(IMAGE_SUFFIXES)} files)")
     return files
-
-
-def _first_image(path: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        return Image.open(path)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
 
 
 @register_dataset("unpaired")
@@ -159,10 +164,10 @@ def load_unpaired_folder(config: DataConfig, split: Split) -> UnpairedDataset:
     _options(config, {})
     files = {d: _domain_files(root, d, split, config.seed) for d in "AB"}
     first_train = _domain_files(root, "A", "train", config.seed)[0]
-    size = config.image_size or _first_image(first_train).size[0]
+    size = config.image_size or open_image(first_train).size[0]
     tensors = {}
     for d in "AB":
-        channels = config.channels or (1 if _first_image(files[d][0]).mode in GREY_MODES else 3)
+        channels = config.channels or (1 if open_image(files[d][0]).mode in GREY_MODES else 3)
         tensors[d] = read_images(files[d], channels=channels, image_size=size)
     log.info("read %d A and %d B %s images (%d px) from %s", len(files["A"]), len(files["B"]), split, size, root)
     return unpaired_dataset(tensors["A"], tensors["B"], "unpaired", path=str(root))

@@ -142,6 +142,7 @@ def report_cyclegan(model: CycleGAN, run_dir: str | Path, train_data: Any, test_
 def translate_files(model: CycleGAN, images: Sequence[str | Path], *, out_dir: str | Path,
                     direction: Direction = "a2b") -> list[Path]:
     """One PNG per image file: input | translation | reconstruction (translated back)."""
+    from ..data.unpaired import open_image
     from ..data.paired import images_to_tensor
     from ..models.pix2pix import _as_rgb
     from ..viz import save_image_grid
@@ -152,14 +153,7 @@ def translate_files(model: CycleGAN, images: Sequence[str | Path], *, out_dir: s
     written: list[Path] = []
     for i, file in enumerate(images):
         file = Path(file)
-        try:
-            from PIL import Image
-
-            image = Image.open(file)
-            image.load()
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{file}: unreadable image ({exc})") from None
-        x = images_to_tensor([image], channels, size).to(model.device)  # (1, C_in, S, S)
+        x = images_to_tensor([open_image(file)], channels, size).to(model.device)  # (1, C_in, S, S)
         with torch.no_grad():
             y = model.translate(x, direction)
             x_back = model.translate(y, back)
