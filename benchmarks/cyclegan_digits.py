@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -62,9 +63,9 @@ def main() -> None:
     args, extra = p.parse_known_args()  # the rest: overrides, e.g. --model.identity_weight=0
     args.extra = extra
     clfs = {name: load(run) for name, run in classifiers(args.out).items()}
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
     for seed in args.seeds:
-        run = args.out / f"cyclegan-s{seed}"
+        variant = re.sub(r"[^A-Za-z0-9.]+", "_", "+".join(args.extra)).strip("_")
+        run = args.out / (f"cyclegan-{variant}-s{seed}" if variant else f"cyclegan-s{seed}")
         seconds = None
         if not (run / "model").is_dir():
             seconds = train("cyclegan", run, [f"--train.max_steps={args.steps}", f"--train.seed={seed}", *QUIET, *args.extra],
@@ -72,6 +73,7 @@ def main() -> None:
         model, spec = api.load_run(run)
         metrics = api.evaluate(model, api.run_data(spec, None), classifiers=clfs)
         entry = {"seed": seed, "steps": spec.train.max_steps, "train_seconds": seconds, "extra": args.extra, **metrics}
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}  # re-read: seeds may run in parallel
         results["runs"][f"{'+'.join(args.extra) or 'plain'}/s{seed}"] = entry
         print(json.dumps(entry, indent=1), flush=True)
         write(results)  # after every seed: a killed benchmark keeps what it finished

@@ -3,7 +3,8 @@
 An :class:`UnpairedDataset` holds domain A as its ``tensors`` (``(x_a[, y_a])``) and domain B as
 ``other`` (``(x_b[, y_b])``). A batch is ``(a, b)``: ``a`` follows the loader's shuffled order of A
 (an epoch is one pass over A) and ``b`` is drawn uniformly, with replacement, from all of B with the
-loader's per-step generator — seeded by ``(seed, epoch, step)`` — so no ``a`` is tied to any ``b``
+loader's per-step generator — seeded by ``(seed, epoch, step)``, and by the first A index of the
+batch so that ranks of a multi-process run draw differently — so no ``a`` is tied to any ``b``
 across epochs, yet a resumed run sees exactly the batches the uninterrupted one saw. Labels, where a
 domain has them, stay beside the images for evaluation (content preservation); batches never carry them.
 
@@ -77,7 +78,11 @@ class UnpairedDataset(ArrayDataset):
         """``(a, b)``: A at ``index``, B drawn from ``generator`` (the loader's per-step one)."""
         if generator is None:
             generator = torch.Generator().manual_seed(0)
-        drawn = torch.randint(self.other[0].shape[0], (len(index),), generator=generator)
+        # the step's generator is the same on every rank; mixing in this share's first A index gives
+        # each rank of a multi-process run its own B draws (one process: still a function of the step)
+        step_seed = int(torch.randint(2**62, (1,), generator=generator))
+        own = torch.Generator().manual_seed(_mix(step_seed, int(index[0]) if len(index) else 0))
+        drawn = torch.randint(self.other[0].shape[0], (len(index),), generator=own)
         return self.tensors[0][index], self.other[0][drawn]
 
     def subset(self, index: Tensor | Any) -> "UnpairedDataset":
