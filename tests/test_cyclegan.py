@@ -387,3 +387,25 @@ def test_translate_cli_refuses_b2a_for_pix2pix(tmp_path, capsys):
     Image.fromarray(np.zeros((16, 16), np.uint8), "L").save(tmp_path / "x.png")
     assert main(["translate", str(tmp_path / "m"), str(tmp_path / "x.png"), "--direction", "b2a"]) == 2
     assert "one way only" in capsys.readouterr().err
+
+
+def test_semantic_consistency_term_is_cross_entropy_to_the_source_prediction_and_reaches_the_generators():
+    model = tiny(semantic_weight=2.0, identity_weight=0.0)
+    with pytest.raises(ConfigError, match="semantic_classifier"):
+        model.loss((torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)), "generators")
+    torch.manual_seed(1)
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    model.set_semantic_classifier(classifier)
+    a, b = torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)
+    out = model.loss((a, b), "generators")
+    with torch.no_grad():
+        fake_b, fake_a = model.translate(a, "a2b"), model.translate(b, "b2a")
+        expected = (F.cross_entropy(classifier(fake_b), classifier(a).argmax(1))
+                    + F.cross_entropy(classifier(fake_a), classifier(b).argmax(1)))
+    assert torch.allclose(out.terms["semantic"], expected, atol=1e-6)
+    plain = tiny(identity_weight=0.0).loss((a, b), "generators")
+    assert torch.allclose(out.total - plain.total, 2.0 * expected, atol=1e-5)  # same init: only the semantic term differs
+    out.total.backward()
+    assert model.generator_ab.net[1].weight.grad is not None
+    assert all(p.grad is None for p in classifier.parameters())  # frozen, and never saved with the model
+    assert not any(k.startswith("_semantic") for k in model.state_dict())

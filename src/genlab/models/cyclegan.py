@@ -23,6 +23,11 @@ paper's "100 epochs constant, 100 decaying to zero". The discriminator phase jud
 generator phase of the same step made (detached, as the reference code reuses its forward pass);
 called on its own it regenerates them.
 
+``semantic_weight > 0`` adds CyCADA's semantic consistency (Hoffman et al., ICML 2018, Eq. 4): a
+frozen classifier f of domain A (``semantic_classifier``, e.g. trained on the labelled source) must
+give a translation the label it gives the original, CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)).
+The classifier is loaded when training first needs it and is not part of the saved model.
+
 Batches are ``(a, b)``, two *unrelated* images in [0, 1] of shapes ``image_shape`` and
 ``image_shape_b`` (see :mod:`genlab.data.unpaired`); the networks work in [-1, 1], λ multiplies
 L1 in that range, and the logged ``cycle_a``/``cycle_b``/``identity`` are in [0, 1] pixel units.
@@ -34,10 +39,11 @@ import dataclasses
 from typing import Any, ClassVar, Iterator, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config, check
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
@@ -63,6 +69,8 @@ class CycleGANConfig(Config):
     cycle_weight: float = 10.0  # λ
     identity_weight: float | None = None  # × λ; None = 0.5 when A and B have the same channels, else 0
     pool_size: int = 50  # past fakes per discriminator (0 = judge only the current ones)
+    semantic_weight: float = 0.0  # CyCADA's semantic consistency; needs semantic_classifier
+    semantic_classifier: str | None = None  # run/model folder of a genlab classifier of domain A (training only)
     generator_lr: float | None = 2e-4
     discriminator_lr: float | None = 2e-4
     betas: tuple[float, float] | None = (0.5, 0.999)
@@ -89,6 +97,7 @@ class CycleGANConfig(Config):
               f"the identity loss compares G(b) with b, so A and B need the same channels ({self.image_shape[0]} vs "
               f"{self.shape_b[0]}): set model.identity_weight=0, or data.channels to give both domains the same")
         check(self.pool_size >= 0, f"model.pool_size must be >= 0, got {self.pool_size}")
+        check(self.semantic_weight >= 0, f"model.semantic_weight must be >= 0, got {self.semantic_weight}")
         for name in ("generator_lr", "discriminator_lr"):
             value = getattr(self, name)
             check(value is None or value > 0, f"model.{name} must be > 0, got {value}")
@@ -198,6 +207,7 @@ class CycleGAN(GenerativeModel):
         self.discriminator_b = PatchDiscriminator(cb, **disc)
         self.pool_a, self.pool_b = ImagePool(config.pool_size), ImagePool(config.pool_size)
         self._fakes: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # (a, b, G(a), F(b)) of the last generator phase
+        self._semantic: list[nn.Module] = []  # the frozen classifier, in a list so it is no sub-module (not saved, not trained)
 
     def _generator(self, in_channels: int, out_channels: int) -> nn.Module:
         cfg = self.config
@@ -224,6 +234,31 @@ class CycleGAN(GenerativeModel):
     def load_training_extras(self, state: dict[str, Any]) -> None:
         self.pool_a.load_state(state.get("pool_a", torch.empty(0)))
         self.pool_b.load_state(state.get("pool_b", torch.empty(0)))
+
+    def set_semantic_classifier(self, classifier: nn.Module) -> None:
+        """Use ``classifier`` (images in [0, 1] -> logits) for the semantic term; it is frozen, never saved."""
+        expected = tuple(self.config.image_shape)
+        shape = tuple(getattr(getattr(classifier, "config", None), "image_shape", expected))
+        if shape != expected or self.config.shape_b != expected:
+            raise ConfigError(f"the semantic classifier takes {list(shape)} images; both domains must be {list(expected)}")
+        classifier.eval().requires_grad_(False)
+        self._semantic = [classifier]
+
+    def semantic_classifier(self) -> nn.Module:
+        if not self._semantic:
+            if self.config.semantic_classifier is None:
+                raise ConfigError("model.semantic_weight > 0 needs model.semantic_classifier (a classifier run of domain A)")
+            from ..checkpoint import load
+
+            self.set_semantic_classifier(load(self.config.semantic_classifier, device=self.device))
+        return self._semantic[0]
+
+    def semantic_loss(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> Tensor:
+        """CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); every argument signed, [-1, 1]."""
+        f = self.semantic_classifier()
+        with torch.no_grad():
+            labels_a, labels_b = f(_to_unit(a)).argmax(1), f(_to_unit(b)).argmax(1)
+        return F.cross_entropy(f(_to_unit(fake_b)), labels_a) + F.cross_entropy(f(_to_unit(fake_a)), labels_b)
 
     def _adversarial_generator(self, logits: Tensor) -> Tensor:
         loss = GENERATOR_LOSSES[self.config.gan_loss](logits)
@@ -262,6 +297,9 @@ class CycleGAN(GenerativeModel):
             if "identity" in t:
                 total = total + cfg.cycle_weight * cfg.resolved_identity_weight * t["identity"]
                 terms["identity"] = t["identity"] / 4  # mean of the two, in [0, 1] units
+            if cfg.semantic_weight > 0:
+                terms["semantic"] = self.semantic_loss(a, b, t["fake_b"], t["fake_a"])
+                total = total + cfg.semantic_weight * terms["semantic"]
             self._fakes = (batch[0], batch[1], t["fake_b"].detach(), t["fake_a"].detach())
             return LossOutput(total, terms)
         if phase != "discriminators":
