@@ -115,6 +115,20 @@ TINY["pix2pix:l1-only"] = TinyCase(
     can_sample=False,
 )
 
+# CycleGAN: unpaired (a, b) batches; grey <-> RGB with the ResNet generators, RGB <-> RGB with U-Nets,
+# the non-saturating loss and the identity term; small pools so they fill within the contract's steps.
+TINY["cyclegan"] = TinyCase(
+    {"image_shape": [1, 8, 8], "image_shape_b": [3, 8, 8], "num_filters": 2, "discriminator_filters": 2,
+     "residual_blocks": 1, "pool_size": 4},
+    lambda g: (torch.rand(4, 1, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)),
+    can_sample=False,
+)
+TINY["cyclegan:unet-nonsaturating-identity"] = TinyCase(
+    {"image_shape": [3, 16, 16], "generator": "unet", "num_filters": 2, "discriminator_filters": 2,
+     "gan_loss": "non-saturating", "identity_weight": 0.5, "pool_size": 2},
+    lambda g: (torch.rand(4, 3, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g)),
+    can_sample=False,
+)
 
 # Classifier (issue 3): images + labels; the adversarial variant runs PGD inside every training step.
 TINY["classifier"] = TinyCase(

@@ -1,4 +1,4 @@
-"""``genlab translate``: run a trained pix2pix model on image files."""
+"""``genlab translate``: run a trained translation model (pix2pix or CycleGAN) on image files."""
 from __future__ import annotations
 
 import argparse
@@ -8,24 +8,40 @@ from . import command
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="pix2pix run folder (or a model folder with config.json + model.safetensors)")
+    p.add_argument("run", metavar="RUN", help="pix2pix or cyclegan run folder (or a model folder with config.json + model.safetensors)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="input images (resized to the model's size)")
-    p.add_argument("-n", type=int, default=4, help="outputs per input (dropout kept on, one mask each)")
+    p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b",
+                   help="a2b: domain A -> B (pix2pix: input -> output, its only direction); b2a: B -> A (CycleGAN)")
+    p.add_argument("-n", type=int, default=4, help="pix2pix: outputs per input (dropout kept on, one mask each)")
     p.add_argument("-o", "--output", metavar="DIR", default=None, help="folder for the PNGs (default RUN/translations)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
-    p.add_argument("--deterministic", action="store_true", help="one output per input, dropout off")
+    p.add_argument("--seed", type=int, default=0, help="pix2pix: seed of the dropout masks")
+    p.add_argument("--deterministic", action="store_true", help="pix2pix: one output per input, dropout off")
     p.add_argument("--half", choices=("left", "right"), default=None,
-                   help="the input is this half of an aligned A|B image")
+                   help="pix2pix: the input is this half of an aligned A|B image")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
 
 
-@command("translate", "translate images with a pix2pix model: input | n outputs | deterministic output", _arguments)
+@command("translate", "translate images: pix2pix (input | n outputs | deterministic output) or CycleGAN "
+         "(input | translation | reconstruction)", _arguments)
 def run(args: argparse.Namespace) -> int:
-    from ..models.pix2pix import translate_files
+    from ..checkpoint import load, read_model_config, resolve_model_dir
+    from ..errors import ConfigError
 
     out = Path(args.output) if args.output else Path(args.run) / "translations"
-    written = translate_files(args.run, args.images, out_dir=out, n=args.n, seed=args.seed,
-                              stochastic=not args.deterministic, half=args.half, device=args.device)
+    family = read_model_config(resolve_model_dir(args.run))["model"]
+    if family == "cyclegan":
+        from ..reports.cyclegan import translate_files as translate_cycle
+
+        written = translate_cycle(load(args.run, device=args.device), args.images, out_dir=out, direction=args.direction)
+    elif family == "pix2pix":
+        from ..models.pix2pix import translate_files
+
+        if args.direction != "a2b":
+            raise ConfigError("pix2pix translates one way only (input -> output): --direction a2b")
+        written = translate_files(args.run, args.images, out_dir=out, n=args.n, seed=args.seed,
+                                  stochastic=not args.deterministic, half=args.half, device=args.device)
+    else:
+        raise ConfigError(f"{args.run} holds a {family!r} model; genlab translate runs pix2pix and cyclegan models")
     for path in written:
         print(path)
     return 0

@@ -3,6 +3,7 @@ from .base import ArrayDataset, BatchLoader, DataConfig, data_config_from_spec, 
 from . import celeba  # noqa: F401  registers "celeba" and "labelled-folder"
 from .images import adapt_images, binarize, dynamic_binarize, read_idx  # registers the image loaders
 from . import paired  # registers the paired datasets (paired, facades, edges2digits, colorize)
+from . import unpaired  # registers the unpaired datasets (unpaired, domains, celeba-attribute, facades-unpaired)
 from . import toy  # registers the toy datasets (ring8, grid25, robot-arm, ...)
 
 __all__ = [

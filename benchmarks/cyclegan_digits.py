@@ -1,0 +1,94 @@
+"""CycleGAN MNIST <-> USPS (issue 11): does a translation keep the digit?
+
+    nice -n 10 python benchmarks/cyclegan_digits.py --seeds 0 1 2 [--steps 3000] [--out runs/bench-cyclegan-digits] [--model.X=...]
+
+1. Trains (once, seed 0) a classifier of each domain at the CycleGAN's 32 px: ``clf-mnist`` on MNIST
+   only and ``clf-usps`` on USPS only (``genlab train classifier``, lines printed).
+2. Per seed trains ``configs/cyclegan_mnist_usps.toml`` (A = MNIST, B = USPS) for ``--steps`` and
+   evaluates it on both test splits with both classifiers (:func:`genlab.reports.cyclegan.evaluate_cyclegan`):
+
+   * M->U adaptation (CyCADA's "MNIST -> USPS"): the MNIST classifier on USPS test digits, raw
+     (``mnist_acc_b``) and after translating them to MNIST style with F (``mnist_acc_b2a``);
+   * U->M: the USPS classifier on MNIST test digits, raw (``usps_acc_a``) and after G (``usps_acc_a2b``).
+   * label preservation, translated image keeps its source label under a classifier of the target
+     domain: G(mnist) under the USPS classifier = ``usps_acc_a2b``, F(usps) under the MNIST one =
+     ``mnist_acc_b2a`` (the same two numbers, read the other way).
+
+Results go to ``benchmarks/results/cyclegan_mnist_usps.json`` (one entry per seed, merged with
+earlier seeds in the file). Reference (CyCADA, Hoffman et al. 2018, Table 1): source only 82.2 %
+(M->U) and 69.6 % (U->M); CyCADA (pixel + feature + semantic losses) 95.6 % and 96.5 %.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+from genlab import api
+from genlab.checkpoint import load
+
+MNIST, USPS = "mnist:../shared/data/mnist", "npz:../shared/data/usps/usps.npz"
+QUIET = ["--train.progress=false", "--train.tensorboard=false"]
+RESULTS = Path(__file__).parent / "results" / "cyclegan_mnist_usps.json"
+
+
+def train(name: str, out: Path, overrides: list[str], *, data: str | None = None, config: str | None = None) -> float:
+    """``genlab train`` through its Python API (the printed line reproduces it); resumes a killed run."""
+    line = [name] + (["--config", config] if config else []) + (["--data", data] if data else []) + ["--out", str(out), *overrides]
+    print("genlab train " + " ".join(line), flush=True)
+    start = time.perf_counter()
+    if (out / "checkpoints" / "latest").is_file():
+        api.train(resume=out, overrides=overrides)
+    else:
+        api.train(name, config_file=config, data=data, out=out, overrides=overrides)
+    return time.perf_counter() - start
+
+
+def classifiers(root: Path) -> dict[str, Path]:
+    runs = {"mnist": (root / "clf-mnist", MNIST, 1), "usps": (root / "clf-usps", USPS, 8)}
+    for run, data, epochs in runs.values():
+        if not (run / "model").is_dir():
+            train("classifier", run, ["--data.image_size=32", f"--train.epochs={epochs}", *QUIET], data=data)
+    return {name: run for name, (run, _, _) in runs.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--out", type=Path, default=Path("runs/bench-cyclegan-digits"))
+    args, extra = p.parse_known_args()  # the rest: overrides, e.g. --model.identity_weight=0
+    args.extra = extra
+    clfs = {name: load(run) for name, run in classifiers(args.out).items()}
+    for seed in args.seeds:
+        variant = re.sub(r"[^A-Za-z0-9.]+", "_", "+".join(args.extra)).strip("_")
+        run = args.out / (f"cyclegan-{variant}-s{seed}" if variant else f"cyclegan-s{seed}")
+        seconds = None
+        if not (run / "model").is_dir():
+            seconds = train("cyclegan", run, [f"--train.max_steps={args.steps}", f"--train.seed={seed}", *QUIET, *args.extra],
+                            config="configs/cyclegan_mnist_usps.toml")
+        model, spec = api.load_run(run)
+        metrics = api.evaluate(model, api.run_data(spec, None), classifiers=clfs)
+        entry = {"seed": seed, "steps": spec.train.max_steps, "train_seconds": seconds, "extra": args.extra, **metrics}
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}  # re-read: seeds may run in parallel
+        results["runs"][f"{'+'.join(args.extra) or 'plain'}/s{seed}"] = entry
+        print(json.dumps(entry, indent=1), flush=True)
+        write(results)  # after every seed: a killed benchmark keeps what it finished
+
+
+def write(results: dict) -> None:
+    summary = {}
+    for key in ("mnist_acc_b", "mnist_acc_b2a", "usps_acc_a", "usps_acc_a2b", "mnist_acc_a", "usps_acc_b", "cycle_a", "cycle_b"):
+        values = [r[key] for r in results["runs"].values() if key in r and not r.get("extra")]
+        if values:
+            summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+    results["summary_plain"] = summary
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True))
+    print(json.dumps(summary, indent=1), flush=True)
+
+if __name__ == "__main__":
+    main()

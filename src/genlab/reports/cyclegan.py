@@ -1,0 +1,167 @@
+"""Evaluation, the end-of-training figure and file translation for CycleGAN.
+
+* :func:`evaluate_cyclegan` (``genlab evaluate``): cycle errors |F(G(a)) − a| and |G(F(b)) − b| on
+  the whole test split of both domains; on paired test data (``facades-unpaired``) the L1 of each
+  translation to the true image of the other domain; with a classifier, *content preservation*: the
+  classifier's accuracy on the raw images of both domains and on their translations, against the
+  source's labels (a "3" that becomes a well-drawn "8" counts as wrong); with a feature extractor,
+  the Fréchet distance and KID of each translation against the real images of its target domain.
+* :func:`report_cyclegan` (``genlab train``): ``cycle.png``, the lecture's figure (slides 37-41) —
+  rows a, G(a), F(G(a)) and b, F(b), G(F(b)) — and the test metrics for ``metrics.json``.
+* :func:`translate_files` (``genlab translate --direction a2b|b2a``): input | translation |
+  reconstruction, one PNG per input file.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from ..data.unpaired import UnpairedDataset
+from ..errors import ConfigError, DataError
+from ..models.cyclegan import CycleGAN, Direction
+from ..registry import register_evaluator, register_reporter
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def _map(fn: Any, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
+    return torch.cat([fn(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def translate_domains(model: CycleGAN, data: UnpairedDataset, *, batch_size: int = 200) -> dict[str, Tensor]:
+    """``a``, ``b``, ``fake_b`` = G(a), ``fake_a`` = F(b), ``rec_a`` = F(G(a)), ``rec_b`` = G(F(b)) on the CPU."""
+    was_training = model.training
+    model.eval()
+    dev = model.device
+    a, b = data.domain_a[0], data.domain_b[0]
+    out = {"a": a, "b": b}
+    out["fake_b"] = _map(lambda x: model.translate(x, "a2b"), a, batch_size, dev)
+    out["fake_a"] = _map(lambda x: model.translate(x, "b2a"), b, batch_size, dev)
+    out["rec_a"] = _map(lambda x: model.translate(x, "b2a"), out["fake_b"], batch_size, dev)
+    out["rec_b"] = _map(lambda x: model.translate(x, "a2b"), out["fake_a"], batch_size, dev)
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def content_preservation(classifier: Any, images: dict[str, Tensor], labels_a: Tensor | None, labels_b: Tensor | None,
+                         *, batch_size: int = 500) -> dict[str, float]:
+    """Accuracy of ``classifier`` on ``a``, ``b``, G(a) (``a2b``) and F(b) (``b2a``) against the
+    source image's label (its own prediction on the source where the data has no labels). Inputs
+    whose shape the classifier does not take are skipped."""
+    expected = tuple(classifier.config.image_shape)
+    dev = next(classifier.parameters()).device
+
+    def predict(x: Tensor) -> Tensor | None:
+        return _map(classifier.predict, x, batch_size, dev) if tuple(x.shape[1:]) == expected else None
+
+    raw = {"a": predict(images["a"]), "b": predict(images["b"])}
+    labels = {"a": labels_a, "b": labels_b}
+    out: dict[str, float] = {}
+    for side in ("a", "b"):  # in-domain / cross-domain accuracy on the raw images
+        if raw[side] is not None and labels[side] is not None:
+            out[f"acc_{side}"] = float((raw[side] == labels[side]).float().mean())
+    for key, fake, side in (("a2b", "fake_b", "a"), ("b2a", "fake_a", "b")):
+        truth = labels[side] if labels[side] is not None else raw[side]
+        predicted = predict(images[fake])
+        if predicted is not None and truth is not None:
+            out[f"acc_{key}"] = float((predicted == truth).float().mean())
+    return out
+
+
+@register_evaluator("cyclegan")
+def evaluate_cyclegan(model: CycleGAN, test_data: Any, *, batch_size: int = 200, limit: int | None = None,
+                      extractor: str | None = None, extractor_path: str | None = None,
+                      classifiers: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+    """Cycle errors (mean |x − x̂| in [0, 1] pixels), paired L1 where the test pairs are known,
+    content preservation under each of ``classifiers`` (name -> classifier; ``extractor=classifier``
+    with ``extractor_path=RUN`` adds that one as ``classifier``), and FID/KID against the real
+    images of the target domain when ``extractor`` names a feature extractor."""
+    if not isinstance(test_data, UnpairedDataset):
+        raise DataError("cyclegan evaluation needs unpaired data with domains A and B (e.g. --data domains, unpaired, "
+                        "celeba-attribute or facades-unpaired)")
+    if limit is not None:
+        test_data = test_data.head(limit)
+    t = translate_domains(model, test_data, batch_size=batch_size)
+    result: dict[str, Any] = {
+        "cycle_a": float((t["rec_a"] - t["a"]).abs().mean()), "cycle_b": float((t["rec_b"] - t["b"]).abs().mean()),
+        "n_a": len(t["a"]), "n_b": len(t["b"]),
+    }
+    if t["a"].shape[1] == t["b"].shape[1]:  # how far each translation moved from its input
+        result["change_a2b"] = float((t["fake_b"] - t["a"]).abs().mean())
+        result["change_b2a"] = float((t["fake_a"] - t["b"]).abs().mean())
+    if test_data.info.get("paired"):
+        result["l1_a2b"] = float((t["fake_b"] - t["b"]).abs().mean())
+        result["l1_b2a"] = float((t["fake_a"] - t["a"]).abs().mean())
+    classifiers = dict(classifiers or {})
+    if extractor == "classifier" and extractor_path:
+        from ..checkpoint import load
+
+        classifiers["classifier"] = load(extractor_path, device=model.device)
+    for name, classifier in classifiers.items():
+        if not hasattr(classifier, "predict"):
+            raise ConfigError(f"classifier {name!r} is a {type(classifier).__name__}, which cannot predict labels")
+        scores = content_preservation(classifier, t, test_data.domain_a[1], test_data.domain_b[1])
+        result.update({f"{name}_{k}": v for k, v in scores.items()})
+    if extractor is not None:
+        from ..metrics import compare_features, get_extractor
+
+        features = get_extractor(extractor, **({"path": extractor_path} if extractor_path else {}))
+        for key, fake, real in (("a2b", t["fake_b"], t["b"]), ("b2a", t["fake_a"], t["a"])):
+            try:
+                scores = compare_features(
+                    features(fake), features(real), metrics=("fid", "kid"), kid_subset_size=max(2, min(1000, len(fake) // 2, len(real) // 2)),
+                    protocol={"reference": "real test images of the target domain", "extractor": features.description})
+            except (DataError, ConfigError, RuntimeError) as exc:  # an extractor built for the other domain's shape
+                log.warning("no %s distances for %s: %s", extractor, key, exc)
+                continue
+            result.update({f"{k}_{key}": v for k, v in scores.items()})
+    return result
+
+
+@register_reporter("cyclegan")
+def report_cyclegan(model: CycleGAN, run_dir: str | Path, train_data: Any, test_data: Any) -> dict[str, float]:
+    """``cycle.png``: rows a, G(a), F(G(a)), b, F(b), G(F(b)) of 8 test images each; returns the test metrics."""
+    from ..viz import save_image_grid
+
+    data = test_data if test_data is not None else train_data
+    rows = model.cycle_rows(data.domain_a[0][:8], data.domain_b[0][:8])  # (6, k, C, S, S)
+    path = Path(run_dir) / "cycle.png"
+    save_image_grid(rows.flatten(0, 1).cpu(), path, nrow=rows.shape[1], scale=2)
+    log.info("wrote %s", path)
+    metrics = evaluate_cyclegan(model, data)
+    return {f"test/{k}": float(v) for k, v in metrics.items() if not k.startswith("n_")}
+
+
+def translate_files(model: CycleGAN, images: Sequence[str | Path], *, out_dir: str | Path,
+                    direction: Direction = "a2b") -> list[Path]:
+    """One PNG per image file: input | translation | reconstruction (translated back)."""
+    from ..data.unpaired import open_image
+    from ..data.paired import images_to_tensor
+    from ..models.pix2pix import _as_rgb
+    from ..viz import save_image_grid
+
+    channels, size, _ = model.input_shape(direction)
+    back: Direction = "b2a" if direction == "a2b" else "a2b"
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for i, file in enumerate(images):
+        file = Path(file)
+        x = images_to_tensor([open_image(file)], channels, size).to(model.device)  # (1, C_in, S, S)
+        with torch.no_grad():
+            y = model.translate(x, direction)
+            x_back = model.translate(y, back)
+        c = max(x.shape[1], y.shape[1])
+        row = torch.cat([_as_rgb(x, c), _as_rgb(y, c), _as_rgb(x_back, c)]).cpu()
+        path = out_dir / f"{file.stem}-{direction}.png"
+        if path in written:
+            path = out_dir / f"{file.stem}-{i}-{direction}.png"
+        save_image_grid(row, path, nrow=3, scale=2)
+        written.append(path)
+    return written
