@@ -343,6 +343,30 @@ def test_a_stylegan_without_decode_gets_samples_and_mixing_only():
         explorer.upload(b"\x89PNG")
 
 
+def test_a_real_stylegan_renders_what_its_own_api_returns():
+    """The registered StyleGAN (not a stand-in): truncation and mixing reach the model's own methods."""
+    torch.manual_seed(0)
+    model = build_model("stylegan", {"image_shape": [1, 16, 16], "latent_dim": 4, "w_dim": 4, "mapping_depth": 1,
+                                     "channel_base": 64, "channel_max": 8}).eval()
+    with torch.no_grad():  # non-zero noise strengths, so noise="const" is what makes renders repeatable
+        for name, p in model.named_parameters():
+            if "noise_strength" in name:
+                p.fill_(0.5)
+    explorer = Explorer(model)
+    assert explorer.stylegan and "mix" in explorer.views() and "truncation" in explorer.views()["samples"]
+    collapsed = render(explorer, "view=samples&seed=3&n=4&truncation=0")  # a 2 x 2 grid
+    cells = [cell(collapsed[row * 18:], i, 16) for row in range(2) for i in range(2)]
+    assert all(np.array_equal(cells[0], c) for c in cells[1:])  # psi = 0: every z maps to the mean w
+    spread = render(explorer, "view=samples&seed=3&n=4&truncation=1")
+    assert not np.array_equal(cell(spread, 0, 16), cell(spread, 1, 16))
+    assert np.array_equal(render(explorer, "view=samples&seed=3&n=4&truncation=1"), spread)
+    z_a, z_b = seed_codes(model, [1, 2])
+    mixed = render(explorer, "view=mix&a=1&b=2&layers=coarse")
+    with torch.no_grad():
+        expected = to_uint8(model.mix(z_a[None], z_b[None], "coarse", noise="const")[0])
+    assert np.array_equal(cell(mixed, 2, 16), expected)
+
+
 # ---------------------------------------------------------------------------------------- the command
 
 def start_cli(*args: str) -> subprocess.Popen:
