@@ -65,7 +65,9 @@ def test_unknown_model_lists_valid_names():
 
 # every preset shipped in configs/, with the model it is written for
 SHIPPED_CONFIGS = {"ae_celeba64": "autoencoder", "vae_celeba64": "vae", "dcgan_mnist": "gan",
-                   "gan_ring8": "gan", "gan_grid25": "gan"}
+                   "gan_ring8": "gan", "gan_grid25": "gan",
+                   "cyclegan_celeba_eyeglasses": "cyclegan", "cyclegan_facades": "cyclegan",
+                   "cyclegan_mnist_usps": "cyclegan", "stylegan_celeba32": "stylegan", "stylegan_mnist32": "stylegan"}
 
 
 def test_shipped_configs_validate_and_toy_presets_build(tmp_path):

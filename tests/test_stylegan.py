@@ -170,7 +170,7 @@ def test_bad_inputs_give_one_clear_error():
     with pytest.raises(ConfigError, match="--data.image_size=32"):
         build_model("stylegan", {**TINY, "image_shape": [1, 28, 28]})
     model = _model(16)
-    with pytest.raises(DataError, match="expects images of shape"):
+    with pytest.raises(DataError, match=r"expects images shaped \(B, 3, 16, 16\)"):
         model.loss((torch.rand(2, 3, 32, 32),), "generator")
     with pytest.raises(ConfigError, match="noise mode"):
         model.sample(2, noise="loud")

@@ -47,7 +47,7 @@ from ..errors import ConfigError, DataError
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
-from .base import Batch, GenerativeModel, LossOutput, Phase
+from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES
 from .pix2pix import _as_rgb, _to_signed, _to_unit
 
@@ -285,8 +285,9 @@ class CycleGAN(GenerativeModel):
         return out
 
     def loss(self, batch: Batch, phase: str = "generators") -> LossOutput:
-        a, b = _to_signed(batch[0]), _to_signed(batch[1])  # (B, C_a, S, S), (B, C_b, S, S)
         cfg = self.config
+        a = _to_signed(as_images(batch[0], cfg.image_shape, "cyclegan domain A"))  # (B, C_a, S, S)
+        b = _to_signed(as_images(batch[1], cfg.shape_b, "cyclegan domain B"))  # (B, C_b, S, S)
         if phase == "generators":
             t = self.cycle_terms(a, b)
             with _no_parameter_grads(self.discriminator_a, self.discriminator_b):  # this phase steps only G and F

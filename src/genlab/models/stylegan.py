@@ -44,7 +44,7 @@ from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..nn.style import ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
-from .base import Batch, GenerativeModel, LossOutput, Phase
+from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 from .gan import r1_penalty
 
 log = logging.getLogger(__name__)
@@ -280,10 +280,7 @@ class StyleGAN(GenerativeModel):
         return ["generator"]
 
     def _real(self, batch: Batch) -> Tensor:
-        x = batch[0]
-        if tuple(x.shape[1:]) != tuple(self.config.image_shape):  # type: ignore[arg-type]
-            raise DataError(f"stylegan expects images of shape {tuple(self.config.image_shape)}, got {tuple(x.shape[1:])}")  # type: ignore[arg-type]
-        return x * 2 - 1
+        return as_images(batch[0], self.config.image_shape, "stylegan") * 2 - 1
 
     def _training_ws(self, n: int, *, update_w_avg: bool) -> Tensor:
         """Styles for fakes with style-mixing regularisation: (n, num_ws, w_dim)."""
