@@ -5,8 +5,7 @@ Reading order: ``models/base.py`` (the contract), one family file (``models/vae.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .checkpoint import load
 from .config import Config
 from .errors import CheckpointError, ConfigError, DataError, GenlabError, TrainingError

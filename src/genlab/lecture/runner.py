@@ -159,7 +159,7 @@ def _progress(figures: list[Figure], enabled: bool) -> Any:
 
 
 def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0) -> dict[str, Any]:
-    from .. import __version__
+    from .._version import __version__
 
     versions = {"genlab": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
     for name in ("matplotlib", "sklearn", "scipy"):
