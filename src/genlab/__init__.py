@@ -11,6 +11,7 @@ from .config import Config
 from .errors import CheckpointError, ConfigError, DataError, GenlabError, TrainingError
 from .models.base import GenerativeModel, LossOutput, Phase, build_model
 from .registry import MODELS, register_model
+from . import reports  # noqa: E402,F401  (registers every family's evaluator and reporter, which sit above the models)
 
 __all__ = [
     "__version__", "load", "Config", "GenerativeModel", "LossOutput", "Phase", "build_model",
