@@ -76,7 +76,7 @@ def _fit(name: str, config: dict[str, Any], data: Any, *, steps: int, lr: float,
 @figure("mdn-vs-gaussian")
 def mdn_vs_gaussian(out: Path, *, seed: int = 0, quick: bool = False, run: str | None = None) -> dict[str, Any]:
     from .data import DataConfig, load_dataset
-    from .models.mdn import evaluate_conditional
+    from .reports.mdn import evaluate_conditional
 
     train = load_dataset(DataConfig(name="inverse-sine", size=1000 if quick else 4000, seed=seed))
     test = load_dataset(DataConfig(name="inverse-sine", size=2000, seed=seed), "test")
@@ -94,7 +94,7 @@ def mdn_vs_gaussian(out: Path, *, seed: int = 0, quick: bool = False, run: str |
 @figure("robot-arm")
 def robot_arm_figure(out: Path, *, seed: int = 0, quick: bool = False, run: str | None = None) -> dict[str, Any]:
     from .data import DataConfig, load_dataset
-    from .models.mdn import evaluate_conditional
+    from .reports.mdn import evaluate_conditional
 
     test = load_dataset(DataConfig(name="robot-arm", size=2000, seed=seed), "test")
     if run is not None:
