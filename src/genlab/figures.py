@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from .attacks import ATTACKS, METHODS, Norm, attack, attack_table, eval_mode
 from .errors import ConfigError
 from .viz import (  # noqa: F401  (the plotting helpers are re-exported: genlab.figures.plot_arm_modes, ...)
     _images, _pyplot, make_grid, plot_adversarial, plot_arm_modes, plot_conditional_density, plot_samples_vs_data,
@@ -69,6 +70,40 @@ def _fit(name: str, config: dict[str, Any], data: Any, *, steps: int, lr: float,
                       fused_optimizer=False, **train)
     Trainer(model, data, cfg).fit()
     return model.eval()
+
+
+# ----------------------------------------------------------------------------- genlab attack
+
+def attack_report(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    methods: Sequence[str] = METHODS,
+    eps: Sequence[float] = (0.1, 0.2, 0.3),
+    norm: Norm = "linf",
+    steps: int = 40,
+    seed: int = 0,
+    figure: str | None = None,
+    figure_count: int = 10,
+) -> list[dict[str, Any]]:
+    """:func:`attack_table` plus, when ``figure`` is a path, the original / perturbation /
+    adversarial figure of the strongest listed method at the largest eps (``genlab attack``)."""
+    for method in methods:
+        if method not in ATTACKS:
+            raise ConfigError(f"unknown attack {method!r}; valid: {', '.join(ATTACKS)}")
+    if not eps:
+        raise ConfigError("give at least one eps")
+    rows = attack_table(model, x, y, methods=methods, eps=eps, norm=norm, steps=steps, seed=seed)
+    if figure is not None:
+        method = "pgd" if "pgd" in methods else methods[0]
+        device = next(model.parameters()).device
+        xs, ys = x[:figure_count].to(device), y[:figure_count].to(device)
+        extra = {"steps": steps, "generator": torch.Generator(device=device).manual_seed(seed)} if method == "pgd" else {}
+        with eval_mode(model):
+            x_adv = attack(model, xs, ys, method=method, eps=max(eps), norm=norm, **extra)  # type: ignore[arg-type]
+            plot_adversarial(model, xs.cpu(), x_adv.cpu(), ys.cpu(), figure, title=f"{method.upper()}, {norm} eps = {max(eps)}")
+    return rows
 
 
 # ----------------------------------------------------------------------------- demonstrations
