@@ -21,7 +21,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 @command("translate", "translate images with a pix2pix model: input | n outputs | deterministic output", _arguments)
 def run(args: argparse.Namespace) -> int:
-    from ..models.pix2pix import translate_files
+    from ..reports.pix2pix import translate_files
 
     out = Path(args.output) if args.output else Path(args.run) / "translations"
     written = translate_files(args.run, args.images, out_dir=out, n=args.n, seed=args.seed,
