@@ -16,6 +16,19 @@ LOWER = ("genlab.models", "genlab.nn", "genlab.distributions", "genlab.data", "g
 # what they must never import: plotting, family reports, the CLI, the lecture, the explorer
 ABOVE = ("genlab.viz", "genlab.figures", "matplotlib", "genlab.reports", "genlab.cli", "genlab.lecture",
          "genlab.explore", "genlab.api")
+# the README's architecture, top to bottom: a module imports only from its own row and the rows below
+ROWS = (
+    ("cli", "__main__"),
+    ("lecture", "explore", "figures"),
+    ("api",),
+    ("reports",),
+    ("metrics", "latent", "viz"),
+    ("training",),
+    ("models",),
+    ("nn", "distributions", "attacks"),
+    ("data",),
+    ("errors", "registry", "config", "checkpoint", "runtime", "grids", "_version"),
+)
 
 
 def _modules(package: Path) -> dict[str, tuple[Path, bool]]:
@@ -134,3 +147,14 @@ def test_every_family_evaluator_and_reporter_is_registered_in_reports():
                      if not _within(name, ("genlab.reports", "genlab.registry"))
                      and any(word in path.read_text() for word in ("register_evaluator", "register_reporter")))
     assert not outside, f"evaluators or reporters registered outside genlab.reports: {outside}"
+
+
+def test_every_import_points_down_the_readmes_rows():
+    rank = {part: i for i, row in enumerate(ROWS) for part in row}
+    graph = import_graph()
+    part = lambda module: module.split(".")[1] if "." in module else None  # noqa: E731  (None: the package itself)
+    unplaced = sorted({part(m) for m in graph} - set(rank) - {None})
+    assert not unplaced, f"modules in no row of the architecture (add them to ROWS and the README): {unplaced}"
+    upward = [f"{m} imports {t} (line {line})" for m, edges in sorted(graph.items()) for t, line in sorted(edges.items())
+              if t in graph and part(m) and part(t) and rank[part(t)] < rank[part(m)]]
+    assert not upward, "imports pointing up:\n" + "\n".join(upward)
