@@ -14,7 +14,7 @@ import torch
 
 from genlab.data import DataConfig, load_dataset
 from genlab.models import build_model
-from genlab.models.mdn import evaluate_conditional
+from genlab.reports.mdn import evaluate_conditional
 from genlab.training import TrainConfig, Trainer
 
 MODELS = {

@@ -22,7 +22,7 @@ import torch
 from genlab.data import ArrayDataset, DataConfig, load_dataset
 from genlab.data.toy import robot_arm
 from genlab.models import build_model
-from genlab.models.mdn import evaluate_conditional
+from genlab.reports.mdn import evaluate_conditional
 from genlab.training import TrainConfig, Trainer
 
 MODELS = {

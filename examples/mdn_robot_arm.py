@@ -9,7 +9,7 @@ Gaussian averages elbow-up and elbow-down answers where both exist and misses th
 from genlab.data import load_dataset
 from genlab.figures import plot_arm_modes
 from genlab.models import build_model
-from genlab.models.mdn import evaluate_conditional
+from genlab.reports.mdn import evaluate_conditional
 from genlab.training import TrainConfig, Trainer
 
 train, test = load_dataset("robot-arm", "train"), load_dataset("robot-arm", "test")

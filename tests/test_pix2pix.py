@@ -10,7 +10,8 @@ from PIL import Image
 from genlab import build_model, load
 from genlab.cli import main
 from genlab.errors import ConfigError, DataError
-from genlab.models.pix2pix import evaluate_pix2pix, mean_saturation, report_pix2pix
+from genlab.models.pix2pix import mean_saturation
+from genlab.reports.pix2pix import evaluate_pix2pix, report_pix2pix
 from genlab.nn.unet import PatchDiscriminator, UNetGenerator, patch_layers_for, patch_receptive_field
 from genlab.data.base import ArrayDataset
 from genlab.data.paired import hue_to_rgb

@@ -114,9 +114,7 @@ def test_best_weights_are_chosen_on_the_same_head_as_the_evaluations_during_trai
     assert judged[-1] != pytest.approx(trainer.last_eval["eval/loss"], rel=1e-6)
 
 
-def test_curves_are_redrawn_within_a_time_budget_and_always_at_the_end(tmp_path, monkeypatch):
-    import genlab.viz
-
+def test_curves_are_redrawn_within_a_time_budget_and_always_at_the_end(tmp_path):
     drawn: list[int] = []
 
     def slow_plot(history, path):
@@ -124,9 +122,8 @@ def test_curves_are_redrawn_within_a_time_budget_and_always_at_the_end(tmp_path,
         drawn.append(len(history))
         return path
 
-    monkeypatch.setattr(genlab.viz, "plot_history", slow_plot)
     config = TrainConfig(epochs=4, batch_size=8, progress=False, tensorboard=False, fused_optimizer=False)
-    Trainer(_tiny_vae(), _images(32), config, eval_data=_images(16, seed=1), out_dir=tmp_path).fit()
+    Trainer(_tiny_vae(), _images(32), config, eval_data=_images(16, seed=1), out_dir=tmp_path, plot_curves=slow_plot).fit()
     assert len(drawn) == 2  # after the first epoch, and at the end (not after each of the 4 epochs)
     assert (tmp_path / "samples.png").is_file() and len(list((tmp_path / "samples").glob("*.png"))) == 4
 

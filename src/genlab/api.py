@@ -22,10 +22,11 @@ from .data.base import ArrayDataset, DataConfig, data_config_from_spec, load_dat
 from .errors import CheckpointError, ConfigError
 from .models import build_model
 from .models.base import GenerativeModel
-from . import reports  # noqa: F401  (registers the autoencoder and VAE evaluators and reporters)
+from . import reports  # noqa: F401  (registers every family's evaluator and reporter)
 from .registry import EVALUATORS, MODELS, REPORTERS
 from .runtime import seed_everything
 from .training.trainer import RESUMABLE_FIELDS, FitResult, TrainConfig, Trainer, check_keep_best
+from .viz import plot_history
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
@@ -162,7 +163,8 @@ def train(
     if changes:
         spec.changes.append({"step": ckpt.checkpoint_step(resume_from) if resume_from is not None else 0, **changes})
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks)
+    trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks,
+                      plot_curves=plot_history)
     # the intra-op threads the run uses (train.threads, or torch's default when that is unset)
     record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads()}, indent=2, sort_keys=True)
     if not (run_dir / RUN_FILE).is_file() or (run_dir / RUN_FILE).read_text() != record:

@@ -226,37 +226,3 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(f"{r['method']:<8} {r['norm']:<5} {r['eps']:>6.3g} {100 * r['accuracy']:>8.2f}%")
     return "\n".join(lines)
-
-
-def attack_report(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    methods: Sequence[str] = METHODS,
-    eps: Sequence[float] = (0.1, 0.2, 0.3),
-    norm: Norm = "linf",
-    steps: int = 40,
-    seed: int = 0,
-    figure: str | None = None,
-    figure_count: int = 10,
-) -> list[dict[str, Any]]:
-    """:func:`attack_table` plus, when ``figure`` is a path, the original / perturbation /
-    adversarial figure of the strongest listed method at the largest eps (``genlab attack``)."""
-    for method in methods:
-        if method not in ATTACKS:
-            raise ConfigError(f"unknown attack {method!r}; valid: {', '.join(ATTACKS)}")
-    if not eps:
-        raise ConfigError("give at least one eps")
-    rows = attack_table(model, x, y, methods=methods, eps=eps, norm=norm, steps=steps, seed=seed)
-    if figure is not None:
-        from .figures import plot_adversarial
-
-        method = "pgd" if "pgd" in methods else methods[0]
-        device = next(model.parameters()).device
-        xs, ys = x[:figure_count].to(device), y[:figure_count].to(device)
-        extra = {"steps": steps, "generator": torch.Generator(device=device).manual_seed(seed)} if method == "pgd" else {}
-        with eval_mode(model):
-            x_adv = attack(model, xs, ys, method=method, eps=max(eps), norm=norm, **extra)  # type: ignore[arg-type]
-            plot_adversarial(model, xs.cpu(), x_adv.cpu(), ys.cpu(), figure, title=f"{method.upper()}, {norm} eps = {max(eps)}")
-    return rows

@@ -29,7 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._version import __version__
 from .errors import CheckpointError
+from .registry import build_model
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -176,8 +178,6 @@ def remove_orphans(run_dir: str | Path) -> list[Path]:
 
 
 def _write_model_files(model: nn.Module, directory: Path, ema_state: dict[str, Tensor] | None) -> Path:
-    from . import __version__
-
     directory.mkdir(parents=True, exist_ok=True)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -224,8 +224,6 @@ def resolve_model_dir(path: str | Path) -> Path:
 def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu", allow_nonfinite: bool = False) -> nn.Module:
     """Rebuild a model from a model folder or run folder. Uses EMA weights when saved and ``ema``.
     Files that fail their checksum, and non-finite weights unless ``allow_nonfinite``, are refused."""
-    from .models import build_model  # registers every family
-
     directory = resolve_model_dir(path)
     meta = read_model_config(directory)
     model = build_model(meta["model"], meta["config"])

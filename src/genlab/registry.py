@@ -50,3 +50,15 @@ EVALUATORS: Registry[Callable[..., Any]] = Registry("evaluator")
 REPORTERS: Registry[Callable[..., Any]] = Registry("reporter")
 register_evaluator = EVALUATORS.register
 register_reporter = REPORTERS.register
+
+
+def build_model(name: str, config: Any = None) -> Any:
+    """Instantiate a registered model from its name and a config object or plain dict. Every family
+    is registered by then: importing any part of genlab runs ``genlab/__init__``, which imports
+    ``genlab.models``."""
+    cls = MODELS.get(name)
+    if config is None:
+        config = cls.config_class()
+    elif isinstance(config, dict):
+        config = cls.config_class.from_dict(config)
+    return cls(config)

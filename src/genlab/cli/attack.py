@@ -31,7 +31,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 @command("attack", "accuracy of a classifier under FGSM/PGD adversarial examples (table + figure)", _arguments)
 def attack(args: argparse.Namespace) -> int:
     from .. import api
-    from ..attacks import attack_report, format_table
+    from ..attacks import format_table
+    from ..figures import attack_report
 
     model, spec = api.load_run(args.run, device=args.device)
     data = api.run_data(spec, args.data)

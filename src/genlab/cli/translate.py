@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
         written = translate_cycle(load(args.run, device=args.device), args.images, out_dir=out, direction=args.direction)
     elif family == "pix2pix":
-        from ..models.pix2pix import translate_files
+        from ..reports.pix2pix import translate_files
 
         if args.direction != "a2b":
             raise ConfigError("pix2pix translates one way only (input -> output): --direction a2b")

@@ -186,6 +186,47 @@ class DataConfig(Config):
         check(self.size is None or self.size >= 1, f"data.size must be >= 1, got {self.size}")
 
 
+# Binarization (wired into load_dataset, so it applies to every loader).
+
+def dynamic_binarize(batch: tuple[Tensor, ...], generator: torch.Generator) -> tuple[Tensor, ...]:
+    """A fresh Bernoulli draw of the grey values: a batch transform for ``ArrayDataset.transform``."""
+    x = torch.bernoulli(batch[0], generator=generator)
+    return (x, *batch[1:])
+
+
+class _Chain:
+    """Two batch transforms in sequence (a class, not a closure, so datasets stay picklable)."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __call__(self, batch: tuple[Tensor, ...], generator: torch.Generator) -> tuple[Tensor, ...]:
+        return self.second(self.first(batch, generator), generator)
+
+
+def binarize(dataset: ArrayDataset, mode: str, threshold: float = 0.5) -> ArrayDataset:
+    """``"static"``: ``x > threshold`` once, now; ``"dynamic"``: Bernoulli(x) per drawn batch."""
+    if mode == "none":
+        return dataset
+    if mode not in ("static", "dynamic"):
+        raise DataError(f"unknown binarization {mode!r}; valid: none, static, dynamic")
+    x, name = dataset.x, dataset.info.get("name", "?")
+    if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+        raise DataError(f"cannot binarize dataset {name!r}: it needs finite float values in [0, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"cannot binarize dataset {name!r}: its values lie in [{lo:.4g}, {hi:.4g}], not [0, 1] "
+            "(binarization is for grey-level images)"
+        )
+    info = {**dataset.info, "binarize": mode}
+    if mode == "static":
+        tensors = ((x > threshold).to(x.dtype), *dataset.tensors[1:])
+        return ArrayDataset(tensors, info, dataset.transform)
+    transform = dynamic_binarize if dataset.transform is None else _Chain(dataset.transform, dynamic_binarize)
+    return ArrayDataset(dataset.tensors, info, transform)
+
+
 def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "train") -> ArrayDataset:
     """Load ``split`` of the dataset ``config`` names. A string is a dataset name or a path."""
     from ..registry import DATASETS
@@ -198,8 +239,6 @@ def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "tr
         dataset = dataset.head(config.limit)
     dataset.info.setdefault("name", config.name)
     if config.binarize != "none":  # after the limit: static thresholding then touches only what is kept
-        from .images import binarize
-
         dataset = binarize(dataset, config.binarize, config.threshold)
     return dataset
 

@@ -151,6 +151,7 @@ class Context:
     def _train(self, name: str, folder: Path, *, resume: bool) -> Any:
         from ..models import build_model
         from ..training import TrainConfig, Trainer
+        from ..viz import plot_history
 
         model_name, config, data, train = self.recipe(name)
         torch.manual_seed(self.seed)
@@ -163,7 +164,8 @@ class Context:
         options.update(train)
         callbacks = options.pop("callbacks", [])
         log.info("training shared run %s (%s)", name, model_name)
-        Trainer(model, data, TrainConfig(**options), out_dir=folder, callbacks=callbacks).fit(resume=resume)
+        Trainer(model, data, TrainConfig(**options), out_dir=folder, callbacks=callbacks,
+                plot_curves=plot_history).fit(resume=resume)
         return model
 
 

@@ -34,7 +34,7 @@ def _check_sine(n: dict[str, Any], budget: str) -> Conditions:
                 check=_check_sine)
 def mdn_vs_gaussian(ctx: Context) -> dict[str, Any]:
     from ..figures import plot_conditional_density
-    from ..models.mdn import evaluate_conditional
+    from ..reports.mdn import evaluate_conditional
 
     test = toy(ctx, "inverse-sine", 2000, "test")
     models = {"MDN (K=3)": ctx.shared("mdn-sine"), "single Gaussian": ctx.shared("gaussian-sine")}
@@ -72,7 +72,7 @@ def _check_arm(n: dict[str, Any], budget: str) -> Conditions:
                 check=_check_arm, smoke_note="smoke: 3,000 MDN steps and a 90 % reach threshold (full: 15,000, 99 %)")
 def robot_arm(ctx: Context) -> dict[str, Any]:
     from ..figures import plot_arm_modes
-    from ..models.mdn import evaluate_conditional
+    from ..reports.mdn import evaluate_conditional
 
     test = toy(ctx, "robot-arm", 2000, "test")
     model, baseline = ctx.shared("mdn-arm"), ctx.shared("mse-arm")

@@ -11,9 +11,11 @@ import base64
 import dataclasses
 import datetime
 import html
+import importlib
 import json
 import logging
 import math
+import pkgutil
 import platform
 import time
 import traceback
@@ -25,7 +27,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..errors import ConfigError
-from .core import Budget, Context, DataAbsent, Figure, default_data_root
+from .core import FIGURES, Budget, Context, DataAbsent, Figure, default_data_root
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +109,30 @@ def select(figures: Sequence[Figure], only: Iterable[str] | None) -> list[Figure
     return [f for f in figures if not only or f.id in only]
 
 
+# modules of this package that hold machinery, not figures
+_MACHINERY = {"core", "runner", "shared", "plots"}
+
+
+def load_parts() -> dict[str, Figure]:
+    """Import every part module of the lecture (which registers its figures); returns the registry."""
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.name not in _MACHINERY and not module.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{module.name}")
+    return FIGURES
+
+
+def ordered_figures() -> list[Figure]:
+    """All figures in lecture order: by first slide, then in the order their part declares them."""
+    figures = list(load_parts().values())
+    return sorted(figures, key=lambda f: (f.first_slide, figures.index(f)))
+
+
 def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", only: Iterable[str] | None = None,
                 seed: int = 0, runs: str | Path | None = None, data_root: str | Path | None = None,
                 progress: bool = True, flat: bool = False) -> list[FigureResult]:
     """Make, check and report the figures (all, or those in ``only``). Trained runs shared by several
     figures live in ``runs`` (default ``OUT/runs``) and are reused by later calls. ``flat`` writes a
     single figure's files straight into ``out`` (``genlab figure ID``)."""
-    from . import ordered_figures
-
     out = Path(out)
     order = [f.id for f in ordered_figures()]
     figures = select(ordered_figures(), only)
@@ -159,7 +177,7 @@ def _progress(figures: list[Figure], enabled: bool) -> Any:
 
 
 def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0) -> dict[str, Any]:
-    from .. import __version__
+    from .._version import __version__
 
     versions = {"genlab": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
     for name in ("matplotlib", "sklearn", "scipy"):

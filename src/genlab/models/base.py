@@ -18,8 +18,10 @@ from typing import Any, ClassVar, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import save_model
 from ..config import Config
 from ..errors import DataError, GenlabError
+from ..registry import build_model  # noqa: F401  (re-exported: genlab.models.base.build_model)
 
 Batch = Sequence[Tensor]
 
@@ -131,8 +133,6 @@ class GenerativeModel(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str, **kwargs: Any) -> None:
-        from ..checkpoint import save_model
-
         save_model(self, directory, **kwargs)
 
     @property
@@ -158,15 +158,3 @@ def as_images(x: Tensor, image_shape: Sequence[int], owner: str) -> Tensor:
         return x.view(x.shape[0], *shape)  # (B, C*H*W) -> (B, C, H, W)
     dims = ", ".join(map(str, shape))
     raise DataError(f"{owner} expects images shaped (B, {dims}) or flat (B, {math.prod(shape)}), got {tuple(x.shape)}")
-
-
-def build_model(name: str, config: Config | dict[str, Any] | None = None) -> GenerativeModel:
-    """Instantiate a registered model from its name and a config object or plain dict."""
-    from ..registry import MODELS
-
-    cls = MODELS.get(name)
-    if config is None:
-        config = cls.config_class()
-    elif isinstance(config, dict):
-        config = cls.config_class.from_dict(config)
-    return cls(config)

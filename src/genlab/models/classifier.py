@@ -6,7 +6,8 @@ It is the model adversarial examples are made for (:mod:`genlab.attacks`), and i
 adversarial examples against the current weights and trains on them; ``adversarial="fgsm"`` with
 ``adv_weight=0.5`` is Goodfellow et al.'s (2015) mixed clean/adversarial objective.
 
-Batches are ``(x, y)``: images (B, C, H, W) in [0, 1] and integer labels (B,).
+Batches are ``(x, y)``: images (B, C, H, W) in [0, 1] and integer labels (B,). The evaluator (test
+accuracy, accuracy under attack) is in ``genlab.reports.classifier``.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..attacks import eval_mode, fgsm, pgd
 from ..config import Config, check
 from ..errors import DataError
-from ..registry import register_evaluator, register_model
+from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, as_images
 
 
@@ -109,8 +111,6 @@ class Classifier(GenerativeModel):
     def adversarial_examples(self, x: Tensor, y: Tensor) -> Tensor:
         """Fresh adversarial examples against the current weights (model in eval mode meanwhile,
         so dropout does not mask the gradient the attack follows)."""
-        from ..attacks import eval_mode, fgsm, pgd
-
         cfg = self.config
         with eval_mode(self):
             if cfg.adversarial == "fgsm":
@@ -146,35 +146,9 @@ class Classifier(GenerativeModel):
         if self.config.adversarial != "none":
             # robustness against the training attack itself: a one-step-trained model that overfits
             # to one-step attacks (high FGSM, collapsing PGD accuracy) shows it here while training
-            from ..attacks import fgsm
-
             cfg = self.config
             x_fgsm = fgsm(self, x, y, eps=cfg.adv_eps, norm=cfg.adv_norm)  # the attacks enable grad themselves
             out["fgsm_accuracy"] = (self(x_fgsm).argmax(1) == y).float().mean()
             if cfg.adversarial == "pgd":
                 out["pgd_accuracy"] = (self(self.adversarial_examples(x, y)).argmax(1) == y).float().mean()
         return out
-
-
-@register_evaluator("classifier")
-def evaluate_classifier(model: Classifier, test_data: Any, *, batch_size: int = 500, attack: str | None = None,
-                        eps: float = 0.0, norm: str = "linf", steps: int = 40, **_: Any) -> dict[str, float]:
-    """Test accuracy and mean cross-entropy; with ``attack`` ("fgsm"/"pgd") and ``eps``, also the
-    accuracy under that attack."""
-    from ..attacks import eval_mode, robust_accuracy
-
-    device = model.device
-    x, y = test_data.x, test_data.y
-    nll = 0.0
-    correct = 0
-    with eval_mode(model), torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-            logits = model(xb)
-            nll += float(F.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(1) == yb).sum())
-    out = {"accuracy": correct / len(x), "nll": nll / len(x), "error_rate": 1 - correct / len(x)}
-    if attack is not None and eps > 0:
-        extra = {"steps": steps} if attack == "pgd" else {}
-        out[f"{attack}_accuracy"] = robust_accuracy(model, x, y, method=attack, eps=eps, norm=norm, batch_size=batch_size, **extra)  # type: ignore[arg-type]
-    return out

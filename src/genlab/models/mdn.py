@@ -9,12 +9,12 @@ the mixture keeps them apart; a network trained by MSE, or one Gaussian with a l
 predicts their average, which is no answer at all.
 
 Batches are ``(inputs (B, x_dim), targets (B, y_dim))``. Both registered models share the same
-inference API: ``distribution(x)``, ``sample(x, n)``, ``modes(x)`` and ``predict(x)``.
+inference API: ``distribution(x)``, ``sample(x, n)``, ``modes(x)`` and ``predict(x)``. Their evaluator and
+end-of-training figures are in ``genlab.reports.mdn``.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Literal
 
 import torch
@@ -25,7 +25,7 @@ from ..config import Config, check
 from ..distributions.heads import GaussianHead, MixtureHead
 from ..errors import DataError, GenlabError
 from ..nn.generators import mlp, sample_distribution
-from ..registry import register_evaluator, register_model, register_reporter
+from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput
 
 # Both models train with a cosine schedule by default, so the last iterate is a settled one. The
@@ -220,54 +220,3 @@ def arm_success(predicted_angles: Tensor, targets: Tensor, arm: dict[str, tuple[
     hit = (reached - targets).norm(dim=-1) <= tolerance
     _, valid = inverse_kinematics(targets, arm["lengths"], arm["theta1_range"], arm["theta2_range"])
     return hit, valid.sum(1) == 2
-
-
-@torch.no_grad()
-def evaluate_conditional(model: ConditionalDensityModel, test_data: Any, *, batch_size: int = 4096,
-                         tolerance: float = 0.05, **_: Any) -> dict[str, float]:
-    """Test NLL (nats per example; not for MSE networks), MSE of ``predict``, and on robot-arm data
-    the fraction of targets reached within ``tolerance``: overall, and on two-solution targets."""
-    from ..data.toy import arm_from_info
-
-    device = model.device
-    x, y = test_data.tensors[0], test_data.tensors[1]
-    nll, sq, preds = 0.0, 0.0, []
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-        nll -= float(model.log_prob(xb, yb).sum())
-        pred = model.predict(xb)
-        sq += float(((pred - yb) ** 2).sum())
-        preds.append(pred.cpu())
-    out: dict[str, float] = {"mse": sq / len(x)}
-    if not (isinstance(model, Regressor) and model.config.likelihood == "mse"):
-        out["nll"] = nll / len(x)
-    arm = arm_from_info(test_data.info)
-    if arm is not None:
-        hit, two = arm_success(torch.cat(preds), x, arm, tolerance=tolerance)
-        out["reach_rate"] = float(hit.float().mean())
-        out["reach_rate_two_solutions"] = float(hit[two].float().mean()) if bool(two.any()) else math.nan
-        out["reach_rate_one_solution"] = float(hit[~two].float().mean()) if bool((~two).any()) else math.nan
-    return out
-
-
-register_evaluator("mdn")(evaluate_conditional)
-register_evaluator("regressor")(evaluate_conditional)
-
-
-def report_conditional(model: ConditionalDensityModel, run_dir: Any, train_data: Any, test_data: Any) -> dict[str, float]:
-    """Family figure at the end of ``genlab train``: densities on 1-D data, modes vs truth on the arm."""
-    from pathlib import Path
-
-    from .. import figures
-
-    data = test_data if test_data is not None else train_data
-    run_dir = Path(run_dir)
-    if data.info.get("x_dim") == 1 and data.info.get("y_dim") == 1:
-        figures.plot_conditional_density({model.registry_name: model}, data, run_dir / "density.png")
-    elif data.info.get("arm") is not None:
-        figures.plot_arm_modes(model, data, run_dir / "arm_modes.png")
-    return evaluate_conditional(model, data)
-
-
-register_reporter("mdn")(report_conditional)
-register_reporter("regressor")(report_conditional)

@@ -6,7 +6,8 @@ z is independent of the data point it is paired with, the best output for every 
 minimises the expected distance to a random data point, E_x d(G(z), x) -- the data mean for MSE, the
 coordinate-wise median for L1, the mean intensity for BCE. Every z is sent to the same point: the
 generator collapses all modes into the mean. :func:`collapse_stats` measures it (spread of samples /
-spread of data, distance of samples to the data mean), ``genlab figure naive-collapse`` draws it.
+spread of data, distance of samples to the data mean), ``genlab figure naive-collapse`` draws it;
+the evaluator and end-of-training figure are in ``genlab.reports.naive``.
 
 Batches are ``(x,)`` or ``(x, labels)``; only ``x`` is used. Points (B, x_dim) use an MLP generator;
 images (B, C, H, W) in [0, 1] an MLP or DCGAN generator with a sigmoid output.
@@ -23,7 +24,7 @@ from torch import Tensor
 from ..config import Config, check
 from ..errors import DataError
 from ..nn.generators import ConvGenerator, MLPGenerator
-from ..registry import register_evaluator, register_model, register_reporter
+from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, as_images
 
 
@@ -126,25 +127,3 @@ def collapse_stats(samples: Tensor, data: Tensor) -> dict[str, float]:
         "data_spread": data_spread,
         "sample_spread": float(spread(s)),
     }
-
-
-@register_evaluator("naive")
-def evaluate_naive(model: NaiveGenerator, test_data: Any, *, num_samples: int | None = None, seed: int = 0, **_: Any) -> dict[str, float]:
-    """:func:`collapse_stats` of ``num_samples`` (default: as many as test points) samples vs the test data."""
-    n = num_samples or len(test_data)
-    samples = model.sample(n, generator=torch.Generator(model.device).manual_seed(seed)).cpu()
-    return collapse_stats(samples, test_data.x)
-
-
-@register_reporter("naive")
-def report_naive(model: NaiveGenerator, run_dir: Any, train_data: Any, test_data: Any) -> dict[str, float]:
-    from pathlib import Path
-
-    from ..figures import plot_samples_vs_data
-
-    data = test_data if test_data is not None else train_data
-    stats = evaluate_naive(model, data)
-    samples = model.sample(min(len(data), 4000), generator=torch.Generator(model.device).manual_seed(0)).cpu()
-    plot_samples_vs_data(samples, data.x[:4000], Path(run_dir) / "samples_vs_data.png",
-                         title=f"naive {model.config.loss}: spread ratio {stats['spread_ratio']:.3f}")
-    return stats

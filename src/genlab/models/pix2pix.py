@@ -18,26 +18,23 @@ and ``train.betas``; set them to null to use the train config).
 Batches are ``(a, b)``: input and target in [0, 1], (B, C, H, W); the networks work in [-1, 1].
 λ multiplies the L1 distance in that [-1, 1] range, as in the paper; the logged ``l1`` is in [0, 1]
 pixel units (half of it). The only noise is dropout: ``translate(a, n=4, stochastic=True,
-generator=g)`` keeps it on at inference to draw several outputs for one input.
+generator=g)`` keeps it on at inference to draw several outputs for one input. The evaluator, the
+end-of-training figure and ``genlab translate`` are in ``genlab.reports.pix2pix``.
 """
 from __future__ import annotations
 
 import dataclasses
-import logging
-from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import Config, check
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..nn.unet import PatchDiscriminator, UNetGenerator, patch_layers_for
-from ..registry import register_evaluator, register_model, register_reporter
+from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -237,45 +234,6 @@ def translate_dataset(model: Pix2Pix, data: Any, *, batch_size: int = 100) -> tu
     return a, torch.cat(outputs), b
 
 
-@register_evaluator("pix2pix")
-def evaluate_pix2pix(model: Pix2Pix, test_data: Any, *, batch_size: int = 100, extractor: str | None = None,
-                     extractor_path: str | None = None, limit: int | None = None, **_: Any) -> dict[str, Any]:
-    """Test L1 (mean absolute error, pixels in [0, 1]) of the deterministic outputs, the mean
-    saturation of colour outputs and targets, and — when ``extractor`` names a feature extractor
-    (``classifier`` with ``extractor_path=RUN``, ``pixels``, ...) — the Fréchet distance and KID
-    of the outputs against the test targets on its features, with their protocol."""
-    if limit is not None:
-        test_data = test_data.head(limit)
-    _, outputs, targets = translate_dataset(model, test_data, batch_size=batch_size)
-    result: dict[str, Any] = {"l1": float((outputs - targets).abs().mean()), "n": len(outputs)}
-    if outputs.shape[1] == 3:
-        result["saturation"] = mean_saturation(outputs)
-        result["target_saturation"] = mean_saturation(targets)
-    if extractor is not None:
-        from ..metrics import compare_features, get_extractor
-
-        features = get_extractor(extractor, **({"path": extractor_path} if extractor_path else {}))
-        result.update(compare_features(
-            features(outputs), features(targets), metrics=("fid", "kid"), kid_subset_size=min(1000, len(outputs) // 2),
-            protocol={"reference": "targets of the evaluation data", "extractor": features.description},
-        ))
-    return result
-
-
-@register_reporter("pix2pix")
-def report_pix2pix(model: Pix2Pix, run_dir: str | Path, train_data: Any, test_data: Any) -> dict[str, float]:
-    """``translations.png``: rows of input | 4 stochastic outputs | deterministic output | target;
-    returns the test L1 (and saturations) for the run summary."""
-    from ..viz import save_image_grid
-
-    data = test_data if test_data is not None else train_data
-    path = Path(run_dir) / "translations.png"
-    save_image_grid(translation_rows(model, data.tensors[0][:8], data.tensors[1][:8], n=4), path, nrow=7, scale=2)
-    log.info("wrote %s", path)
-    metrics = evaluate_pix2pix(model, data)
-    return {f"test/{k}": float(v) for k, v in metrics.items() if k != "n"}
-
-
 @torch.no_grad()
 def translation_rows(model: Pix2Pix, a: Tensor, b: Tensor | None = None, *, n: int = 4, seed: int = 0) -> Tensor:
     """Rows of [input, n stochastic outputs, deterministic output(, target)] as one (rows·k, C, S, S) batch."""
@@ -292,41 +250,3 @@ def translation_rows(model: Pix2Pix, a: Tensor, b: Tensor | None = None, *, n: i
         parts.append(_as_rgb(b.to(model.device), c)[:, None])
     rows = torch.cat(parts, dim=1)  # (B, k, C, S, S)
     return rows.flatten(0, 1).cpu()
-
-
-def translate_files(model_path: str | Path, images: Sequence[str | Path], *, out_dir: str | Path, n: int = 4,
-                    seed: int = 0, stochastic: bool = True, half: Literal["left", "right"] | None = None,
-                    device: str = "cpu") -> list[Path]:
-    """Translate image files with a saved pix2pix model: one PNG per input, ``input | n outputs |
-    deterministic output``. ``half`` takes that half of an aligned A|B image as the input."""
-    from PIL import Image
-
-    from ..checkpoint import load
-    from ..data.paired import images_to_tensor
-    from ..viz import save_image_grid
-
-    model = load(model_path, device=device)
-    if not isinstance(model, Pix2Pix):
-        raise ConfigError(f"{model_path} holds a {type(model).registry_name!r} model, not pix2pix")
-    channels, size, _ = model.config.input_shape or model.config.image_shape
-    out_dir = Path(out_dir)
-    written = []
-    for i, file in enumerate(images):
-        file = Path(file)
-        try:
-            image = Image.open(file)
-            image.load()
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{file}: unreadable image ({exc})") from None
-        if half is not None:
-            w, h = image.size
-            image = image.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
-        a = images_to_tensor([image], channels, size)  # (1, C_in, S, S)
-        rows = translation_rows(model, a, n=n, seed=seed + i) if stochastic else torch.cat(
-            [_as_rgb(a, model.config.image_shape[0]), model(a.to(model.device)).cpu()])
-        path = out_dir / f"{file.stem}-translated.png"
-        if path in written:  # two inputs with one name (from different folders)
-            path = out_dir / f"{file.stem}-{i}-translated.png"
-        save_image_grid(rows, path, nrow=rows.shape[0], scale=2)
-        written.append(path)
-    return written

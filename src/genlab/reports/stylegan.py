@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..data.base import ArrayDataset
 from ..registry import register_evaluator, register_reporter
-from ..models.gan import evaluate_gan as _evaluate_gan
+from .gan import evaluate_gan as _evaluate_gan
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ from ..config import Config, check
 from ..errors import ConfigError
 from ..data.base import ArrayDataset, BatchLoader
 from ..errors import CheckpointError, TrainingError
+from ..grids import save_image_grid
 from ..models.base import GenerativeModel, LossOutput, Phase
 from ..runtime import (DistInfo, all_reduce_mean, barrier, batch_shard, gather_objects, init_distributed, rng_state,
                        seed_everything, select_device, set_rng_state)
@@ -153,7 +154,8 @@ class Trainer:
     """Train ``model`` on ``train_data``; write everything under ``out_dir`` (if given).
 
     ``callbacks`` are called as ``fn(trainer, event, info)`` with event in
-    {"log", "eval", "checkpoint", "end"}: the few named hooks a user needs, no more.
+    {"log", "eval", "checkpoint", "end"}: the few named hooks a user needs, no more. ``plot_curves``
+    (``genlab.viz.plot_history`` in ``genlab train``) draws ``curves.png`` on a time budget.
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class Trainer:
         eval_data: ArrayDataset | None = None,
         out_dir: str | Path | None = None,
         callbacks: list[Callable[["Trainer", str, dict[str, Any]], None]] | None = None,
+        plot_curves: Callable[[list[dict[str, float]], Path], Any] | None = None,
     ) -> None:
         self.config = config or TrainConfig()
         cfg = self.config
@@ -179,6 +182,7 @@ class Trainer:
         self.train_data, self.eval_data = train_data, eval_data
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks or [])
+        self.plot_curves = plot_curves  # draws curves.png; plotting sits above training, so it is handed in
         self.loader = BatchLoader(
             train_data, cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed,
             rank=self.dist.rank, world_size=self.dist.world_size, device=self.device,
@@ -448,8 +452,6 @@ class Trainer:
     def write_preview(self) -> Path | None:
         if self.out_dir is None or not self.dist.is_main:
             return None
-        from ..viz import save_image_grid
-
         source = self.eval_data if self.eval_data is not None else self.train_data
         g = torch.Generator().manual_seed(self.config.seed + 2)
         index = torch.arange(min(self.config.preview_count, len(source)))
@@ -638,14 +640,12 @@ class Trainer:
     def _plot_curves(self, force: bool = False) -> None:
         """Redraw ``curves.png`` when the history has grown: at the end, and during training only once
         50x its last drawing time has passed since then, so a run spends at most ~2 % of its time on it."""
-        if self.out_dir is None or not self.history or self._curves_drawn == len(self.history):
+        if self.plot_curves is None or self.out_dir is None or not self.history or self._curves_drawn == len(self.history):
             return
         now = time.perf_counter()
         if not force and now - self._curves_at < 50 * self._curves_cost:
             return
-        from ..viz import plot_history
-
-        plot_history(self.history, self.out_dir / "curves.png")
+        self.plot_curves(self.history, self.out_dir / "curves.png")
         self._curves_drawn = len(self.history)
         self._curves_at = time.perf_counter()
         self._curves_cost = self._curves_at - now

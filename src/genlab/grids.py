@@ -1,0 +1,49 @@
+"""Image grids as PNG files: PIL only, no torchvision, no matplotlib. Low enough for the Trainer's
+sample previews; the plots that need matplotlib are in :mod:`genlab.viz`."""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .checkpoint import atomic_write_bytes
+
+
+def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> Tensor:
+    """(N, C, H, W) in [0, 1] -> one (C, H', W') image, ``nrow`` images per row."""
+    if images.dim() != 4:
+        raise ValueError(f"make_grid expects (N, C, H, W), got shape {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / nrow)
+    # each image gets a pad strip on its right and bottom; one reshape lays the cells out
+    cells = torch.full((rows * nrow, c, h + padding, w + padding), pad_value, dtype=images.dtype)
+    cells[:n, :, :h, :w] = images.detach().cpu()
+    grid = cells.view(rows, nrow, c, h + padding, w + padding).permute(2, 0, 3, 1, 4)
+    grid = grid.reshape(c, rows * (h + padding), nrow * (w + padding))
+    return torch.nn.functional.pad(grid, (padding, 0, padding, 0), value=pad_value)
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W) or (H, W, 3) uint8 array."""
+    array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+
+
+def save_image_grid(images: Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
+    """Save a grid of (N, C, H, W) images in [0, 1] as a PNG (written atomically)."""
+    from PIL import Image
+
+    grid = make_grid(images.float(), nrow=nrow)
+    image = Image.fromarray(to_uint8(grid))
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
