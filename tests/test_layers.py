@@ -18,7 +18,7 @@ ABOVE = ("genlab.viz", "genlab.figures", "matplotlib", "genlab.reports", "genlab
          "genlab.explore", "genlab.api")
 # the README's architecture, top to bottom: a module imports only from its own row and the rows below
 ROWS = (
-    ("cli", "__main__"),
+    ("cli", "__main__", "devtools"),
     ("lecture", "explore", "figures"),
     ("api",),
     ("reports",),
