@@ -44,6 +44,7 @@ from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..nn.style import ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
+from ..runtime import batch_rand, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 from .gan import r1_penalty
 
@@ -202,7 +203,7 @@ class StyleGAN(GenerativeModel):
         synthesis = self.generator.synthesis
         if isinstance(noise, str):
             if noise == "random":
-                return [torch.randn(n, 1, r, r, generator=generator, device=self.device) for r in synthesis.conv_resolutions]
+                return [batch_randn((n, 1, r, r), generator=generator, device=self.device) for r in synthesis.conv_resolutions]
             if noise == "const":
                 return list(synthesis.const_noise())
             if noise == "none":
@@ -285,12 +286,15 @@ class StyleGAN(GenerativeModel):
     def _training_ws(self, n: int, *, update_w_avg: bool) -> Tensor:
         """Styles for fakes with style-mixing regularisation: (n, num_ws, w_dim)."""
         device, cfg = self.device, self.config
-        w = self.generator.mapping(torch.randn(n, cfg.latent_dim, device=device), update_w_avg=update_w_avg)
+        # batch_randn / batch_rand: under N processes each example's noise is a function of its place in
+        # the global batch, so ranks draw different latents and N processes train what one process trains
+        w = self.generator.mapping(batch_randn((n, cfg.latent_dim), device=device), update_w_avg=update_w_avg)
         ws = w[:, None].expand(-1, self.num_ws, -1)
         if cfg.style_mixing_prob > 0:
-            w2 = self.generator.mapping(torch.randn(n, cfg.latent_dim, device=device))
-            cutoff = torch.randint(1, self.num_ws, (n,), device=device)
-            cutoff = torch.where(torch.rand(n, device=device) < cfg.style_mixing_prob, cutoff, self.num_ws)
+            w2 = self.generator.mapping(batch_randn((n, cfg.latent_dim), device=device))
+            u = batch_rand((n, 2), device=device)  # (n, 2): the crossover layer and whether to mix at all
+            cutoff = 1 + (u[:, 0] * (self.num_ws - 1)).long().clamp(max=self.num_ws - 2)  # uniform on 1..num_ws-1
+            cutoff = torch.where(u[:, 1] < cfg.style_mixing_prob, cutoff, self.num_ws)
             take = torch.arange(self.num_ws, device=device)[None] >= cutoff[:, None]  # (n, num_ws): layers from w2
             ws = torch.where(take[..., None], w2[:, None], ws)
         return ws
@@ -337,7 +341,7 @@ class StyleGAN(GenerativeModel):
         with torch.enable_grad():
             ws = self._training_ws(n, update_w_avg=False)
             image = self._fake(ws)
-            pl_noise = torch.randn_like(image) / math.sqrt(image.shape[2] * image.shape[3])
+            pl_noise = batch_randn(image.shape, device=image.device, dtype=image.dtype) / math.sqrt(image.shape[2] * image.shape[3])
             (grad,) = torch.autograd.grad((image * pl_noise).sum(), ws, create_graph=True)
             lengths = grad.square().sum(2).mean(1).sqrt()  # (n,)
             pl_mean = torch.lerp(self.pl_mean, lengths.detach().mean(), cfg.pl_decay)
