@@ -388,7 +388,8 @@ def _labelled_files(folder: Path) -> tuple[list[str], list[str | None]]:
     return files, names
 
 
-def _open_image(path: Path):
+def open_image(path: Path):
+    """A decoded PIL image, or one DataError line naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -409,7 +410,7 @@ def _decode_files(paths: list[str], channels: int | None, image_size: int | None
 
     images = []
     for path in paths:
-        image = _open_image(Path(path))
+        image = open_image(Path(path))
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep the top 8 bits' range
             image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
         images.append(image)

@@ -46,7 +46,7 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig, _mix, data_config_from_spec, load_dataset
-from .images import GREY_MODES, IMAGE_SUFFIXES, Split, adapt_images, read_images, split_indices
+from .images import GREY_MODES, IMAGE_SUFFIXES, Split, adapt_images, open_image, read_images, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -128,18 +128,6 @@ def _options(config: DataConfig, allowed: dict[str, Any], required: tuple[str, .
 def image_files(folder: Path) -> list[Path]:
     """The image files under ``folder`` (recursively), sorted by path."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def open_image(path: Path) -> Any:
-    """A decoded PIL image, or one DataError line naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-        return image
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
 
 
 def _domain_files(root: Path, domain: str, split: Split, seed: int) -> list[Path]:
