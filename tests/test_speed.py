@@ -63,6 +63,10 @@ def test_inspect_commands_take_threads(tmp_path, restore_threads, capsys):
     assert torch.get_num_threads() == 3
     assert main(["sample", str(tmp_path / "missing"), "--threads", "2"]) == 2
     assert torch.get_num_threads() == 2
+    assert main(["lecture", "--only", "no-such-figure", "--threads", "3", "--out", str(tmp_path / "l")]) == 2
+    assert torch.get_num_threads() == 3
+    assert main(["figure", "lerp-vs-slerp", "--run", str(tmp_path / "missing"), "--threads", "2"]) == 2
+    assert torch.get_num_threads() == 2
     with pytest.raises(SystemExit):
         main(["sample", str(tmp_path / "missing"), "--threads", "0"])
     assert "expected an integer >= 1" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import command
+from . import command, positive_int
 
 
 def _names() -> list[str]:
@@ -25,6 +25,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and sampling")
     p.add_argument("--budget", choices=["smoke", "full"], default="full", help="as for genlab lecture")
     p.add_argument("--quick", action="store_true", help="the smoke budget (--budget smoke)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch intra-op threads (default: torch's own choice)")
     p.add_argument("--runs", default=None, help="folder of shared trained runs (default OUT/runs)")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ and celeba-10k/")
     p.add_argument("--run", default=None, help="trained run folder to use instead (robot-arm: an MDN run; "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import command
+from . import command, positive_int
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and sampling")
     p.add_argument("--list", action="store_true", help="list the figures (id, slides, claim) and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch intra-op threads (default: torch's own choice)")
 
 
 @command("lecture", "redo the lecture's figures on real data, check each claim, write one self-contained HTML page", _arguments)
