@@ -18,11 +18,14 @@ from .core import Context, DataAbsent, load_dataset_or_absent, shared_run
 CELEBA = "celeba-10k"
 
 
-def mnist(ctx: Context, split: str = "train") -> ArrayDataset:
-    """Digits: the embedded subset (smoke) or full MNIST when ``DATA_ROOT/mnist`` exists (full)."""
+def mnist(ctx: Context, split: str = "train", *, image_size: int | None = None) -> ArrayDataset:
+    """Digits: the embedded subset (smoke) or full MNIST when ``DATA_ROOT/mnist`` exists (full);
+    resized to ``image_size`` square when given (28 px otherwise)."""
     folder = ctx.data_path("mnist") if ctx.budget == "full" else None
     config = DataConfig(name="mnist", path=str(folder), seed=ctx.seed) if folder else DataConfig(name="mnist-embedded", seed=ctx.seed)
-    return ctx.dataset(("mnist", split), lambda: load_dataset(config, split))  # type: ignore[arg-type]
+    config = config.replace(image_size=image_size)
+    key = ("mnist", split) if image_size is None else ("mnist", split, image_size)
+    return ctx.dataset(key, lambda: load_dataset(config, split))  # type: ignore[arg-type]
 
 
 def digits_name(ctx: Context) -> str:

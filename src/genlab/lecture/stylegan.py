@@ -1,0 +1,129 @@
+"""StyleGAN (slides 42-44): style mixing, noise inputs and truncation, on one StyleGAN trained on MNIST
+(Karras et al., "A Style-Based Generator Architecture for GANs", CVPR 2019, figures 3, 4 and 8; the
+network is StyleGAN2's, Karras et al., CVPR 2020).
+
+One shared run, ``stylegan-mnist``, is behind all three figures; the lecture's MNIST digit classifier
+(``classifier-mnist``, trained on other weights and never on generated digits) is the independent
+judge whose outputs the checks measure. The drawing and the numbers are
+:mod:`genlab.reports.stylegan`'s; this module only trains, calls them and checks their numbers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..reports.stylegan import class_probabilities, noise_figure, style_mixing_figure, truncation_figure
+from .core import Conditions, Context, lecture_figure, shared_run
+from .shared import mnist
+
+
+@shared_run("stylegan-mnist")
+def _stylegan_mnist(ctx: Context):
+    """``configs/stylegan_mnist32.toml``'s networks (32 px, 32 feature maps, 64-d z and w): 800 steps
+    for the smoke budget (about 2.5 CPU minutes at one thread), 10,000 for the full one (about an hour)."""
+    return ("stylegan", {"image_shape": [1, 32, 32], "latent_dim": 64, "w_dim": 64, "mapping_depth": 2,
+                         "channel_base": 1024, "channel_max": 32, "modconv": "scaled",
+                         # a mapping network that learns 10x faster than the preset's: after 800 steps the
+                         # samples already span several digits (0.01 gives one digit there)
+                         "mapping_lr_multiplier": 0.1},
+            mnist(ctx, image_size=32),
+            {"max_steps": ctx.pick(800, 10000), "batch_size": 32, "lr": 2e-3, "betas": (0.0, 0.99),
+             "ema_decay": ctx.pick(0.99, 0.998)})
+
+
+_SMOKE = "smoke: StyleGAN trained 800 steps"
+
+
+def _models(ctx: Context) -> tuple[Any, Any]:
+    return ctx.shared("stylegan-mnist"), ctx.shared("classifier-mnist")
+
+
+# ------------------------------------------------------------------------------------ truncation
+
+def _check_truncation(n: dict[str, Any], budget: str) -> Conditions:
+    pixels, feats = n["diversity_pixels"], n["diversity_features"]
+    classes = 3 if budget == "smoke" else 8
+    return [(f"pixel diversity falls at every step of psi = {n['psi']}: "
+             + ", ".join(f"{v:.2f}" for v in pixels), all(a > b for a, b in zip(pixels, pixels[1:]))),
+            ("diversity in the classifier's features falls at every step: " + ", ".join(f"{v:.2f}" for v in feats),
+             all(a > b for a, b in zip(feats, feats[1:]))),
+            (f"psi = {n['psi'][-1]:g} keeps {feats[-1] / max(feats[0], 1e-12):.2f} of the feature diversity "
+             "at psi = 1 (< 0.05: one image, the average digit)", feats[-1] < 0.05 * feats[0]),
+            (f"untruncated samples are diverse to begin with: {n['classes_at_psi1']} of 10 digits hold >= 2 % "
+             f"of them (>= {classes})", n["classes_at_psi1"] >= classes)]
+
+
+@lecture_figure("truncation", slides="42-44",
+                claim="Truncation pulls w towards its average (w_avg + psi (w - w_avg)): as psi goes from 1 to 0 "
+                      "the samples' diversity falls monotonically, down to one image, the average digit.",
+                check=_check_truncation,
+                smoke_note=_SMOKE + ", 200 samples, >= 3 digits at psi = 1 (full: 10,000 steps, 1,000 samples, >= 8)")
+def truncation(ctx: Context) -> dict[str, Any]:
+    model, classifier = _models(ctx)
+    num_samples = ctx.pick(200, 1000)
+    stats = truncation_figure(model, ctx.out / "truncation.png", seed=ctx.seed, num_samples=num_samples,
+                              features=classifier)
+    # the untruncated samples must be diverse to begin with: a collapsed generator passes trivially
+    with torch.no_grad():
+        z = torch.randn(num_samples, model.latent_dim, generator=ctx.generator(2))
+        labels = class_probabilities(classifier, model.synthesis(model.mapping(z), noise="const").cpu()).argmax(1)
+    shares = torch.bincount(labels, minlength=10).float() / num_samples
+    return {"paths": [stats.pop("path")], **stats, "classes_at_psi1": int((shares >= 0.02).sum()),
+            "class_shares_at_psi1": [round(float(s), 3) for s in shares]}
+
+
+# ------------------------------------------------------------------------------------ style mixing
+
+def _check_mixing(n: dict[str, Any], budget: str) -> Conditions:
+    need = 1.5 if budget == "smoke" else 2.0
+    return [(f"coarse swaps change the digit classifier's outputs {n['coarse_over_fine']:.2f}x as much as fine swaps "
+             f"(total variation {n['coarse/output_change']:.3f} vs {n['fine/output_change']:.3f}; >= {need}x)",
+             n["coarse_over_fine"] >= need),
+            (f"coarse swaps flip the digit more often than fine ones ({n['coarse/label_flip_rate']:.2f} vs "
+             f"{n['fine/label_flip_rate']:.2f} of pairs)", n["coarse/label_flip_rate"] > n["fine/label_flip_rate"])]
+
+
+@lecture_figure("style-mixing", slides="43",
+                claim="The coarse styles (4-8 px) decide which digit is drawn and the fine ones only stroke and "
+                      "texture: swapping coarse styles from another sample changes an independent digit classifier's "
+                      "outputs far more than swapping fine styles.",
+                check=_check_mixing,
+                smoke_note=_SMOKE + ", 200 pairs, coarse/fine >= 1.5x "
+                           "(full: 10,000 steps, 1,000 pairs, >= 2x)")
+def style_mixing(ctx: Context) -> dict[str, Any]:
+    model, classifier = _models(ctx)
+    stats = style_mixing_figure(model, ctx.out / "style-mixing.png", seed=ctx.seed, classifiers={"digit": classifier},
+                                num_pairs=ctx.pick(200, 1000))
+    numbers: dict[str, Any] = {"paths": [stats["path"]], "coarse_over_fine": stats["coarse_over_fine"],
+                               "num_pairs": stats["num_pairs"], "layers": stats["layers"]}
+    for r in ("coarse", "middle", "fine"):
+        numbers[f"{r}/pixel_change"] = stats[r]["pixel_change"]
+        numbers[f"{r}/output_change"] = stats[r]["output_change"]
+        numbers[f"{r}/label_flip_rate"] = stats[r]["classifiers"]["digit"]["label_flip_rate"]
+    return numbers
+
+
+# ------------------------------------------------------------------------------------ noise
+
+def _check_noise(n: dict[str, Any], budget: str) -> Conditions:
+    need, moved = (0.9, 1e-4) if budget == "smoke" else (0.95, 1e-3)
+    return [(f"resampling only the fine noise leaves the digit label unchanged on {n['unchanged_fraction']:.3f} of "
+             f"samples (>= {need})", n["unchanged_fraction"] >= need),
+            (f"while the pixels change: per-pixel std over the draws {n['pixel_std']:.4f} (> {moved:g})",
+             n["pixel_std"] > moved)]
+
+
+@lecture_figure("stylegan-noise", slides="44",
+                claim="The per-layer noise inputs only decide stochastic detail: resampling the fine noise moves "
+                      "pixels along the strokes but leaves the digit, as an independent classifier reads it, unchanged.",
+                check=_check_noise,
+                smoke_note=_SMOKE + ", 200 samples, labels unchanged on >= 90 %, pixel std > 1e-4 "
+                           "(full: 10,000 steps, 1,000 samples, >= 95 %, > 1e-3)")
+def stylegan_noise(ctx: Context) -> dict[str, Any]:
+    model, classifier = _models(ctx)
+    stats = noise_figure(model, ctx.out / "stylegan-noise.png", seed=ctx.seed, classifiers={"digit": classifier},
+                         num_faces=ctx.pick(200, 1000))
+    return {"paths": [stats["path"]], "unchanged_fraction": stats["unchanged_fraction"]["digit"],
+            "pixel_std": stats["pixel_std"], "num_samples": stats["num_faces"], "resamples": stats["resamples"],
+            "noise_layers": stats["noise_layers"], "noise_strengths": stats["noise_strengths"]}
