@@ -202,7 +202,7 @@ def noise_figure(model: Any, path: str | Path, *, seed: int = 0, classifiers: Ma
         ax.axis("off")
     stats = noise_stats(model, classifiers=classifiers, num_faces=num_faces, seed=seed, truncation=truncation)
     fig.suptitle(f"noise inputs: pixel std {stats['pixel_std']:.4f}"
-                 + (f", labels unchanged on {min(stats['unchanged_fraction'].values()):.0%} of faces" if classifiers else ""),
+                 + (f", labels unchanged on {min(stats['unchanged_fraction'].values()):.0%} of samples" if classifiers else ""),
                  fontsize=9)
     fig.tight_layout()
     stats["path"] = str(save_figure(fig, path))
