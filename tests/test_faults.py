@@ -381,3 +381,21 @@ def test_readme_mdn_example_selects_on_validation_and_restores():
     block = readme[readme.index("### Mixture density network"):]
     block = block[: block.index("```", block.index("```python") + 3)]
     assert "keep_best" not in block or ("restore_best()" in block and "eval_data=test" not in block)
+
+
+@pytest.mark.parametrize("draw", ["randn", "rand", "randint"])
+def test_batch_noise_is_the_global_draw_sliced_by_rank(draw):
+    """One process draws exactly what torch draws; rank r of N draws rows r of the global batch."""
+    from genlab import runtime
+
+    fns = {"randn": (runtime.batch_randn, lambda s: torch.randn(s)), "rand": (runtime.batch_rand, lambda s: torch.rand(s)),
+           "randint": (lambda s: runtime.batch_randint(1, 9, s), lambda s: torch.randint(1, 9, s))}
+    ours, theirs = fns[draw]
+    torch.manual_seed(5)
+    whole = theirs((8, 3))
+    torch.manual_seed(5)
+    assert torch.equal(ours((8, 3)), whole)
+    for rank in range(2):
+        with runtime.batch_shard(rank, 2):
+            torch.manual_seed(5)
+            assert torch.equal(ours((4, 3)), whole[rank * 4:(rank + 1) * 4])

@@ -121,6 +121,15 @@ def batch_rand(shape: Sequence[int], *, generator: torch.Generator | None = None
     return _global_draw(torch.rand, shape, generator, device, dtype)
 
 
+def batch_randint(low: int, high: int, shape: Sequence[int], *, generator: torch.Generator | None = None,
+                  device: Any = None) -> torch.Tensor:
+    """Integers uniform on [low, high) for a batch; see :func:`batch_randn`."""
+    def draw(size: Sequence[int], *, generator: torch.Generator | None, device: Any, dtype: Any) -> torch.Tensor:
+        return torch.randint(low, high, tuple(size), generator=generator, device=device)
+
+    return _global_draw(draw, shape, generator, device, None)
+
+
 def _python_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}

@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
+from ..checkpoint import latest_checkpoint, load
 from ..errors import ConfigError, DataError, GenlabError
 from ..registry import Registry
 
@@ -137,8 +138,6 @@ class Context:
         finished model, resumed from its last checkpoint when it holds one, trained otherwise."""
         if name in self._models:
             return self._models[name]
-        from ..checkpoint import latest_checkpoint, load
-
         folder = self.run_dir(name)
         if (folder / "model" / "config.json").is_file():
             model = load(folder / "model")
@@ -166,7 +165,9 @@ class Context:
         log.info("training shared run %s (%s)", name, model_name)
         Trainer(model, data, TrainConfig(**options), out_dir=folder, callbacks=callbacks,
                 plot_curves=plot_history).fit(resume=resume)
-        return model
+        # the exported artifact (EMA weights where the recipe keeps an EMA), exactly what a later call
+        # loads: the first call and every call after it judge the same model
+        return load(folder / "model")
 
 
 def load_dataset_or_absent(spec: Any, split: str = "train") -> Any:

@@ -44,7 +44,7 @@ from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..nn.style import ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
-from ..runtime import batch_rand, batch_randn
+from ..runtime import batch_rand, batch_randint, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 from .gan import r1_penalty
 
@@ -292,9 +292,8 @@ class StyleGAN(GenerativeModel):
         ws = w[:, None].expand(-1, self.num_ws, -1)
         if cfg.style_mixing_prob > 0:
             w2 = self.generator.mapping(batch_randn((n, cfg.latent_dim), device=device))
-            u = batch_rand((n, 2), device=device)  # (n, 2): the crossover layer and whether to mix at all
-            cutoff = 1 + (u[:, 0] * (self.num_ws - 1)).long().clamp(max=self.num_ws - 2)  # uniform on 1..num_ws-1
-            cutoff = torch.where(u[:, 1] < cfg.style_mixing_prob, cutoff, self.num_ws)
+            cutoff = batch_randint(1, self.num_ws, (n,), device=device)
+            cutoff = torch.where(batch_rand((n,), device=device) < cfg.style_mixing_prob, cutoff, self.num_ws)
             take = torch.arange(self.num_ws, device=device)[None] >= cutoff[:, None]  # (n, num_ws): layers from w2
             ws = torch.where(take[..., None], w2[:, None], ws)
         return ws
