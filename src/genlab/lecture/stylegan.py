@@ -29,7 +29,9 @@ def _stylegan_mnist(ctx: Context):
                          "mapping_lr_multiplier": 0.1},
             mnist(ctx, image_size=32),
             {"max_steps": ctx.pick(800, 10000), "batch_size": 32, "lr": 2e-3, "betas": (0.0, 0.99),
-             "ema_decay": ctx.pick(0.99, 0.998)})
+             # smoke: no EMA (after 800 steps an average of the last ~100 iterates covers fewer digits than
+             # the last iterate, and the truncation check needs >= 3 at psi = 1); full: EMA 0.998
+             "ema_decay": ctx.pick(None, 0.998)})
 
 
 _SMOKE = "smoke: StyleGAN trained 800 steps"
