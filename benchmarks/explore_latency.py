@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import platform
 import statistics
 import threading
@@ -79,8 +80,9 @@ def main() -> None:
                 render_times[name].append(t_render)
 
     results = {
-        "command": "taskset -c 1 python benchmarks/explore_latency.py " + " ".join(
+        "command": "python benchmarks/explore_latency.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+        "cpus": sorted(os.sched_getaffinity(0)),  # the cores the process was pinned to (taskset)
         "frame": "GET /render?view=samples&n=16: 16 images of 3x64x64, 4x4 grid, PNG",
         "torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
         "http_frame": {name: summary(t) for name, t in http_times.items()},
