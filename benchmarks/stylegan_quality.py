@@ -56,21 +56,26 @@ def classifier_runs(args: argparse.Namespace, out: Path, faces: bool) -> dict[st
     return runs
 
 
-def stop_after(deadline: float, finished: dict[str, float]):
-    """Trainer callback: end the run (checkpoint + export) at the first log step past ``deadline``;
-    note when training ended (before the end-of-run report, which is not training time)."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def stop_after(deadline: float, finished: dict[str, float], clock=time.perf_counter):
+    """Trainer callback: end the run (checkpoint + export) at the first log step past ``deadline``
+    on ``clock``; note when training ended (before the end-of-run report, which is not training time)."""
     def callback(trainer: Any, event: str, info: dict) -> None:
-        if event == "log" and time.perf_counter() > deadline:
+        if event == "log" and clock() > deadline:
             trainer.total_steps = trainer.step
         if event == "end":
-            finished["at"] = time.perf_counter()
+            finished["at"] = clock()
     return callback
 
 
 def train_round(name: str, run: Path, args: argparse.Namespace, seconds: float, first: bool) -> float:
-    """Train ``name`` for about ``seconds``; returns the training time (from the call to the end of fit)."""
-    start, finished = time.perf_counter(), {}
-    cb = [stop_after(start + seconds, finished)]
+    """Train ``name`` for about ``seconds`` of ``args.clock``; returns the training time on that clock
+    (from the call to the end of fit)."""
+    clock = CLOCKS[args.clock]
+    start, finished = clock(), {}
+    cb = [stop_after(start + seconds, finished, clock)]
     if first:
         if name == "stylegan":
             api.train("stylegan", config_file=args.stylegan_config, data=args.data, out=run, callbacks=cb, overrides=[
@@ -86,7 +91,7 @@ def train_round(name: str, run: Path, args: argparse.Namespace, seconds: float, 
                 "train.checkpoint_every=500", *QUIET])
     else:
         api.train(resume=run, callbacks=cb)
-    return finished.get("at", time.perf_counter()) - start
+    return finished.get("at", clock()) - start
 
 
 def score(run: Path, test_features, extract, n: int) -> dict[str, Any]:
@@ -104,7 +109,11 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--budget-minutes", type=float, default=120, help="training wall-clock per model")
     p.add_argument("--rounds", type=int, default=8, help="evaluation points (interleaved rounds) per model")
-    p.add_argument("--models", nargs="+", default=["stylegan", "dcgan"], choices=["stylegan", "dcgan"])
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="what the budget counts: wall-clock seconds, or this process's CPU seconds (fair when the "
+                        "two models run as two one-thread processes on two cores, or when the machine is shared)")
+    p.add_argument("--models", nargs="*", default=["stylegan", "dcgan"], choices=["stylegan", "dcgan"],
+                   help="none: only train the classifiers (so that two processes, one per model, can share them)")
     p.add_argument("--stylegan-config", default=None, help="default: configs/stylegan_celeba32.toml (faces) or stylegan_mnist32.toml")
     p.add_argument("--stylegan-overrides", nargs="*", default=[], help="e.g. model.channel_max=32 (a cheaper step)")
     p.add_argument("--dcgan-channels", type=int, default=32)
@@ -124,7 +133,7 @@ def main() -> None:
     faces = data_name == "celeba"
     args.stylegan_config = args.stylegan_config or str(HERE.parent / "configs" / ("stylegan_celeba32.toml" if faces else "stylegan_mnist32.toml"))
     tag = args.tag or f"{data_name}{args.image_size}"
-    out = Path(args.out) / tag
+    out = Path(args.out) / f"{data_name}{args.image_size}"  # classifiers and one run per model: shared by tags
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"args": vars(args), "torch": torch.__version__}
     results_path = HERE / "results" / f"stylegan_quality-{tag}.json"

@@ -240,3 +240,39 @@ def test_attribute_vector_in_w_moves_the_attribute():
     path = w_interpolation(model, w[0], w[1], 5)
     torch.testing.assert_close(path[0], strips[0, 1])
     torch.testing.assert_close(path[-1], strips[1, 1])
+
+
+def test_project_command_finds_w_and_w_plus_codes(tmp_path, capsys):
+    from genlab.checkpoint import save_model
+    from genlab.cli import main
+    from PIL import Image
+
+    from genlab.viz import to_uint8
+
+    model = _model(16)
+    _set_noise_strength(model, 0.0)
+    save_model(model, tmp_path / "m")
+    with torch.no_grad():
+        faces = model.synthesis(model.mapping(torch.randn(2, 8, generator=torch.Generator().manual_seed(3))), noise="none")
+    floor = (faces.clamp(0, 1) - faces).square().flatten(1).mean(1)
+    paths = []
+    for i, face in enumerate(faces):
+        Image.fromarray(to_uint8(face)).save(tmp_path / f"face{i}.png")
+        paths.append(str(tmp_path / f"face{i}.png"))
+    found = {}
+    for space, key in (("w", "w"), ("w+", "ws")):
+        codes = tmp_path / f"{key}.safetensors"
+        assert main(["project", str(tmp_path / "m"), *paths, "--space", space, "--steps", "300", "--lr", "0.1",
+                     "--restarts", "4", "--save-codes", str(codes), "-o", str(tmp_path / f"{key}.png")]) == 0
+        out = capsys.readouterr().out
+        assert f"space {space}" in out
+        found[key] = load_tensors(codes)[key]
+        mse = torch.tensor([float(line.split("MSE ")[1]) for line in out.splitlines()[:2]])
+        # the true w reproduces each PNG up to the clipping of the generator's out-of-range pixels (and 1/255 steps)
+        assert bool((mse <= floor + 1e-3).all()), (out, floor)
+    assert found["w"].shape == (2, 8) and found["ws"].shape == (2, model.num_ws, 8)
+    # the default space of a StyleGAN is w; an encoder method is refused for w/w+ in one line
+    assert main(["project", str(tmp_path / "m"), paths[0], "--steps", "2", "--restarts", "1", "-o", str(tmp_path / "d.png")]) == 0
+    assert "space w)" in capsys.readouterr().out
+    assert main(["project", str(tmp_path / "m"), paths[0], "--space", "w+", "--method", "encoder"]) != 0
+    assert "--space w+ is found by optimisation" in capsys.readouterr().err

@@ -193,8 +193,14 @@ def _project_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=500, help="optimisation steps")
     p.add_argument("--lr", type=float, default=0.05, help="optimisation learning rate (Adam)")
     p.add_argument("--restarts", type=int, default=4, help="optimisation starts per image (best kept)")
+    p.add_argument("--space", choices=["auto", "z", "w", "w+"], default="auto",
+                   help="where the codes live: z; for StyleGAN also w (one style for every layer) or w+ (one per "
+                        "layer); auto: w for StyleGAN, else z")
+    p.add_argument("--prior-weight", type=float, default=0.0,
+                   help="pull the codes towards typical ones (z: towards 0; w/w+: towards the mean style w_avg)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-codes", metavar="FILE", default=None, help="write the codes (N, D) as .safetensors")
+    p.add_argument("--save-codes", metavar="FILE", default=None,
+                   help="write the codes as .safetensors under the key z, w or ws: (N, D), (N, w_dim) or (N, layers, w_dim)")
     p.add_argument("-o", "--output", default=None, help="PNG file: originals above projections (default RUN/projection.png)")
 
 
@@ -202,21 +208,27 @@ def _project_args(p: argparse.ArgumentParser) -> None:
 def project(args: argparse.Namespace) -> int:
     import torch
 
+    from ..errors import ConfigError
     from ..latent import project as project_images
     from ..viz import save_image_grid
 
     model, _ = _load(args)
     images = _read_images(model, args.images)
+    styled = hasattr(model, "synthesis")
+    space = args.space if args.space != "auto" else ("w" if styled else "z")
+    if space != "z" and args.method in ("encoder", "hybrid"):
+        raise ConfigError(f"--space {space} is found by optimisation; drop --method {args.method}")
     method = args.method if args.method != "auto" else ("encoder" if hasattr(model, "encode") else "optimize")
     result = project_images(model, images, method=method, steps=args.steps, lr=args.lr, restarts=args.restarts,
-                            generator=torch.Generator().manual_seed(args.seed))
+                            prior_weight=args.prior_weight, space=space, generator=torch.Generator().manual_seed(args.seed))
     out = save_image_grid(torch.cat([images, result.images]), _output(args, "projection.png"), nrow=len(images))
     for path, err in zip(args.images, result.error.tolist()):
         print(f"{path}: MSE {err:.5f}")
-    print(f"mean MSE {float(result.error.mean()):.5f} ({method}); wrote originals above projections to {out}")
+    print(f"mean MSE {float(result.error.mean()):.5f} ({method}, space {space}); wrote originals above projections to {out}")
     if args.save_codes:
         from ..checkpoint import save_tensors
 
-        save_tensors(args.save_codes, {"z": result.z})
-        print(f"wrote codes {tuple(result.z.shape)} to {args.save_codes}")
+        key = {"z": "z", "w": "w", "w+": "ws"}[space]
+        save_tensors(args.save_codes, {key: result.z})
+        print(f"wrote codes {key} {tuple(result.z.shape)} to {args.save_codes}")
     return 0
