@@ -194,3 +194,18 @@ def test_hold_linear_schedule_holds_then_decays_to_the_floor():
     assert all(a >= b for a, b in zip(factors, factors[1:]))
     with pytest.raises(Exception, match="hold_fraction"):
         TrainConfig(lr_schedule="hold-linear", hold_fraction=1.0)
+
+
+def test_a_phase_that_runs_every_k_steps_follows_the_same_schedule():
+    """Lazy R1 runs every 4th step; its learning rate is still the schedule's value at the training step."""
+    torch.manual_seed(0)
+    model = build_model("stylegan", {"latent_dim": 8, "w_dim": 8, "mapping_depth": 2, "channel_base": 64,
+                                     "channel_max": 8, "r1_every": 4, "image_shape": [1, 16, 16]})
+    data = ArrayDataset((torch.rand(64, 1, 16, 16),))
+    cfg = TrainConfig(max_steps=17, batch_size=8, lr=2e-3, lr_schedule="linear", min_lr_ratio=0.0, **QUIET)
+    trainer = Trainer(model, data, cfg)
+    trainer.fit()  # R1 last ran at step 16, the discriminator at step 16 too
+    lr = {name: opt.param_groups[0]["lr"] for name, opt in trainer.optimizers.items()}
+    d, r1 = trainer.optimizers["discriminator"], trainer.optimizers["discriminator_r1"]
+    assert lr["discriminator_r1"] / r1.defaults["lr"] == pytest.approx(lr["discriminator"] / d.defaults["lr"])
+    assert lr["discriminator"] / d.defaults["lr"] == pytest.approx(1 - 17 / 17, abs=1e-9)

@@ -321,7 +321,11 @@ class Trainer:
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.config.grad_clip, foreach=True)
         optimizer.step()
-        self.schedulers[phase.name].step()
+        # The schedule is a function of the training step, not of how often this phase ran: a phase that
+        # runs every k steps (lazy R1, path length) follows the same curve as the others.
+        scheduler = self.schedulers[phase.name]
+        scheduler.last_epoch = self.step
+        scheduler.step()
         prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
         terms = {f"{prefix}loss": total.detach()}
         terms.update({f"{prefix}{k}": v.detach() for k, v in out.terms.items()})
