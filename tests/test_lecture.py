@@ -142,6 +142,8 @@ HOLDS_AND_BREAKS = {
                       {"l1": 0.15}),
     "pix2pix-colorize": ({"saturation/pix2pix": 0.95, "saturation/l1_only": 0.4, "saturation/targets": 1.0},
                          {"saturation/pix2pix": 0.41}),
+    "cyclegan-digits": ({"content_a2b": 0.98, "content_b2a": 0.97, "cycle_l1_a": 0.03, "l1_other_digit": 0.17,
+                         "saturation_g_a": 0.94, "saturation_b": 1.0}, {"content_b2a": 0.45}),
     "truncation": ({"psi": [1.0, 0.5, 0.0], "diversity_pixels": [3.0, 1.6, 0.0], "diversity_features": [6.8, 4.0, 0.0],
                     "classes_at_psi1": 9}, {"diversity_features": [6.8, 7.0, 0.0]}),
     "style-mixing": ({"coarse_over_fine": 2.5, "coarse/output_change": 0.5, "fine/output_change": 0.2,

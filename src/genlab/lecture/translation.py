@@ -1,5 +1,7 @@
 """Image-to-image translation (slides 34-41): pix2pix (Isola et al., "Image-to-Image Translation with
-Conditional Adversarial Networks", 2017) on pairs made from digits. CycleGAN's figures join here."""
+Conditional Adversarial Networks", 2017) on pairs made from digits, and CycleGAN (Zhu et al.,
+"Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks", 2017) on two
+digit domains that share no pairs at all."""
 from __future__ import annotations
 
 import functools
@@ -10,7 +12,7 @@ import torch
 from ..data import DataConfig, load_dataset
 from .core import Conditions, Context, lecture_figure, shared_run
 from .plots import image_panels
-from .shared import predict
+from .shared import mnist, predict
 
 
 def _pairs(ctx: Context, name: str, split: str = "train") -> Any:
@@ -95,3 +97,73 @@ def pix2pix_colorize(ctx: Context) -> dict[str, Any]:
     numbers["saturation/targets"] = mean_saturation(test.tensors[1])
     path = image_panels(panels, ctx.out / "pix2pix-colorize.png", panel_width=5.5)
     return {"paths": [str(path)], **numbers}
+
+
+# ------------------------------------------------------------------------------------- CycleGAN
+
+def _colour_digits(ctx: Context, split: str) -> Any:
+    """Unpaired grey and coloured digits: A = the grey digits of one half of the split (as RGB, R = G = B),
+    B = the other half, each in a random fully saturated hue (the colorize rule). No digit of A appears
+    in B, so there is no pair to learn from; the labels stay beside the images for the content check
+    only. Both domains are RGB, so the identity loss (0.5 lambda) applies, as in the paper."""
+    from ..data.paired import hue_to_rgb
+    from ..data.unpaired import unpaired_dataset
+
+    def load() -> Any:
+        x, y = mnist(ctx, split).tensors[:2]
+        half = x.shape[0] // 2
+        g = torch.Generator().manual_seed(ctx.seed + (0 if split == "train" else 1))
+        hue = torch.rand(x.shape[0] - half, generator=g)
+        b = x[half:] * hue_to_rgb(hue)[:, :, None, None]
+        return unpaired_dataset(x[:half].expand(-1, 3, -1, -1).contiguous(), b, "grey-colour-digits", labels_a=y[:half], labels_b=y[half:],
+                                pairing="none: A and B are disjoint halves of the digits")
+    return ctx.dataset(("grey-colour-digits", split), load)
+
+
+@shared_run("cyclegan-digits")
+def _cyclegan_digits(ctx: Context):
+    return ("cyclegan", {"image_shape": [3, 28, 28], "num_filters": 16,
+                         "discriminator_filters": 16, "residual_blocks": 3},
+            _colour_digits(ctx, "train"),
+            {"max_steps": ctx.pick(1000, 6000), "batch_size": 8, "lr": 2e-4, "betas": (0.5, 0.999),
+             "lr_schedule": "hold-linear", "hold_fraction": 0.5})
+
+
+def _check_cyclegan(n: dict[str, Any], budget: str) -> Conditions:
+    need = 0.8 if budget == "smoke" else 0.9
+    return [(f"the digit survives translation: the classifier reads the source digit in {n['content_a2b']:.2f} of "
+             f"G(a) and {n['content_b2a']:.2f} of F(b) (>= {need})", min(n["content_a2b"], n["content_b2a"]) >= need),
+            (f"a -> b -> a comes back: cycle L1 {n['cycle_l1_a']:.4f} is below a quarter of the L1 between two different "
+             f"digits ({n['l1_other_digit']:.4f})", n["cycle_l1_a"] < 0.25 * n["l1_other_digit"]),
+            (f"G(a) is in domain B: ink saturation {n['saturation_g_a']:.2f} (B's own {n['saturation_b']:.2f}, A's 0; "
+             f"> half of B's)", n["saturation_g_a"] > 0.5 * n["saturation_b"])]
+
+
+@lecture_figure("cyclegan-digits", slides="37-41",
+                claim="With no pairs at all, two generators tied by a cycle-consistency loss learn to translate grey "
+                      "digits to coloured ones and back: G(a) looks like domain B, F(G(a)) returns a, and the digit "
+                      "itself is kept.",
+                check=_check_cyclegan, smoke_note="smoke: 1,000 steps, content kept on >= 80 % (full: 6,000 steps, 90 %)")
+def cyclegan_digits(ctx: Context) -> dict[str, Any]:
+    from ..models.pix2pix import mean_saturation
+
+    model, classifier = ctx.shared("cyclegan-digits"), ctx.shared("classifier-mnist")
+    test = _colour_digits(ctx, "test")
+    (a, label_a), (b, label_b) = test.domain_a, test.domain_b
+    a, b, label_a, label_b = a[:1000], b[:1000], label_a[:1000], label_b[:1000]
+    with torch.no_grad():
+        fake_b = torch.cat([model.translate(x, "a2b").cpu() for x in a.split(250)])
+        fake_a = torch.cat([model.translate(x, "b2a").cpu() for x in b.split(250)])
+        rec_a = torch.cat([model.translate(x, "b2a").cpu() for x in fake_b.split(250)])
+    read_a = predict(classifier, a[:, :1])[0]  # what the classifier reads in the source, not the dataset label
+    content_a2b = (predict(classifier, fake_b.amax(1, keepdim=True))[0] == read_a).float().mean()  # a hue's max channel is the ink
+    content_b2a = (predict(classifier, fake_a.mean(1, keepdim=True))[0] == predict(classifier, b.amax(1, keepdim=True))[0]).float().mean()
+    rows = model.cycle_rows(a[:10], b[:10]).cpu()
+    path = image_panels([("a | G(a) | F(G(a))", torch.cat(list(rows[:3])), 10),
+                         ("b | F(b) | G(F(b))", torch.cat(list(rows[3:])), 10)],
+                        ctx.out / "cyclegan-digits.png", panel_width=5.5)
+    return {"paths": [str(path)], "content_a2b": float(content_a2b), "content_b2a": float(content_b2a),
+            "label_accuracy_source_a": float((read_a == label_a).float().mean()),
+            "cycle_l1_a": float((rec_a - a).abs().mean()), "l1_other_digit": float((a - a.roll(1, 0)).abs().mean()),
+            "saturation_g_a": mean_saturation(fake_b), "saturation_b": mean_saturation(b),
+            "label_b_check": float((predict(classifier, b.amax(1, keepdim=True))[0] == label_b).float().mean())}
