@@ -8,9 +8,9 @@ images, binarized once with a fixed seed (dynamic) or by threshold (static).
 Trainers (``--trainers``): ``genlab`` is the Trainer's loop alone (evaluation, previews and
 checkpoints switched off), ``plain`` a hand-written DataLoader loop, and ``cli`` genlab as
 ``genlab train vae --data idx:DATA`` runs it: ``api.train`` with the command's defaults and all its
-per-epoch extras (evaluation, preview grid, curves, checkpoint every epoch, the progress bar); its
-epoch time runs from one end-of-epoch checkpoint to the next, and the end-of-run work (model export,
-report) is timed apart.
+per-epoch extras (evaluation, preview grid, curves, checkpoint at epoch ends — as often as
+``train.epoch_extras_budget`` allows — and the progress bar); its epoch time runs from one epoch's
+end (after its extras) to the next, and the end-of-run work (model export, report) is timed apart.
 
     python benchmarks/vae_mnist.py --data ../shared/data/mnist --binarize static --epochs 10
     python benchmarks/vae_mnist.py --data ../shared/data/mnist --binarize dynamic --epochs 100
@@ -146,8 +146,13 @@ def score(vae, test: torch.Tensor, k: int) -> dict[str, float]:
     return {"test_elbo": elbo / n, "test_iwae_nll": nll / n if k else float("nan")}
 
 
+def _faults() -> int:
+    """Minor page faults of this process so far (memory the allocator handed back and took again)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def cli_worker(args: argparse.Namespace, test: torch.Tensor, conn) -> None:
-    """``genlab train`` through ``api.train``, paused after each epoch's checkpoint until told to go on."""
+    """``genlab train`` through ``api.train``, paused at the end of each epoch (after its extras) until told to go on."""
     import os
     import shutil
     import tempfile
@@ -160,20 +165,20 @@ def cli_worker(args: argparse.Namespace, test: torch.Tensor, conn) -> None:
                  f"--data.binarize={args.binarize}"]
     conn.send("ready")
     assert conn.recv() == "epoch"
-    clock = {"start": time.perf_counter()}
+    clock = {"start": time.perf_counter(), "faults": _faults()}
     state: dict = {}
 
-    def pause_after_checkpoint(trainer, event: str, info: dict) -> None:
-        if event == "checkpoint":
-            conn.send(time.perf_counter() - clock["start"])
+    def pause_after_epoch(trainer, event: str, info: dict) -> None:
+        if event == "epoch":  # after the epoch's extras (evaluation, preview, checkpoint) when it has them
+            conn.send((time.perf_counter() - clock["start"], _faults() - clock["faults"]))
             conn.recv()  # "epoch" (or "stop" after the last one)
-            clock["start"] = time.perf_counter()
+            clock["start"], clock["faults"] = time.perf_counter(), _faults()
         elif event == "end":
             state["model"] = trainer.model
 
     try:
         summary = api.train("vae", data=f"idx:{args.data}", out=run_dir / "run", overrides=overrides,
-                            callbacks=[pause_after_checkpoint])
+                            callbacks=[pause_after_epoch])
         end_of_run = time.perf_counter() - clock["start"]
         result = score(state["model"], test, args.k)
         result.update({"end_of_run_s": end_of_run, "cli_test_elbo": summary.get("test/elbo", float("nan"))})
@@ -195,9 +200,9 @@ def worker(kind: str, args: argparse.Namespace, conn) -> None:
         trainer = PlainTrainer(train, args.binarize == "dynamic", args.seed)
     conn.send("ready")
     while (msg := conn.recv()) == "epoch":
-        start = time.perf_counter()
+        start, faults = time.perf_counter(), _faults()
         trainer.epoch()
-        conn.send(time.perf_counter() - start)
+        conn.send((time.perf_counter() - start, _faults() - faults))
     result = score(trainer.as_genlab(), test, args.k)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     conn.send(result)
@@ -236,11 +241,14 @@ def main() -> None:
     for kind in pipes:
         assert pipes[kind].recv() == "ready"
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    faults: dict[str, list[int]] = {kind: [] for kind in kinds}
     for epoch in range(args.epochs):
         order = kinds if epoch % 2 == 0 else kinds[::-1]  # alternate who goes first
         for kind in order:
             pipes[kind].send("epoch")
-            times[kind].append(pipes[kind].recv())
+            seconds, count = pipes[kind].recv()
+            times[kind].append(seconds)
+            faults[kind].append(count)
         print(f"epoch {epoch + 1}: " + "  ".join(f"{kind} {times[kind][-1]:.2f}s" for kind in kinds), flush=True)
     results = {}
     for kind in pipes:
@@ -251,6 +259,7 @@ def main() -> None:
         med = statistics.median(times[kind])
         results[kind].update({"median_epoch_s": med, "samples_per_s": 60000 // BATCH * BATCH / med})
         results[kind]["min_epoch_s"] = min(times[kind])
+        results[kind]["minor_faults_per_epoch"] = statistics.median(faults[kind])
     ratios: dict[str, dict[str, float]] = {}
     if "plain" in results:
         for kind in kinds:

@@ -384,3 +384,19 @@ def test_registry_names_and_errors() -> None:
         make_head("bernoulli", (2,), temperature=1.0)
     with pytest.raises(ConfigError):
         make_head("mixture", (2, 3))
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
+def test_mean_nll_is_the_batch_mean_of_the_per_example_nll(name):
+    from genlab.distributions import make_head
+
+    torch.manual_seed(0)
+    head = make_head(name, (1, 4, 4))
+    raw = torch.randn(6, head.num_outputs, requires_grad=True)
+    x = torch.rand(6, 1, 4, 4).round() if name == "bernoulli" else torch.rand(6, 1, 4, 4)
+    expected = -head(raw).log_prob(x).mean()
+    got = head.mean_nll(raw, x)
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-5)
+    (g1,) = torch.autograd.grad(expected, raw)
+    (g2,) = torch.autograd.grad(got, raw)
+    assert torch.allclose(g1, g2, rtol=1e-5, atol=1e-7)

@@ -209,3 +209,33 @@ def test_a_phase_that_runs_every_k_steps_follows_the_same_schedule():
     d, r1 = trainer.optimizers["discriminator"], trainer.optimizers["discriminator_r1"]
     assert lr["discriminator_r1"] / r1.defaults["lr"] == pytest.approx(lr["discriminator"] / d.defaults["lr"])
     assert lr["discriminator"] / d.defaults["lr"] == pytest.approx(1 - 17 / 17, abs=1e-9)
+
+
+@pytest.mark.parametrize("keep_best", [None, "loss"])
+def test_per_epoch_extras_skip_short_epochs_within_their_budget(tmp_path, monkeypatch, keep_best):
+    """Epochs of a few milliseconds with extras of 30 ms: under a 2 % budget the extras run after the
+    first epoch and at the last step only (keep_best still evaluates every epoch); with no budget, after
+    every epoch. The weights do not depend on which epochs got extras."""
+    data = ArrayDataset((torch.rand(64, 1, 8, 8),))
+    slow_write = Trainer.write_preview
+
+    def write_preview(self, *args, **kwargs):
+        time.sleep(0.03)  # an extra that costs far more than 2 % of these epochs
+        return slow_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "write_preview", write_preview)
+    weights = {}
+    for budget in (0.0, 0.02):
+        events: list[str] = []
+        cfg = TrainConfig(batch_size=16, epochs=10, epoch_extras_budget=budget, keep_best=keep_best, **QUIET)
+        trainer = Trainer(_ae(), data, cfg, eval_data=data, out_dir=tmp_path / f"b{budget}",
+                          callbacks=[lambda t, event, info: events.append(event)])
+        result = trainer.fit()
+        evals = [row["step"] for row in result.history if "eval/loss" in row]
+        weights[budget] = trainer.model.state_dict()
+        if budget == 0:
+            assert events.count("checkpoint") == 10 and evals == list(range(4, 41, 4))
+        else:
+            assert events.count("checkpoint") == 2  # after epoch 1 and at the last step
+            assert evals == (list(range(4, 41, 4)) if keep_best else [4, 40])
+    assert all(torch.equal(weights[0.0][k], weights[0.02][k]) for k in weights[0.0])

@@ -52,7 +52,9 @@ class ArrayDataset:
         return self.tensors[1] if len(self.tensors) > 1 else None
 
     def batch(self, index: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
-        out = tuple(t[index] for t in self.tensors)
+        simple = index.dtype == torch.long and index.dim() == 1
+        # index_select gathers the same rows as t[index], a few times faster
+        out = tuple(t.index_select(0, index) if simple and t.device == index.device else t[index] for t in self.tensors)
         if self.transform is not None:
             if generator is None:
                 generator = torch.Generator().manual_seed(0)

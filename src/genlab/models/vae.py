@@ -106,18 +106,19 @@ class VAE(GenerativeModel):
         return self.reconstruct(x)
 
     # ------------------------------------------------------------------ objectives
-    def _terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-example reconstruction NLL and KL, each (B,)."""
+    def _terms(self, x: Tensor, *, batch_mean: bool = False) -> tuple[Tensor, Tensor]:
+        """Per-example reconstruction NLL and KL, each (B,); their batch means with ``batch_mean``
+        (the training loss: the head's fused mean NLL, no per-example loss map)."""
         x = as_images(x, self.config.image_shape, "VAE")  # a flat (B, C*H*W) batch too
         mu, logvar = self.posterior(x)
         # reparametrisation; the noise is a function of the global example under several processes
         z = mu + batch_randn(mu.shape, device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar)
-        recon = -self.likelihood(z).log_prob(x)
-        return recon, kl_standard_normal(mu, logvar)
+        if batch_mean:
+            return self.head.mean_nll(self.decoder(z), x), kl_standard_normal(mu, logvar).mean()
+        return -self.likelihood(z).log_prob(x), kl_standard_normal(mu, logvar)
 
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
-        recon, kl = self._terms(batch[0])
-        recon, kl = recon.mean(), kl.mean()
+        recon, kl = self._terms(batch[0], batch_mean=True)
         if not self.config.kl_warmup_steps:
             return LossOutput(recon + self.config.beta * kl, {"recon": recon, "kl": kl})
         if self.training and torch.is_grad_enabled():  # a training step, not an evaluation

@@ -66,6 +66,10 @@ class TrainConfig(Config):
     eval_every: int = 0  # steps; 0 = at the end of each epoch
     sample_every: int = 0  # steps; 0 = at the end of each epoch
     checkpoint_every: int = 0  # steps; 0 = at the end of each epoch
+    # The per-epoch extras (the *_every fields at 0) take at most this fraction of the training time: when
+    # epochs are so short that evaluating, previewing and checkpointing after each would cost more, they
+    # skip epochs (never the first, never the last step). 0 = after every epoch, whatever it costs.
+    epoch_extras_budget: float = 0.02
     keep_checkpoints: int = 2
     checkpoint_probation: int = 100  # finite-loss steps after a checkpoint before it counts as known good
     log_every: int = 25
@@ -93,6 +97,7 @@ class TrainConfig(Config):
         check(self.ema_decay is None or 0 < self.ema_decay < 1, f"train.ema_decay must be in (0, 1), got {self.ema_decay}")
         for name in ("eval_every", "sample_every", "checkpoint_every", "warmup_steps"):
             check(getattr(self, name) >= 0, f"train.{name} must be >= 0")
+        check(0 <= self.epoch_extras_budget < 1, f"train.epoch_extras_budget must be in [0, 1), got {self.epoch_extras_budget}")
         check(0 <= self.hold_fraction < 1, f"train.hold_fraction must be in [0, 1), got {self.hold_fraction}")
         check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
         check(self.checkpoint_probation >= 1, f"train.checkpoint_probation must be >= 1, got {self.checkpoint_probation}")
@@ -111,7 +116,8 @@ class TrainConfig(Config):
 # order, the optimizer state's meaning or what "best" compares, and are refused, as are model and data fields.
 RESUMABLE_FIELDS = frozenset({
     "epochs", "max_steps", "lr", "betas", "momentum", "weight_decay", "lr_schedule", "warmup_steps", "min_lr_ratio",
-    "hold_fraction", "grad_clip", "ema_decay", "eval_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+    "hold_fraction", "grad_clip", "ema_decay", "eval_every", "sample_every", "checkpoint_every", "epoch_extras_budget",
+    "keep_checkpoints",
     "checkpoint_probation", "log_every", "eval_batches", "preview_count", "device", "fused_optimizer", "progress",
     "tensorboard",
 })
@@ -154,7 +160,7 @@ class Trainer:
     """Train ``model`` on ``train_data``; write everything under ``out_dir`` (if given).
 
     ``callbacks`` are called as ``fn(trainer, event, info)`` with event in
-    {"log", "eval", "checkpoint", "end"}: the few named hooks a user needs, no more. ``plot_curves``
+    {"log", "eval", "checkpoint", "epoch", "end"}: the few named hooks a user needs, no more. ``plot_curves``
     (``genlab.viz.plot_history`` in ``genlab train``) draws ``curves.png`` on a time budget.
     """
 
@@ -212,6 +218,9 @@ class Trainer:
         self.best: dict[str, float] | None = None  # {"step", "value"} of the best evaluation so far
         self._best_state: dict[str, Tensor] | None = None  # in-memory copy when there is no out_dir
         self._curves_cost, self._curves_at = 0.0, -math.inf  # seconds the last curves.png took, and when
+        self._extras_cost, self._extras_at = 0.0, -math.inf  # the same for the last epoch-end extras
+        self._extras_skipped = 0  # epoch ends whose extras the budget skipped since they last ran
+        self._extras_told = False  # the user was told once that extras skip epochs
 
     # ------------------------------------------------------------------ construction helpers
     def _make_optimizer(self, phase: Phase) -> torch.optim.Optimizer:
@@ -290,13 +299,21 @@ class Trainer:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "epoch", "samples_per_s", "lr")})
                     sums, count = {}, 0
                     window_start, window_step = time.perf_counter(), self.step
-                end_of_epoch = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
-                if self._due(cfg.eval_every, end_of_epoch):
+                epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
+                end_of_epoch = epoch_end and self._epoch_extras_allowed()
+                extras_start = time.perf_counter()
+                # keep_best judges every epoch: its evaluation is never skipped
+                if self._due(cfg.eval_every, end_of_epoch or (epoch_end and cfg.keep_best is not None)):
                     self.evaluate()
                 if self._due(cfg.sample_every, end_of_epoch):
                     self.write_preview()
                 if self._due(cfg.checkpoint_every, end_of_epoch):
                     self.save_checkpoint()
+                if end_of_epoch:
+                    self._extras_at = time.perf_counter()
+                    self._extras_cost = self._extras_at - extras_start
+                if epoch_end:
+                    self._emit("epoch", {"step": self.step, "epoch": -(-self.step // self.steps_per_epoch)})
         finally:
             if bar is not None:
                 bar.close()
@@ -362,6 +379,25 @@ class Trainer:
             tensors += [v for state in opt.state.values() for v in state.values()
                         if isinstance(v, Tensor) and v.is_floating_point()]
         return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+    def _epoch_extras_allowed(self) -> bool:
+        """Whether this epoch's end gets its extras under ``epoch_extras_budget``: always at the last step,
+        after the first epoch and with no budget; otherwise once the time since they last ran is at least
+        their last cost divided by the budget. The decision touches no training state, so a run's weights
+        do not depend on it; only which epochs log an evaluation and leave a checkpoint do."""
+        budget = self.config.epoch_extras_budget
+        if not budget or self.step == self.total_steps or self._extras_at == -math.inf:
+            return True
+        if time.perf_counter() - self._extras_at >= self._extras_cost / budget:
+            self._extras_skipped = 0
+            return True
+        self._extras_skipped += 1
+        if self._extras_skipped == 1 and not self._extras_told:
+            self._extras_told = True
+            log.info("epochs of %.2g s: evaluation, preview and checkpoint (%.2g s) now skip epochs to stay under "
+                     "%g %% of the time (train.epoch_extras_budget=0 runs them after every epoch)",
+                     time.perf_counter() - self._extras_at, self._extras_cost, 100 * budget)
+        return False
 
     def _due(self, every: int, end_of_epoch: bool) -> bool:
         # the last step always evaluates, previews and checkpoints
