@@ -162,7 +162,7 @@ def cli_worker(args: argparse.Namespace, test: torch.Tensor, conn) -> None:
     sys.stderr = open(os.devnull, "w")  # the progress bar draws (as for a user) but out of the log
     run_dir = Path(tempfile.mkdtemp(prefix="genlab-bench-cli-"))
     overrides = [f"--train.epochs={args.epochs}", f"--train.seed={args.seed}", f"--train.threads={args.threads}",
-                 f"--data.binarize={args.binarize}"]
+                 f"--data.binarize={args.binarize}", *shlex.split(args.cli_overrides)]
     conn.send("ready")
     assert conn.recv() == "epoch"
     clock = {"start": time.perf_counter(), "faults": _faults()}
@@ -192,6 +192,7 @@ def worker(kind: str, args: argparse.Namespace, conn) -> None:
     torch.set_num_threads(args.threads)
     train, test = load_mnist(args.data, args.binarize)
     if kind == "cli":
+        del train  # genlab train loads its own copy, as for a user; this one would only sit in memory
         return cli_worker(args, test, conn)
     if kind == "genlab":
         trainer = GenlabTrainer(train, args.binarize == "dynamic", args.seed, args.epochs, json.loads(args.genlab_train),
@@ -218,6 +219,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", default=None, help="Markdown file to append the table to")
     p.add_argument("--json", default=None, help="file to write the JSON summary to")
+    p.add_argument("--cli-overrides", default="", help="extra genlab overrides for the cli trainer, e.g. '--train.progress=false'")
     p.add_argument("--genlab-train", default="{}", help='JSON of TrainConfig fields for genlab, e.g. \'{"lr_schedule": "cosine"}\'')
     p.add_argument("--genlab-model", default="{}", help='JSON of VAEConfig fields beyond the architecture, e.g. \'{"kl_warmup_steps": 4680}\'')
     p.add_argument("--genlab-only", action="store_true", help="skip the plain loop (a recipe run, not a speed comparison)")
