@@ -4,8 +4,9 @@ or under torchrun (tests/test_faults.py compares the two).
     python ddp_worker.py OUT_DIR FAMILY[,FAMILY...]
 
 FAMILY: autoencoder (deterministic), vae (reparametrisation noise on dynamically binarized data), gan
-(latent draws), pix2pix (dropout), and vae-resume: the vae run stopped after its step-8 log (the step-4
-checkpoint on disk) and resumed, whose weights must equal the uninterrupted run's. One launch trains
+(latent draws), pix2pix (dropout), cyclegan (a history pool per rank), and FAMILY-resume: the run stopped
+after its step-8 log (the step-4 checkpoint on disk) and resumed, whose weights must equal the
+uninterrupted run's. One launch trains
 them all, so the test pays for starting the process group once.
 """
 import os
@@ -17,6 +18,7 @@ import torch
 from genlab.checkpoint import save_tensors
 from genlab.data import ArrayDataset
 from genlab.data.images import dynamic_binarize
+from genlab.data.unpaired import unpaired_dataset
 from genlab.models import build_model
 from genlab.training import TrainConfig, Trainer
 
@@ -33,6 +35,10 @@ CASES = {  # family -> (model config, training data)
     "pix2pix": ({"image_shape": [3, 16, 16], "input_shape": [1, 16, 16], "num_filters": 4, "discriminator_filters": 4,
                  "norm": "none"},
                 ArrayDataset((torch.rand(64, 1, 16, 16, generator=g), torch.rand(64, 3, 16, 16, generator=g)))),
+    # image pools of 50 per discriminator, filled by each rank with its own fakes
+    "cyclegan": ({"image_shape": [1, 16, 16], "num_filters": 4, "discriminator_filters": 4, "residual_blocks": 1,
+                  "norm": "none", "pool_size": 50},
+                 unpaired_dataset(torch.rand(64, 1, 16, 16, generator=g), torch.rand(48, 1, 16, 16, generator=g), "toy")),
 }
 
 

@@ -170,7 +170,8 @@ def _worker(out: Path, families: list[str], nproc: int) -> dict[str, dict[str, t
 def trained(tmp_path_factory) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
     """Every family trained by one process and by two (one torchrun launch for all of them)."""
     root = tmp_path_factory.mktemp("ddp")
-    return {"single": _worker(root / "single", FAMILIES, 1), "ddp": _worker(root / "ddp", [*FAMILIES, "vae-resume"], 2)}
+    return {"single": _worker(root / "single", FAMILIES, 1),
+            "ddp": _worker(root / "ddp", [*FAMILIES, "vae-resume", "cyclegan", "cyclegan-resume"], 2)}
 
 
 @pytest.mark.slow
@@ -189,6 +190,15 @@ def test_two_process_resume_is_bit_identical(trained):
     """A 2-process VAE run stopped after step 8 and resumed from its step-4 checkpoint ends on the
     weights of the uninterrupted 2-process run, bit for bit: each rank's RNG state is restored."""
     whole, resumed = trained["ddp"]["vae"], trained["ddp"]["vae-resume"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+@pytest.mark.slow
+def test_two_process_cyclegan_resume_keeps_each_ranks_pool(trained):
+    """CycleGAN's discriminators judge fakes drawn from image pools that each rank fills with its own
+    fakes; a 2-process run resumed from its step-4 checkpoint (pools non-empty) ends on the uninterrupted
+    run's weights only if every rank gets its own pool back, not rank 0's."""
+    whole, resumed = trained["ddp"]["cyclegan"], trained["ddp"]["cyclegan-resume"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 

@@ -196,6 +196,16 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def rank0_decides(flag: bool, info: DistInfo, device: Any = None) -> bool:
+    """Rank 0's ``flag`` on every rank: for choices made from local clocks (whether an epoch's end gets
+    its evaluation and checkpoint), which all ranks must make alike since those steps are collective."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
 def all_reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
     if not info.enabled:
         return values

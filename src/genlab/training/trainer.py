@@ -38,8 +38,8 @@ from ..data.base import ArrayDataset, BatchLoader
 from ..errors import CheckpointError, TrainingError
 from ..grids import save_image_grid
 from ..models.base import GenerativeModel, LossOutput, Phase
-from ..runtime import (DistInfo, all_reduce_mean, barrier, batch_shard, gather_objects, init_distributed, rng_state,
-                       seed_everything, select_device, set_rng_state)
+from ..runtime import (DistInfo, all_reduce_mean, barrier, batch_shard, gather_objects, init_distributed, rank0_decides,
+                       rng_state, seed_everything, select_device, set_rng_state)
 from .ema import EMA
 
 log = logging.getLogger(__name__)
@@ -300,7 +300,8 @@ class Trainer:
                     sums, count = {}, 0
                     window_start, window_step = time.perf_counter(), self.step
                 epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
-                end_of_epoch = epoch_end and self._epoch_extras_allowed()
+                # every rank follows rank 0's clock: evaluation and checkpoints are collective
+                end_of_epoch = epoch_end and rank0_decides(self._epoch_extras_allowed(), self.dist, self.device)
                 extras_start = time.perf_counter()
                 # keep_best judges every epoch: its evaluation is never skipped
                 if self._due(cfg.eval_every, end_of_epoch or (epoch_end and cfg.keep_best is not None)):
@@ -519,7 +520,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything that shapes the rest of the run. Under several processes every rank must call it
         (it gathers each rank's RNG state)."""
-        rng = rng_state()
+        rng, extras = rng_state(), self.model.training_extras()
         return {
             "step": self.step,
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
@@ -530,7 +531,9 @@ class Trainer:
             "history": self.history,
             "last_eval": self.last_eval,
             "best": self.best,
-            "model_extras": self.model.training_extras(),
+            "model_extras": extras,
+            # each rank's own (e.g. CycleGAN's image pools, filled with that rank's fakes)
+            "model_extras_per_rank": gather_objects(extras, self.dist),
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -575,10 +578,14 @@ class Trainer:
                 self.ema.load_state_dict(ckpt.load_tensors(latest / ckpt.EMA_NAME, device=self.device))
             else:  # an EMA switched on at this resume starts from the resumed weights
                 self.ema = EMA(self.model, self.config.ema_decay, self.model.ema_modules())  # type: ignore[arg-type]
-        self.model.load_training_extras(state.get("model_extras", {}))
-        per_rank = state.get("rng_per_rank")
-        if per_rank is not None and len(per_rank) == self.dist.world_size:
-            set_rng_state(per_rank[self.dist.rank])
+        same_ranks = len(state.get("rng_per_rank") or []) == self.dist.world_size
+        extras_per_rank = state.get("model_extras_per_rank")
+        if same_ranks and extras_per_rank is not None and len(extras_per_rank) == self.dist.world_size:
+            self.model.load_training_extras(extras_per_rank[self.dist.rank])
+        else:  # an older checkpoint, or another number of processes: rank 0's
+            self.model.load_training_extras(state.get("model_extras", {}))
+        if same_ranks:
+            set_rng_state(state["rng_per_rank"][self.dist.rank])
         else:  # another number of processes: all ranks share rank 0's state, as in a fresh start
             set_rng_state(state["rng"])
         self.step = int(state["step"])
