@@ -5,6 +5,13 @@ plus the checks of the three StyleGAN figures on the trained model.
     nice -n 10 python benchmarks/stylegan_quality.py --data celeba:../shared/data/celeba-10k --budget-minutes 120
     # digits: the MNIST classifier's features
     nice -n 10 python benchmarks/stylegan_quality.py --data mnist:../shared/data/mnist --budget-minutes 60
+    # the two models side by side, one process and one core each, budgets in CPU seconds (2 h of wall-clock
+    # on 2 cores instead of 4): train the classifiers once, then one process per model
+    D="--data celeba:../shared/data/celeba-10k --budget-minutes 120 --rounds 8 --clock cpu --classifier-epochs 12"
+    python benchmarks/stylegan_quality.py $D --models --threads 2 --tag celeba32-classifiers
+    taskset -c 0 python benchmarks/stylegan_quality.py $D --models stylegan --tag celeba32-stylegan &
+    taskset -c 1 python benchmarks/stylegan_quality.py $D --models dcgan --tag celeba32-dcgan
+    python benchmarks/stylegan_quality.py --table celeba32-stylegan celeba32-dcgan   # the curves as Markdown
 
 1. Feature classifiers (genlab ``classifier`` runs at the same image size, reused when present):
    faces: one binary classifier per attribute (``--attributes``, default Male Young Smiling), their
@@ -103,6 +110,20 @@ def score(run: Path, test_features, extract, n: int) -> dict[str, Any]:
     return result
 
 
+def table(tags: list[str]) -> str:
+    """The curves of results files ``stylegan_quality-TAG.json`` as one Markdown table, model by model."""
+    lines = ["| model | round | training s | steps | images | s per 1k images | FD | KID | precision | recall | density | coverage |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for tag in tags:
+        result = json.loads((HERE / "results" / f"stylegan_quality-{tag}.json").read_text())
+        for name, rows in result.get("curves", {}).items():
+            for r in rows:
+                lines.append(f"| {name} | {r['round']} | {r['train_seconds']:.0f} | {r['steps']} | {r['images_seen']} | "
+                             f"{r['seconds_per_1k_images']:.1f} | {r['fid']:.3f} | {r['kid']:.4f} | {r['precision']:.3f} | "
+                             f"{r['recall']:.3f} | {r['density']:.3f} | {r['coverage']:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="celeba:../shared/data/celeba-10k")
@@ -126,7 +147,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/out/stylegan_quality")
     p.add_argument("--tag", default=None, help="results file suffix (default: the dataset name)")
+    p.add_argument("--table", nargs="+", metavar="TAG", help="print the curves of these results files as Markdown and exit")
     args = p.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     data_name = data_config_from_spec(args.data).name
