@@ -399,7 +399,7 @@ def test_cli_latent_commands(face_run, monkeypatch, capsys):
     assert _cli(monkeypatch, "project", str(run), a, b, "--method", "optimize", "--steps", "5", "--restarts", "1",
                 "--save-codes", str(run / "z.safetensors")) == 0
     out = capsys.readouterr().out
-    assert "mean MSE" in out and "(optimize)" in out
+    assert "mean MSE" in out and "(optimize, space z)" in out
     from genlab.checkpoint import load_tensors
 
     assert load_tensors(run / "z.safetensors")["z"].shape == (2, 4)

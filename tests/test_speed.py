@@ -84,7 +84,8 @@ def test_evaluation_scores_a_fixed_head_during_training_and_everything_at_the_en
         return original(batch)
 
     model.evaluate = counting  # type: ignore[method-assign]
-    config = TrainConfig(epochs=3, batch_size=8, eval_examples=20, progress=False, tensorboard=False, fused_optimizer=False)
+    config = TrainConfig(epochs=3, batch_size=8, eval_examples=20, progress=False, tensorboard=False, fused_optimizer=False,
+                         epoch_extras_budget=0)  # every epoch's end evaluates
     trainer = Trainer(model, _images(64), config, eval_data=_images(50, seed=1))
     evals: list[int] = []
     trainer.callbacks.append(lambda tr, event, info: evals.append(sum(sizes)) if event == "eval" else None)
@@ -96,7 +97,7 @@ def test_evaluation_scores_a_fixed_head_during_training_and_everything_at_the_en
     sizes.clear()
     evals.clear()
     trainer = Trainer(model, _images(64), TrainConfig(epochs=2, batch_size=8, eval_examples=None, progress=False,
-                                                      tensorboard=False), eval_data=_images(50, seed=1))
+                                                      tensorboard=False, epoch_extras_budget=0), eval_data=_images(50, seed=1))
     trainer.callbacks.append(lambda tr, event, info: evals.append(sum(sizes)) if event == "eval" else None)
     trainer.fit()
     assert evals == [50, 100]
@@ -126,7 +127,8 @@ def test_curves_are_redrawn_within_a_time_budget_and_always_at_the_end(tmp_path)
         drawn.append(len(history))
         return path
 
-    config = TrainConfig(epochs=4, batch_size=8, progress=False, tensorboard=False, fused_optimizer=False)
+    config = TrainConfig(epochs=4, batch_size=8, progress=False, tensorboard=False, fused_optimizer=False,
+                         epoch_extras_budget=0)  # a preview after every epoch: the curves' own budget decides
     Trainer(_tiny_vae(), _images(32), config, eval_data=_images(16, seed=1), out_dir=tmp_path, plot_curves=slow_plot).fit()
     assert len(drawn) == 2  # after the first epoch, and at the end (not after each of the 4 epochs)
     assert (tmp_path / "samples.png").is_file() and len(list((tmp_path / "samples").glob("*.png"))) == 4
