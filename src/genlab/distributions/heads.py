@@ -144,7 +144,7 @@ class BernoulliHead(Head):
 
     def mean_nll(self, raw: Tensor, x: Tensor) -> Tensor:
         # one fused BCE-with-logits summed over everything, instead of a (B, *event) loss map, its sum over
-        # the event and a mean: the same number, ~5 % less time in an MLP VAE's training step
+        # the event and a mean: the same number and gradients, ~3 % less time in an MLP VAE's forward + backward
         (logits,) = self.chunks(raw)
         batch = logits.shape[: logits.dim() - len(self.event_shape)].numel()
         return F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="sum") / batch

@@ -157,7 +157,8 @@ def cyclegan_digits(ctx: Context) -> dict[str, Any]:
         rec_a = torch.cat([model.translate(x, "b2a").cpu() for x in fake_b.split(250)])
     read_a = predict(classifier, a[:, :1])[0]  # what the classifier reads in the source, not the dataset label
     content_a2b = (predict(classifier, fake_b.amax(1, keepdim=True))[0] == read_a).float().mean()  # a hue's max channel is the ink
-    content_b2a = (predict(classifier, fake_a.mean(1, keepdim=True))[0] == predict(classifier, b.amax(1, keepdim=True))[0]).float().mean()
+    read_b = predict(classifier, b.amax(1, keepdim=True))[0]
+    content_b2a = (predict(classifier, fake_a.mean(1, keepdim=True))[0] == read_b).float().mean()
     rows = model.cycle_rows(a[:10], b[:10]).cpu()
     path = image_panels([("a | G(a) | F(G(a))", torch.cat(list(rows[:3])), 10),
                          ("b | F(b) | G(F(b))", torch.cat(list(rows[3:])), 10)],
@@ -166,4 +167,4 @@ def cyclegan_digits(ctx: Context) -> dict[str, Any]:
             "label_accuracy_source_a": float((read_a == label_a).float().mean()),
             "cycle_l1_a": float((rec_a - a).abs().mean()), "l1_other_digit": float((a - a.roll(1, 0)).abs().mean()),
             "saturation_g_a": mean_saturation(fake_b), "saturation_b": mean_saturation(b),
-            "label_b_check": float((predict(classifier, b.amax(1, keepdim=True))[0] == label_b).float().mean())}
+            "label_b_check": float((read_b == label_b).float().mean())}
