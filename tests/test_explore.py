@@ -369,6 +369,21 @@ def test_a_real_stylegan_renders_what_its_own_api_returns():
 
 # ---------------------------------------------------------------------------------------- the command
 
+def read_line(process: subprocess.Popen) -> str:
+    """The command's next line of output; when it exits instead, fail with what it wrote to stderr."""
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        raise AssertionError(f"genlab explore exited ({process.wait()}) before printing: {process.stderr.read()}")
+    return line
+
+
+def stop(process: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C, then what the command printed; a cold start on a loaded machine gets a minute."""
+    process.send_signal(signal.SIGINT)
+    return process.communicate(timeout=90)
+
+
 def start_cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "genlab", "explore", *args], stdout=subprocess.PIPE,
@@ -378,8 +393,8 @@ def start_cli(*args: str) -> subprocess.Popen:
 def test_cli_prints_the_url_warns_for_a_network_host_and_stops_cleanly_on_ctrl_c(vae_run):
     process = start_cli(str(vae_run), "--port", "0", "--host", "0.0.0.0")
     try:
-        warning = process.stdout.readline()
-        started = process.stdout.readline()
+        warning = read_line(process)
+        started = read_line(process)
         assert "reachable" not in started and "warning: listening on 0.0.0.0" in warning
         assert "anyone who can reach this machine" in warning
         url = started.split(" at ")[1].split()[0]
@@ -388,8 +403,7 @@ def test_cli_prints_the_url_warns_for_a_network_host_and_stops_cleanly_on_ctrl_c
         connection.request("GET", "/render?view=point&x=0&y=0")
         assert connection.getresponse().status == 200
         connection.close()
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = stop(process)
     finally:
         process.kill()
     assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
@@ -400,10 +414,9 @@ def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_p
 
     process = start_cli(str(vae_run), "--port", "0")
     try:
-        line = process.stdout.readline()
+        line = read_line(process)
         assert line.startswith("genlab explore: vae at http://127.0.0.1:")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = stop(process)
     finally:
         process.kill()
     assert process.returncode == 0 and "warning" not in out + err

@@ -14,7 +14,6 @@ import base64
 import io
 import os
 import shutil
-import signal
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 from genlab.explore import open_run, seed_codes
 from genlab.latent import lerp
 
-from test_explore import cell, decoded, start_cli, train_tiny_vae
+from test_explore import cell, decoded, read_line, start_cli, stop, train_tiny_vae
 
 INSTALL = ("needs Chromium, its driver and Selenium: apt-get install -y chromium chromium-driver && "
            "pip install selenium (or pip install -e '.[test]')")
@@ -46,7 +45,7 @@ def browser_or_skip():
                  "--window-size=1280,1240", "--force-device-scale-factor=1"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
-    browser.set_script_timeout(20)
+    browser.set_script_timeout(60)
     return browser
 
 
@@ -71,7 +70,7 @@ def wait_for_query(browser, element_id: str, contains: str) -> dict[str, str]:
         text = driver.find_element("id", element_id).get_attribute("data-query") or ""
         return text if contains in text else False
 
-    text = WebDriverWait(browser, 30).until(query, f"#{element_id} never showed a render with {contains!r}")
+    text = WebDriverWait(browser, 60).until(query, f"#{element_id} never showed a render with {contains!r}")
     return {k: v[0] for k, v in parse_qs(text).items()}
 
 
@@ -84,7 +83,7 @@ def test_slider_changes_the_image_and_the_page_shows_what_python_decodes(tmp_pat
     try:
         run = os.environ.get("GENLAB_EXPLORE_RUN") or train_tiny_vae(tmp_path / "vae")
         process = start_cli(str(run), "--port", "0")
-        url = process.stdout.readline().split(" at ")[1].split()[0]
+        url = read_line(process).split(" at ")[1].split()[0]
         browser.get(url)
         before = wait_for_query(browser, "interpolate-img", "t=0.5")
         first = shown_png(browser, "interpolate-img")
@@ -115,8 +114,7 @@ def test_slider_changes_the_image_and_the_page_shows_what_python_decodes(tmp_pat
 
         if os.environ.get("GENLAB_EXPLORE_SCREENSHOT"):
             browser.save_screenshot(os.environ["GENLAB_EXPLORE_SCREENSHOT"])
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = stop(process)
         assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
     finally:
         browser.quit()
