@@ -425,6 +425,20 @@ def test_dynamic_binarization():
     assert not torch.equal(next(loader.epoch(0))[0], next(loader.epoch(1))[0])
 
 
+def test_dynamic_binarization_draws_each_pixel_with_its_own_grey_value():
+    """Bernoulli(p) per pixel: black stays 0, white stays 1, and each grey level p comes out 1 with
+    frequency p (not a global threshold, not 1 - p)."""
+    from genlab.data.base import dynamic_binarize
+
+    levels = torch.linspace(0, 1, 11)
+    x = levels.repeat(20000, 1)
+    bits, label = dynamic_binarize((x, torch.zeros(1)), torch.Generator().manual_seed(0))
+    assert bits.dtype == x.dtype and set(bits.unique().tolist()) <= {0.0, 1.0} and label.shape == (1,)
+    frequency = bits.mean(dim=0)
+    assert frequency[0] == 0 and frequency[-1] == 1
+    torch.testing.assert_close(frequency, levels, atol=0.012, rtol=0)
+
+
 def test_binarization_refuses_non_unit_data():
     signed = ArrayDataset((torch.linspace(-2, 2, 10).view(10, 1),), {"name": "toy"})
     for mode in ("static", "dynamic"):
