@@ -223,6 +223,28 @@ def test_domains_resize_to_a_common_power_of_two_and_keep_labels(tmp_path):
         load_dataset(DataConfig(name="domains", options={"a": "npz:x"}), "train")
 
 
+def test_domain_crop_takes_the_centre_once_and_matches_the_single_dataset_crop(tmp_path):
+    """crop_a keeps A's central fraction, resized once to the matched size: a bright 14 px square in the
+    middle of a dark 28 px image fills the 32 px frame after crop_a=0.5, B is untouched, and the pixels
+    equal ``--data.crop`` on A alone (what its classifier trains on)."""
+    x = np.zeros((5, 28, 28), np.float32)
+    x[:, 7:21, 7:21] = 1.0
+    np.savez(tmp_path / "a.npz", x=x, y=np.arange(5))
+    np.savez(tmp_path / "b.npz", x=np.full((6, 16, 16), 0.5, np.float32), y=np.arange(6))
+    options = {"a": f"npz:{tmp_path / 'a.npz'}", "b": f"npz:{tmp_path / 'b.npz'}", "crop_a": 0.5}
+    data = load_dataset(DataConfig(name="domains", options=options), "test")
+    assert data.domain_a[0].shape[1:] == (1, 32, 32) and torch.allclose(data.domain_a[0], torch.ones(1))
+    assert torch.allclose(data.domain_b[0], torch.full((1,), 0.5))
+    alone = load_dataset(DataConfig(name="npz", path=str(tmp_path / "a.npz"), image_size=32, crop=0.5), "test")
+    assert torch.equal(alone.x, data.domain_a[0]) and alone.info["crop"] == 0.5
+    uncropped = load_dataset(DataConfig(name="npz", path=str(tmp_path / "a.npz"), image_size=32), "test")
+    assert float(uncropped.x.mean()) < 0.3  # without the crop the square stays a quarter of the frame
+    with pytest.raises(DataError, match=r"crop_b must be in \(0, 1\], got 2"):
+        load_dataset(DataConfig(name="domains", options={**options, "crop_b": 2}), "test")
+    with pytest.raises(ConfigError, match=r"data.crop must be in \(0, 1\]"):
+        DataConfig(name="npz", crop=0.0).validate()
+
+
 def test_celeba_attribute_splits_without_and_with_and_names_bad_attributes(tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "celeba" / "img_align_celeba"

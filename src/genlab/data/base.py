@@ -175,6 +175,9 @@ class DataConfig(Config):
     threshold: float = 0.5  # static binarization: pixel > threshold
     image_size: int | None = None  # resize images to this square size
     channels: int | None = None  # force 1 (grey) or 3 (RGB)
+    # keep the central fraction of each side (e.g. 0.72: MNIST's 20-px digit box of 28), then resize to
+    # image_size (else back to the loaded size): digits of two datasets drawn at one scale
+    crop: float | None = None
     limit: int | None = None  # keep only the first N training examples
     size: int | None = None  # number of examples for generated (toy) data
     seed: int = 0  # for generated data and data splits
@@ -184,6 +187,7 @@ class DataConfig(Config):
         check(0.0 < self.threshold < 1.0, f"data.threshold must be in (0, 1), got {self.threshold}")
         check(self.image_size is None or self.image_size >= 4, f"data.image_size must be >= 4, got {self.image_size}")
         check(self.channels in (None, 1, 3), f"data.channels must be 1 or 3, got {self.channels}")
+        check(self.crop is None or 0.0 < self.crop <= 1.0, f"data.crop must be in (0, 1], got {self.crop}")
         check(self.limit is None or self.limit >= 1, f"data.limit must be >= 1, got {self.limit}")
         check(self.size is None or self.size >= 1, f"data.size must be >= 1, got {self.size}")
 
@@ -241,13 +245,39 @@ def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "tr
     if isinstance(config, str):
         config = data_config_from_spec(config)
     loader = DATASETS.get(config.name)
-    dataset = loader(config, split)
+    cropped = config.crop is not None and config.crop < 1.0
+    # a crop is taken from the images at their own size and resized once, to image_size
+    dataset = loader(config.replace(image_size=None) if cropped else config, split)
     if split == "train" and config.limit is not None:
         dataset = dataset.head(config.limit)
     dataset.info.setdefault("name", config.name)
+    if cropped:
+        dataset = centre_crop(dataset, config.crop, config.image_size)
     if config.binarize != "none":  # after the limit: static thresholding then touches only what is kept
         dataset = binarize(dataset, config.binarize, config.threshold)
     return dataset
+
+
+def centre_crop(dataset: ArrayDataset, fraction: float, image_size: int | None = None) -> ArrayDataset:
+    """Every image's central ``fraction`` of height and width, resized (antialiased bilinear) to a
+    square ``image_size``, else back to the loaded size. An unpaired dataset crops both domains."""
+
+    def crop(x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            raise DataError(f"data.crop needs images (N, C, H, W); {dataset.info.get('name', '?')} has shape {tuple(x.shape)}")
+        h, w = x.shape[2:]
+        ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        size = (image_size, image_size) if image_size else (h, w)
+        window = x[:, :, top:top + ch, left:left + cw]
+        return torch.nn.functional.interpolate(window, size=size, mode="bilinear", antialias=True,
+                                               align_corners=False).clamp_(0.0, 1.0).contiguous()
+
+    changes: dict[str, Any] = {"tensors": (crop(dataset.tensors[0]), *dataset.tensors[1:]),
+                               "info": {**dataset.info, "crop": fraction}}
+    if getattr(dataset, "other", None):  # an unpaired dataset: domain B as well
+        changes["other"] = (crop(dataset.other[0]), *dataset.other[1:])
+    return dataclasses.replace(dataset, **changes)
 
 
 def data_config_from_spec(spec: str, base: DataConfig | None = None) -> DataConfig:
