@@ -1,6 +1,7 @@
 """CycleGAN MNIST <-> USPS (issue 11): does a translation keep the digit?
 
     nice -n 10 python benchmarks/cyclegan_digits.py --seeds 0 1 2 [--steps 3000] [--out runs/bench-cyclegan-digits] [--model.X=...]
+    nice -n 10 python benchmarks/cyclegan_digits.py --seeds 0 --steps 2500 --crop-mnist 0.72   # digits at one scale
 
 1. Trains (once, seed 0) a classifier of each domain at the CycleGAN's 32 px: ``clf-mnist`` on MNIST
    only and ``clf-usps`` on USPS only (``genlab train classifier``, lines printed).
@@ -47,12 +48,16 @@ def train(name: str, out: Path, overrides: list[str], *, data: str | None = None
     return time.perf_counter() - start
 
 
-def classifiers(root: Path) -> dict[str, Path]:
-    runs = {"mnist": (root / "clf-mnist", MNIST, 1), "usps": (root / "clf-usps", USPS, 8)}
-    for run, data, epochs in runs.values():
+def classifiers(root: Path, crop_mnist: float | None = None) -> dict[str, Path]:
+    """One classifier per domain, each seeing its domain exactly as the CycleGAN does (MNIST cropped
+    by ``crop_mnist`` when the digits are framed at USPS's scale)."""
+    crop = [f"--data.crop={crop_mnist}"] if crop_mnist else []
+    runs = {"mnist": (root / (f"clf-mnist-crop{crop_mnist}" if crop else "clf-mnist"), MNIST, 1, crop),
+            "usps": (root / "clf-usps", USPS, 8, [])}
+    for run, data, epochs, options in runs.values():
         if not (run / "model").is_dir():
-            train("classifier", run, ["--data.image_size=32", f"--train.epochs={epochs}", *QUIET], data=data)
-    return {name: run for name, (run, _, _) in runs.items()}
+            train("classifier", run, ["--data.image_size=32", f"--train.epochs={epochs}", *options, *QUIET], data=data)
+    return {name: run for name, (run, *_) in runs.items()}
 
 
 def main() -> None:
@@ -60,9 +65,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--out", type=Path, default=Path("runs/bench-cyclegan-digits"))
+    p.add_argument("--crop-mnist", type=float, default=None,
+                   help="frame MNIST's digits at USPS's scale: its central fraction (0.72 = the 20-px digit box), "
+                        "for the CycleGAN (data.options.crop_a) and the MNIST classifier (data.crop) alike")
     args, extra = p.parse_known_args()  # the rest: overrides, e.g. --model.identity_weight=0
-    args.extra = extra
-    clfs = {name: load(run) for name, run in classifiers(args.out).items()}
+    args.extra = extra + ([f"--data.options.crop_a={args.crop_mnist}"] if args.crop_mnist else [])
+    clfs = {name: load(run) for name, run in classifiers(args.out, args.crop_mnist).items()}
     for seed in args.seeds:
         variant = re.sub(r"[^A-Za-z0-9.]+", "_", "+".join(args.extra)).strip("_")
         run = args.out / (f"cyclegan-{variant}-s{seed}" if variant else f"cyclegan-s{seed}")
