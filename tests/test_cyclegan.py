@@ -237,10 +237,13 @@ def test_domain_crop_takes_the_centre_once_and_matches_the_single_dataset_crop(t
     assert torch.allclose(data.domain_b[0], torch.full((1,), 0.5))
     alone = load_dataset(DataConfig(name="npz", path=str(tmp_path / "a.npz"), image_size=32, crop=0.5), "test")
     assert torch.equal(alone.x, data.domain_a[0]) and alone.info["crop"] == 0.5
+    assert alone.info["image_shape"] == (1, 32, 32)  # what a model built from this dataset expects
     uncropped = load_dataset(DataConfig(name="npz", path=str(tmp_path / "a.npz"), image_size=32), "test")
     assert float(uncropped.x.mean()) < 0.3  # without the crop the square stays a quarter of the frame
     with pytest.raises(DataError, match=r"crop_b must be in \(0, 1\], got 2"):
         load_dataset(DataConfig(name="domains", options={**options, "crop_b": 2}), "test")
+    with pytest.raises(DataError, match=r"data.crop needs images \(N, C, H, W\); ring has shape \(64, 2\)"):
+        load_dataset(DataConfig(name="ring", size=64, crop=0.5), "train")
     with pytest.raises(ConfigError, match=r"data.crop must be in \(0, 1\]"):
         DataConfig(name="npz", crop=0.0).validate()
 

@@ -262,9 +262,11 @@ def centre_crop(dataset: ArrayDataset, fraction: float, image_size: int | None =
     """Every image's central ``fraction`` of height and width, resized (antialiased bilinear) to a
     square ``image_size``, else back to the loaded size. An unpaired dataset crops both domains."""
 
+    first = dataset.tensors[0]
+    if first.dim() != 4:
+        raise DataError(f"data.crop needs images (N, C, H, W); {dataset.info.get('name', '?')} has shape {tuple(first.shape)}")
+
     def crop(x: Tensor) -> Tensor:
-        if x.dim() != 4:
-            raise DataError(f"data.crop needs images (N, C, H, W); {dataset.info.get('name', '?')} has shape {tuple(x.shape)}")
         h, w = x.shape[2:]
         ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
         top, left = (h - ch) // 2, (w - cw) // 2
@@ -273,10 +275,16 @@ def centre_crop(dataset: ArrayDataset, fraction: float, image_size: int | None =
         return torch.nn.functional.interpolate(window, size=size, mode="bilinear", antialias=True,
                                                align_corners=False).clamp_(0.0, 1.0).contiguous()
 
-    changes: dict[str, Any] = {"tensors": (crop(dataset.tensors[0]), *dataset.tensors[1:]),
-                               "info": {**dataset.info, "crop": fraction}}
+    def crop_images(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:  # images, not labels
+        return tuple(crop(t) if t.dim() == 4 else t for t in tensors)
+
+    info = {**dataset.info, "crop": fraction}
+    for key in ("image_shape", "input_shape", "image_shape_b"):  # a pair's input, an unpaired dataset's B
+        if image_size and key in info:
+            info[key] = (info[key][0], image_size, image_size)
+    changes: dict[str, Any] = {"tensors": crop_images(dataset.tensors), "info": info}
     if getattr(dataset, "other", None):  # an unpaired dataset: domain B as well
-        changes["other"] = (crop(dataset.other[0]), *dataset.other[1:])
+        changes["other"] = crop_images(dataset.other)
     return dataclasses.replace(dataset, **changes)
 
 
