@@ -38,8 +38,11 @@ def main() -> None:
     args, extra = p.parse_known_args()
     clf_run = args.out / "clf-eyeglasses"
     if not (clf_run / "model").is_dir():
+        # 6 % of the faces wear glasses: 5 epochs of the default CNN only learned "never" (94.1 %, the
+        # majority); 30 epochs of a 3x3 CNN reach 97.5 % and see glasses on the held-out B faces
         train("classifier", clf_run, ["--data.image_size=32", "--data.channels=3", "--data.options.label=Eyeglasses",
-                                      "--train.epochs=5", *QUIET], data=f"celeba:{CELEBA}")
+                                      "--train.epochs=30", "--model.channels=[32,64]", "--model.kernel_size=3",
+                                      "--model.augment_shift=1", "--train.lr=1e-3", *QUIET], data=f"celeba:{CELEBA}")
     run = args.out / f"cyclegan-s{args.seed}"
     if not (run / "model").is_dir():
         train("cyclegan", run, [f"--train.max_steps={args.steps}", f"--train.seed={args.seed}", *QUIET, *extra],
