@@ -34,6 +34,7 @@ from genlab.checkpoint import load
 MNIST, USPS = "mnist:../shared/data/mnist", "npz:../shared/data/usps/usps.npz"
 QUIET = ["--train.progress=false", "--train.tensorboard=false"]
 RESULTS = Path(__file__).parent / "results" / "cyclegan_mnist_usps.json"
+BASE_STEPS = 2500  # the length of the first runs: unnamed in run folders and results keys, the one the plain summary averages
 
 
 def train(name: str, out: Path, overrides: list[str], *, data: str | None = None, config: str | None = None) -> float:
@@ -73,7 +74,7 @@ def main() -> None:
     clfs = {name: load(run) for name, run in classifiers(args.out, args.crop_mnist).items()}
     for seed in args.seeds:
         variant = re.sub(r"[^A-Za-z0-9.]+", "_", "+".join(args.extra)).strip("_")
-        if args.steps != 2500:  # the length the first runs used names nothing; other lengths are their own runs
+        if args.steps != BASE_STEPS:  # other lengths are runs of their own
             variant = f"{variant}_{args.steps}steps".strip("_")
         run = args.out / (f"cyclegan-{variant}-s{seed}" if variant else f"cyclegan-s{seed}")
         seconds = None
@@ -84,7 +85,7 @@ def main() -> None:
         metrics = api.evaluate(model, api.run_data(spec, None), classifiers=clfs)
         entry = {"seed": seed, "steps": spec.train.max_steps, "train_seconds": seconds, "extra": args.extra, **metrics}
         results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}  # re-read: seeds may run in parallel
-        length = "" if args.steps == 2500 else f"/{args.steps}steps"
+        length = "" if args.steps == BASE_STEPS else f"/{args.steps}steps"
         results["runs"][f"{'+'.join(args.extra) or 'plain'}{length}/s{seed}"] = entry
         print(json.dumps(entry, indent=1), flush=True)
         write(results)  # after every seed: a killed benchmark keeps what it finished
@@ -93,7 +94,7 @@ def main() -> None:
 def write(results: dict) -> None:
     summary = {}
     for key in ("mnist_acc_b", "mnist_acc_b2a", "usps_acc_a", "usps_acc_a2b", "mnist_acc_a", "usps_acc_b", "cycle_a", "cycle_b"):
-        values = [r[key] for r in results["runs"].values() if key in r and not r.get("extra") and r.get("steps") == 2500]
+        values = [r[key] for r in results["runs"].values() if key in r and not r.get("extra") and r.get("steps") == BASE_STEPS]
         if values:
             summary[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
     results["summary_plain"] = summary
