@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +370,45 @@ def test_a_real_stylegan_renders_what_its_own_api_returns():
 
 # ---------------------------------------------------------------------------------------- the command
 
+class SlowExplorer:
+    """Wraps an explorer so that a render takes ``delay`` seconds and says when it began."""
+
+    def __init__(self, explorer, delay: float) -> None:
+        self.explorer, self.delay, self.began = explorer, delay, threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.explorer, name)
+
+    def render(self, params):
+        self.began.set()
+        time.sleep(self.delay)
+        return self.explorer.render(params)
+
+
+@pytest.mark.parametrize("close_wait, finished", [(10.0, True), (0.1, False)])
+def test_closing_waits_for_a_request_in_flight_but_not_forever(explorer, close_wait, finished):
+    # a request thread still inside torch when the interpreter exits aborts the process (SIGABRT
+    # after Ctrl-C), so closing lets a request finish -- within close_wait, never longer
+    slow = SlowExplorer(explorer, delay=1.0)
+    server = ExploreServer(slow, "127.0.0.1", 0)
+    server.close_wait = close_wait
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    answers = []
+    client = threading.Thread(target=lambda: answers.append(get(server, "/render?view=point&x=0&y=0")[0]))
+    client.start()
+    assert slow.began.wait(30)
+    server.shutdown()
+    start = time.monotonic()
+    server.server_close()
+    waited = time.monotonic() - start
+    client.join(30)
+    assert answers == [200]
+    if finished:
+        assert 0.5 < waited < 5
+    else:
+        assert waited < 0.5
+
+
 def read_line(process: subprocess.Popen) -> str:
     """The command's next line of output; when it exits instead, fail with what it wrote to stderr."""
     line = process.stdout.readline()
@@ -406,7 +446,7 @@ def test_cli_prints_the_url_warns_for_a_network_host_and_stops_cleanly_on_ctrl_c
         out, err = stop(process)
     finally:
         process.kill()
-    assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
+    assert process.returncode == 0 and "stopped" in out and "Traceback" not in err, (process.returncode, out, err)
 
 
 def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,16 +35,38 @@ def page_html() -> bytes:
 
 
 class ExploreServer(ThreadingHTTPServer):
-    """Serves one :class:`Explorer`. Request threads are daemons, so Ctrl-C never waits on them."""
+    """Serves one :class:`Explorer`, one daemon thread per request.
+
+    Closing waits (at most ``close_wait`` seconds) for requests still in flight: a request thread
+    that is still inside torch when the interpreter shuts down is torn down mid-call and aborts the
+    process, so Ctrl-C lets a render finish, yet never hangs on a long projection.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
+    close_wait = 10.0
 
     def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 8765) -> None:
         self.explorer = explorer
         self.page = page_html()
         self.local_only = host in LOOPBACK
+        self._requests: set[threading.Thread] = set()
+        self._requests_lock = threading.Lock()
         super().__init__((host, port), ExploreHandler)
+
+    def process_request_thread(self, request, client_address) -> None:
+        with self._requests_lock:  # finished threads are dropped here; live ones are joined on close
+            self._requests = {thread for thread in self._requests if thread.is_alive()}
+            self._requests.add(threading.current_thread())
+        super().process_request_thread(request, client_address)
+
+    def server_close(self) -> None:
+        super().server_close()
+        deadline = time.monotonic() + self.close_wait
+        with self._requests_lock:
+            in_flight = list(self._requests)
+        for thread in in_flight:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def url(self) -> str:
