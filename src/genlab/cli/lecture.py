@@ -14,7 +14,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/lecture", help="folder for index.html, lecture.json and one folder per figure")
     p.add_argument("--runs", default=None, help="folder of the trained runs the figures share (default OUT/runs); "
                                                  "reused when present, so a second call only redraws")
-    p.add_argument("--data-root", default=None, help="folder holding mnist/ and celeba-10k/ (default $GENLAB_DATA, "
+    p.add_argument("--data-root", default=None, help="folder holding mnist/, fashion-mnist/ and celeba-10k/ (default $GENLAB_DATA, "
                                                       "else ../shared/data when present)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and sampling")
     p.add_argument("--list", action="store_true", help="list the figures (id, slides, claim) and exit")
