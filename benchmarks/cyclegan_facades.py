@@ -1,7 +1,7 @@
 """Facades, paired vs unpaired (issue 11): pix2pix on the CMP facades pairs against CycleGAN on the
 same pairs with the pairing thrown away, same 64 px, same 106 test pairs, same metrics.
 
-    nice -n 10 python benchmarks/cyclegan_facades.py [--steps 4000] [--out runs/bench-cyclegan-facades]
+    nice -n 10 python benchmarks/cyclegan_facades.py [--steps 4000] [--only PART ...] [--threads 1]
 
 Trains, through ``genlab train`` (lines printed): pix2pix labels -> photo (facades' default
 direction), pix2pix photo -> labels (``--data.options.direction=AtoB``), and CycleGAN
@@ -27,26 +27,38 @@ PIX2PIX = ["--model.num_filters=32", "--model.discriminator_filters=32", "--trai
            "--train.eval_batches=8", *QUIET]
 
 
+PARTS = ("pix2pix-labels2photo", "pix2pix-photo2labels", "cyclegan-unpaired")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--out", type=Path, default=Path("runs/bench-cyclegan-facades"))
+    p.add_argument("--steps", type=int, default=4000, help="training steps of every model (batch 4)")
+    p.add_argument("--out", type=Path, default=None, help="runs folder (default runs/bench-cyclegan-facades/STEPS)")
+    p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="train and score only these (two processes can share the work; results merge)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads of each training")
     args = p.parse_args()
-    steps = f"--train.max_steps={args.steps}"
-    results = {}
-    for name, direction in (("pix2pix-labels2photo", "BtoA"), ("pix2pix-photo2labels", "AtoB")):
-        run = args.out / name
+    out = args.out or Path("runs/bench-cyclegan-facades") / str(args.steps)
+    common = [f"--train.max_steps={args.steps}"] + ([f"--train.threads={args.threads}"] if args.threads else [])
+    for name in args.only:
+        run = out / name
+        seconds = None
         if not (run / "model").is_dir():
-            train("pix2pix", run, [f"--data.options.direction={direction}", steps, *PIX2PIX], data=f"facades:{FACADES}")
+            if name == "cyclegan-unpaired":
+                seconds = train("cyclegan", run, [*common, *QUIET], config="configs/cyclegan_facades.toml",
+                                data=f"facades-unpaired:{FACADES}")
+            else:
+                direction = "BtoA" if name == "pix2pix-labels2photo" else "AtoB"
+                seconds = train("pix2pix", run, [f"--data.options.direction={direction}", *common, *PIX2PIX],
+                                data=f"facades:{FACADES}")
         model, spec = api.load_run(run)
-        results[name] = api.evaluate(model, api.run_data(spec, None), extractor="pixels")
-    run = args.out / "cyclegan-unpaired"
-    if not (run / "model").is_dir():
-        train("cyclegan", run, [steps, *QUIET], config="configs/cyclegan_facades.toml", data=f"facades-unpaired:{FACADES}")
-    model, spec = api.load_run(run)
-    results["cyclegan-unpaired"] = api.evaluate(model, api.run_data(spec, None), extractor="pixels")
-    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True, default=str))
-    print(json.dumps(results, indent=1, default=str))
+        scores = api.evaluate(model, api.run_data(spec, None), extractor="pixels")
+        result = {"steps": args.steps, "train_seconds": seconds, "scores": scores}
+        # reread just before writing: another process may have added its part meanwhile
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        results[f"{name}/{args.steps}"] = result
+        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True, default=str))
+        print(name, json.dumps(result, indent=1, default=str), flush=True)
 
 
 if __name__ == "__main__":

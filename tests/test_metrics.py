@@ -39,6 +39,21 @@ def test_fid_matches_the_scipy_reference_on_random_features():
     assert ours == pytest.approx(ref, rel=1e-8)
 
 
+@pytest.mark.parametrize("n1, n2", [(40, 30), (30, 90)])
+def test_fid_with_fewer_samples_than_features_equals_the_covariance_route(n1, n2):
+    # 100 features, at most 90 samples: rank-deficient covariances, where fid_from_features takes
+    # the samples' route (N1 x N2 singular values) instead of the F x F one
+    from genlab.metrics import frechet_distance, gaussian_stats
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(n1, 100)) @ rng.normal(size=(100, 100)) * 0.2
+    b = rng.normal(size=(n2, 100)) * 1.5 + 0.3
+    ours = fid_from_features(a, b)
+    assert ours == pytest.approx(frechet_distance(*gaussian_stats(a), *gaussian_stats(b)), rel=1e-9)
+    assert ours == pytest.approx(_scipy_fid(a, b), rel=1e-6)
+    assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_torch_input_works():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(300, 16))

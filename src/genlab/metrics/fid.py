@@ -67,7 +67,28 @@ def gaussian_stats(features: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fid_from_features(generated: object, reference: object) -> float:
-    """Fréchet distance between the Gaussians fitted to two (N, F) feature sets."""
-    mu1, s1 = gaussian_stats(_as_features(generated, "generated features"))
-    mu2, s2 = gaussian_stats(_as_features(reference, "reference features"))
+    """Fréchet distance between the Gaussians fitted to two (N, F) feature sets.
+
+    With fewer samples than features (raw pixels: 106 facades of 12,288 values) the covariances
+    have rank < N and the F x F route costs F³; the same number then comes from the samples alone
+    (:func:`_frechet_from_samples`, cost N1·N2·F), exact up to round-off."""
+    x1, x2 = _as_features(generated, "generated features"), _as_features(reference, "reference features")
+    if x1.shape[1] != x2.shape[1]:
+        raise DataError(f"feature dimensions differ: {x1.shape[1]} vs {x2.shape[1]}")
+    if x1.shape[0] * x2.shape[0] < x1.shape[1] ** 2:
+        return _frechet_from_samples(x1, x2)
+    mu1, s1 = gaussian_stats(x1)
+    mu2, s2 = gaussian_stats(x2)
     return frechet_distance(mu1, s1, mu2, s2)
+
+
+def _frechet_from_samples(x1: np.ndarray, x2: np.ndarray) -> float:
+    """The Fréchet distance through the centred samples: with S1 = A Aᵀ and S2 = B Bᵀ (A = the centred
+    x1 transposed over √(N1 - 1), F x N1), S1 S2 has the non-zero eigenvalues of (AᵀB)(AᵀB)ᵀ, so
+    tr((S1 S2)^½) is the sum of the singular values of the N1 x N2 matrix AᵀB and tr(S1) = |A|²."""
+    a = (x1 - x1.mean(0)) / np.sqrt(x1.shape[0] - 1)
+    b = (x2 - x2.mean(0)) / np.sqrt(x2.shape[0] - 1)
+    diff = x1.mean(0) - x2.mean(0)
+    cross = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    value = diff @ diff + (a * a).sum() + (b * b).sum() - 2 * cross
+    return float(max(value, 0.0))
