@@ -276,3 +276,39 @@ def test_project_command_finds_w_and_w_plus_codes(tmp_path, capsys):
     assert "space w)" in capsys.readouterr().out
     assert main(["project", str(tmp_path / "m"), paths[0], "--space", "w+", "--method", "encoder"]) != 0
     assert "--space w+ is found by optimisation" in capsys.readouterr().err
+
+
+class _BrightOrDark(torch.nn.Module):
+    """Three classes read from an image's mean brightness: 'bright' / 'dark' with a margin that
+    grows with ``scale`` away from ``centre``, and a constant third class, so images near the
+    centre get a top probability below one half (undecided)."""
+
+    def __init__(self, centre: float, scale: float) -> None:
+        super().__init__()
+        self.centre, self.scale = centre, scale
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a device to run on
+
+    def forward(self, x):
+        d = self.scale * (x.mean((1, 2, 3)) - self.centre)
+        return torch.stack([d, -d, torch.zeros_like(d)], 1)
+
+
+def test_noise_claim_is_judged_on_the_samples_the_classifier_decides():
+    from genlab.reports.stylegan import noise_stats
+
+    model = _model()
+    _set_noise_strength(model, 0.5)
+    with torch.no_grad():
+        means = model.sample(400, truncation=0.7, generator=torch.Generator().manual_seed(5)).mean((1, 2, 3))
+    centre, spread = float(means.median()), float(means.std())
+    stats = {scale: noise_stats(model, classifiers={"b": _BrightOrDark(centre, scale)}, num_faces=200)
+             for scale in (1e-3, 1.5 / spread, 1e4)}
+    # noise moves the brightness of the images near the centre across it: some labels flip
+    assert all(s["unchanged_fraction"]["b"] < 0.99 and s["pixel_std"] > 1e-3 for s in stats.values())
+    never, some, always = stats.values()
+    assert never["decided_fraction"]["b"] == 0 and never["claim_holds"] is False  # nothing decided: no evidence
+    # decided only away from the centre, where noise cannot flip the label: the claim holds there
+    assert 0.5 <= some["decided_fraction"]["b"] < 1 and some["unchanged_when_decided"]["b"] == 1.0 and some["claim_holds"]
+    # decided everywhere, flips included: judged on every sample, and it fails
+    assert always["decided_fraction"]["b"] == 1.0
+    assert always["unchanged_when_decided"]["b"] == always["unchanged_fraction"]["b"] < 0.95 and not always["claim_holds"]
