@@ -124,11 +124,13 @@ def style_mixing(ctx: Context) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ noise
 
 def _check_noise(n: dict[str, Any], budget: str) -> Conditions:
-    need, moved = (0.9, 1e-4) if budget == "smoke" else (0.95, 1e-3)
+    # smoke: a 400-step classifier decides fewer of an 800-step StyleGAN's blurry samples
+    need, moved, decided = (0.9, 1e-4, 0.3) if budget == "smoke" else (0.95, 1e-3, 0.5)
     return [(f"resampling only the fine noise leaves the class unchanged on {n['unchanged_when_decided']:.3f} of the "
              f"samples the classifier decides (top probability > 0.5; >= {need}); on every sample: "
              f"{n['unchanged_fraction']:.3f}", n["unchanged_when_decided"] >= need),
-            (f"the classifier decides {n['decided_fraction']:.3f} of the samples (>= 0.5)", n["decided_fraction"] >= 0.5),
+            (f"the classifier decides {n['decided_fraction']:.3f} of the samples (>= {decided})",
+             n["decided_fraction"] >= decided),
             (f"while the pixels change: per-pixel std over the draws {n['pixel_std']:.4f} (> {moved:g})",
              n["pixel_std"] > moved)]
 
@@ -139,7 +141,8 @@ def _check_noise(n: dict[str, Any], budget: str) -> Conditions:
                       "the item, as an independent classifier reads it, unchanged.",
                 check=_check_noise,
                 smoke_note="smoke: StyleGAN trained 800 steps, 200 samples, labels unchanged on >= 90 % of the decided "
-                           "samples, pixel std > 1e-4 (full: 10,000 steps, 1,000 samples, >= 95 %, > 1e-3)")
+                           "samples, >= 30 % decided, pixel std > 1e-4 (full: 10,000 steps, 1,000 samples, >= 95 %, "
+                           ">= 50 %, > 1e-3)")
 def stylegan_noise(ctx: Context) -> dict[str, Any]:
     # Fashion-MNIST, not the digits of the other two figures: after 10,000 steps on MNIST the learned
     # noise strengths are ~0 and resampling the noise moves no pixel (benchmarks/RESULTS.md)
