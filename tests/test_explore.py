@@ -426,8 +426,11 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
 
 def start_cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    # Ctrl-C's default disposition in the child even when pytest itself was started with SIGINT ignored
+    # (a shell's background job: `pytest &` or nohup), which the child would otherwise inherit
     return subprocess.Popen([sys.executable, "-m", "genlab", "explore", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_cli_prints_the_url_warns_for_a_network_host_and_stops_cleanly_on_ctrl_c(vae_run):
