@@ -33,13 +33,18 @@ def digits_name(ctx: Context) -> str:
     return "MNIST (60,000 train)" if ctx.budget == "full" and ctx.data_path("mnist") else "mnist-embedded (4,000 train)"
 
 
+def _required_folder(ctx: Context, name: str, what: str) -> Any:
+    """``DATA_ROOT/name``; :class:`DataAbsent` (the figure is skipped) when it is missing."""
+    folder = ctx.data_path(name)
+    if folder is None:
+        raise DataAbsent(f"{what} not found at {name} under the data root {ctx.data_root} (set GENLAB_DATA or --data-root)")
+    return folder
+
+
 def fashion(ctx: Context, split: str = "train", *, image_size: int | None = None) -> ArrayDataset:
     """Fashion-MNIST from ``DATA_ROOT/fashion-mnist`` (both budgets: nothing of it is embedded);
     :class:`DataAbsent` when the folder is missing."""
-    folder = ctx.data_path(FASHION)
-    if folder is None:
-        raise DataAbsent(f"Fashion-MNIST not found at {FASHION} under the data root {ctx.data_root} "
-                         "(set GENLAB_DATA or --data-root)")
+    folder = _required_folder(ctx, FASHION, "Fashion-MNIST")
     config = DataConfig(name="fashion-mnist", path=str(folder), image_size=image_size, seed=ctx.seed)
     key = ("fashion-mnist", split) if image_size is None else ("fashion-mnist", split, image_size)
     return ctx.dataset(key, lambda: load_dataset_or_absent(config, split))  # type: ignore[arg-type]
@@ -47,9 +52,7 @@ def fashion(ctx: Context, split: str = "train", *, image_size: int | None = None
 
 def celeba(ctx: Context, split: str = "train", *, label: str | None = None) -> ArrayDataset:
     """CelebA faces (32 px smoke, 64 px full); :class:`DataAbsent` when the folder is missing."""
-    folder = ctx.data_path(CELEBA)
-    if folder is None:
-        raise DataAbsent(f"CelebA not found at {CELEBA} under the data root {ctx.data_root} (set GENLAB_DATA or --data-root)")
+    folder = _required_folder(ctx, CELEBA, "CelebA")
     config = DataConfig(name="celeba", path=str(folder), image_size=ctx.pick(32, 64), seed=ctx.seed)
     faces = ctx.dataset(("celeba", split), lambda: load_dataset_or_absent(config, split))
     if label is None:
@@ -85,17 +88,20 @@ def frechet(classifier: Any, images: torch.Tensor, reference: torch.Tensor) -> f
 
 # ----------------------------------------------------------------------------------------------- runs
 
+def _ten_class_classifier(ctx: Context, data: ArrayDataset):
+    return ("classifier", {"image_shape": [1, 28, 28], "num_classes": 10}, data,
+            {"max_steps": ctx.pick(400, 4000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})
+
+
 @shared_run("classifier-mnist")
 def _classifier_mnist(ctx: Context):
-    return ("classifier", {"image_shape": [1, 28, 28], "num_classes": 10}, mnist(ctx),
-            {"max_steps": ctx.pick(400, 4000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})
+    return _ten_class_classifier(ctx, mnist(ctx))
 
 
 @shared_run("classifier-fashion")
 def _classifier_fashion(ctx: Context):
     """The judge of the StyleGAN noise figure: the digit classifier's recipe on Fashion-MNIST."""
-    return ("classifier", {"image_shape": [1, 28, 28], "num_classes": 10}, fashion(ctx),
-            {"max_steps": ctx.pick(400, 4000), "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"})
+    return _ten_class_classifier(ctx, fashion(ctx))
 
 
 def _mnist_autoencoder(ctx: Context, name: str, latent_dim: int):

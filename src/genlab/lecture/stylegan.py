@@ -6,8 +6,9 @@ One shared run, ``stylegan-mnist``, is behind truncation and style mixing, judge
 MNIST digit classifier (``classifier-mnist``, trained on other weights and never on generated
 digits). The noise figure has its own pair, ``stylegan-fashion`` and ``classifier-fashion``: the
 same StyleGAN and classifier recipes on Fashion-MNIST, because a digit StyleGAN trained to the full
-budget switches its noise inputs off (there is no stochastic detail in a digit for noise to place). The drawing and the numbers are
-:mod:`genlab.reports.stylegan`'s; this module only trains, calls them and checks their numbers.
+budget switches its noise inputs off (there is no stochastic detail in a digit for noise to place).
+The drawing and the numbers are :mod:`genlab.reports.stylegan`'s; this module only trains, calls
+them and checks their numbers.
 """
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def _check_noise(n: dict[str, Any], budget: str) -> Conditions:
                       "StyleGAN trained on Fashion-MNIST moves pixels in the cloth's texture and edges but leaves "
                       "the item, as an independent classifier reads it, unchanged.",
                 check=_check_noise,
-                smoke_note="smoke: StyleGAN trained 800 steps, 200 samples, labels unchanged on >= 90 % of the decided "
+                smoke_note=_SMOKE + ", 200 samples, labels unchanged on >= 90 % of the decided "
                            "samples, >= 30 % decided, pixel std > 1e-4 (full: 10,000 steps, 1,000 samples, >= 95 %, "
                            ">= 50 %, > 1e-3)")
 def stylegan_noise(ctx: Context) -> dict[str, Any]:

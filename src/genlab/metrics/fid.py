@@ -86,9 +86,10 @@ def _frechet_from_samples(x1: np.ndarray, x2: np.ndarray) -> float:
     """The Fréchet distance through the centred samples: with S1 = A Aᵀ and S2 = B Bᵀ (A = the centred
     x1 transposed over √(N1 - 1), F x N1), S1 S2 has the non-zero eigenvalues of (AᵀB)(AᵀB)ᵀ, so
     tr((S1 S2)^½) is the sum of the singular values of the N1 x N2 matrix AᵀB and tr(S1) = |A|²."""
-    a = (x1 - x1.mean(0)) / np.sqrt(x1.shape[0] - 1)
-    b = (x2 - x2.mean(0)) / np.sqrt(x2.shape[0] - 1)
-    diff = x1.mean(0) - x2.mean(0)
+    mu1, mu2 = x1.mean(0), x2.mean(0)
+    a = (x1 - mu1) / np.sqrt(x1.shape[0] - 1)
+    b = (x2 - mu2) / np.sqrt(x2.shape[0] - 1)
+    diff = mu1 - mu2
     cross = np.linalg.svd(a @ b.T, compute_uv=False).sum()
     value = diff @ diff + (a * a).sum() + (b * b).sum() - 2 * cross
     return float(max(value, 0.0))
