@@ -132,6 +132,31 @@ class GenlabTrainer:
 
 # --------------------------------------------------------------------------- workers
 
+class Probe:
+    """The same fixed work in every worker process (40 steps of a tutorial VAE on one fixed batch), timed
+    after each epoch and not counted in it: if one process runs it slower, its epochs are slower for
+    reasons of the process (memory layout, what else it has loaded), not of its training code."""
+
+    def __init__(self) -> None:
+        gen = torch.Generator().manual_seed(99)
+        with torch.random.fork_rng():
+            torch.manual_seed(99)
+            self.model = PlainVAE()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
+        self.x = torch.rand(BATCH, 784, generator=gen).round()
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        with torch.random.fork_rng():
+            for _ in range(40):
+                loss = self.model.loss(self.x)
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+        return time.perf_counter() - start
+
+
+
 @torch.no_grad()
 def score(vae, test: torch.Tensor, k: int) -> dict[str, float]:
     vae.eval()
@@ -168,9 +193,12 @@ def cli_worker(args: argparse.Namespace, test: torch.Tensor, conn) -> None:
     clock = {"start": time.perf_counter(), "faults": _faults()}
     state: dict = {}
 
+    probe = Probe() if args.probe else None
+
     def pause_after_epoch(trainer, event: str, info: dict) -> None:
         if event == "epoch":  # after the epoch's extras (evaluation, preview, checkpoint) when it has them
-            conn.send((time.perf_counter() - clock["start"], _faults() - clock["faults"]))
+            seconds, faults = time.perf_counter() - clock["start"], _faults() - clock["faults"]
+            conn.send((seconds, faults, probe() if probe else None))
             conn.recv()  # "epoch" (or "stop" after the last one)
             clock["start"], clock["faults"] = time.perf_counter(), _faults()
         elif event == "end":
@@ -199,11 +227,13 @@ def worker(kind: str, args: argparse.Namespace, conn) -> None:
                                  json.loads(args.genlab_model))
     else:
         trainer = PlainTrainer(train, args.binarize == "dynamic", args.seed)
+    probe = Probe() if args.probe else None
     conn.send("ready")
     while (msg := conn.recv()) == "epoch":
         start, faults = time.perf_counter(), _faults()
         trainer.epoch()
-        conn.send((time.perf_counter() - start, _faults() - faults))
+        seconds, faults = time.perf_counter() - start, _faults() - faults
+        conn.send((seconds, faults, probe() if probe else None))
     result = score(trainer.as_genlab(), test, args.k)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     conn.send(result)
@@ -223,6 +253,8 @@ def main() -> None:
     p.add_argument("--genlab-train", default="{}", help='JSON of TrainConfig fields for genlab, e.g. \'{"lr_schedule": "cosine"}\'')
     p.add_argument("--genlab-model", default="{}", help='JSON of VAEConfig fields beyond the architecture, e.g. \'{"kl_warmup_steps": 4680}\'')
     p.add_argument("--genlab-only", action="store_true", help="skip the plain loop (a recipe run, not a speed comparison)")
+    p.add_argument("--probe", action="store_true",
+                   help="after each epoch, time the same fixed 40-step workload in every worker (not counted in the epoch)")
     p.add_argument("--trainers", default="genlab,plain",
                    help="comma-separated: genlab (loop only), cli (as genlab train runs it), plain (DataLoader loop)")
     args = p.parse_args()
@@ -244,14 +276,18 @@ def main() -> None:
         assert pipes[kind].recv() == "ready"
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
     faults: dict[str, list[int]] = {kind: [] for kind in kinds}
+    probes: dict[str, list[float]] = {kind: [] for kind in kinds}
     for epoch in range(args.epochs):
         order = kinds if epoch % 2 == 0 else kinds[::-1]  # alternate who goes first
         for kind in order:
             pipes[kind].send("epoch")
-            seconds, count = pipes[kind].recv()
+            seconds, count, probe_s = pipes[kind].recv()
             times[kind].append(seconds)
             faults[kind].append(count)
-        print(f"epoch {epoch + 1}: " + "  ".join(f"{kind} {times[kind][-1]:.2f}s" for kind in kinds), flush=True)
+            if probe_s is not None:
+                probes[kind].append(probe_s)
+        print(f"epoch {epoch + 1}: " + "  ".join(f"{kind} {times[kind][-1]:.2f}s" for kind in kinds)
+              + ("  probe " + " ".join(f"{kind} {probes[kind][-1]:.3f}s" for kind in kinds) if args.probe else ""), flush=True)
     results = {}
     for kind in pipes:
         pipes[kind].send("stop")
@@ -262,6 +298,8 @@ def main() -> None:
         results[kind].update({"median_epoch_s": med, "samples_per_s": 60000 // BATCH * BATCH / med})
         results[kind]["min_epoch_s"] = min(times[kind])
         results[kind]["minor_faults_per_epoch"] = statistics.median(faults[kind])
+        if probes[kind]:
+            results[kind]["probe_s"] = probes[kind]
     ratios: dict[str, dict[str, float]] = {}
     if "plain" in results:
         for kind in kinds:
