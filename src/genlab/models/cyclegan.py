@@ -24,8 +24,9 @@ generator phase of the same step made (detached, as the reference code reuses it
 called on its own it regenerates them.
 
 ``semantic_weight > 0`` adds CyCADA's semantic consistency (Hoffman et al., ICML 2018, Eq. 4): a
-frozen classifier f of domain A (``semantic_classifier``, e.g. trained on the labelled source) must
-give a translation the label it gives the original, CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)).
+frozen classifier f (``semantic_classifier``: CyCADA's source classifier, trained on whichever domain,
+A or B, has labels) must give a translation the label it gives the original,
+CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); the domains must share one image shape.
 The classifier is loaded when training first needs it and is not part of the saved model.
 
 Batches are ``(a, b)``, two *unrelated* images in [0, 1] of shapes ``image_shape`` and
@@ -70,7 +71,7 @@ class CycleGANConfig(Config):
     identity_weight: float | None = None  # × λ; None = 0.5 when A and B have the same channels, else 0
     pool_size: int = 50  # past fakes per discriminator (0 = judge only the current ones)
     semantic_weight: float = 0.0  # CyCADA's semantic consistency; needs semantic_classifier
-    semantic_classifier: str | None = None  # run/model folder of a genlab classifier of domain A (training only)
+    semantic_classifier: str | None = None  # run/model folder of a genlab classifier of the labelled domain (training only)
     generator_lr: float | None = 2e-4
     discriminator_lr: float | None = 2e-4
     betas: tuple[float, float] | None = (0.5, 0.999)
@@ -247,7 +248,7 @@ class CycleGAN(GenerativeModel):
     def semantic_classifier(self) -> nn.Module:
         if not self._semantic:
             if self.config.semantic_classifier is None:
-                raise ConfigError("model.semantic_weight > 0 needs model.semantic_classifier (a classifier run of domain A)")
+                raise ConfigError("model.semantic_weight > 0 needs model.semantic_classifier (a classifier run of the labelled domain)")
             from ..checkpoint import load
 
             self.set_semantic_classifier(load(self.config.semantic_classifier, device=self.device))
