@@ -309,6 +309,11 @@ def test_noise_claim_is_judged_on_the_samples_the_classifier_decides():
     assert never["decided_fraction"]["b"] == 0 and never["claim_holds"] is False  # nothing decided: no evidence
     # decided only away from the centre, where noise cannot flip the label: the claim holds there
     assert 0.5 <= some["decided_fraction"]["b"] < 1 and some["unchanged_when_decided"]["b"] == 1.0 and some["claim_holds"]
+    # reported beside the claim: fewer faces at each higher confidence, and those keep their label
+    levels = some["unchanged_by_confidence"]["b"]
+    shares = [levels[k]["share"] for k in ("0.6", "0.7", "0.8", "0.9")]
+    assert shares == sorted(shares, reverse=True) and shares[0] <= some["decided_fraction"]["b"]
+    assert all(levels[k]["unchanged"] == 1.0 for k in levels if levels[k]["share"] > 0)
     # decided everywhere, flips included: judged on every sample, and it fails
     assert always["decided_fraction"]["b"] == 1.0
     assert always["unchanged_when_decided"]["b"] == always["unchanged_fraction"]["b"] < 0.95 and not always["claim_holds"]
