@@ -156,7 +156,6 @@ class Probe:
         return time.perf_counter() - start
 
 
-
 @torch.no_grad()
 def score(vae, test: torch.Tensor, k: int) -> dict[str, float]:
     vae.eval()

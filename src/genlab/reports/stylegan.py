@@ -151,6 +151,11 @@ def _fine_noise(model: Any, n: int, generator: torch.Generator, layers: Sequence
 
 
 @torch.no_grad()
+def _kept_share(kept: Tensor, mask: Tensor) -> float | None:
+    """The share of ``kept`` among the ``mask`` samples; None when there are none."""
+    return float(kept[mask].float().mean()) if bool(mask.any()) else None
+
+
 def noise_stats(model: Any, *, classifiers: Mapping[str, Any] | None = None, num_faces: int = 200, resamples: int = 4,
                 seed: int = 0, truncation: float = 0.7, layers: str = "fine") -> dict[str, Any]:
     """Resample only the ``layers`` noise inputs of ``num_faces`` faces ``resamples`` times: the mean
@@ -180,13 +185,13 @@ def noise_stats(model: Any, *, classifiers: Mapping[str, Any] | None = None, num
             probs = class_probabilities(classifier, draws.flatten(0, 1)).view(resamples, num_faces, -1)
             labels = probs.argmax(-1)
             kept = (labels == labels[:1]).all(0)
-            sure = probs[0].max(-1).values > 0.5
+            top = probs[0].max(-1).values  # the first draw's confidence
+            sure = top > 0.5
             unchanged[name] = float(kept.float().mean())
             decided[name] = float(sure.float().mean())
-            unchanged_decided[name] = float(kept[sure].float().mean()) if bool(sure.any()) else 0.0
-            top = probs[0].max(-1).values
+            unchanged_decided[name] = _kept_share(kept, sure) or 0.0
             by_confidence[name] = {f"{level:g}": {"share": float((top >= level).float().mean()),
-                                                  "unchanged": float(kept[top >= level].float().mean()) if bool((top >= level).any()) else None}
+                                                  "unchanged": _kept_share(kept, top >= level)}
                                    for level in (0.6, 0.7, 0.8, 0.9)}
         out.update(unchanged_fraction=unchanged, decided_fraction=decided, unchanged_when_decided=unchanged_decided,
                    unchanged_by_confidence=by_confidence)
