@@ -19,7 +19,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import pickle
 import random
+import time
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -182,13 +184,47 @@ def _destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+def _settled(collective: Any, tensors: Sequence[torch.Tensor]) -> None:
+    """Run ``collective()`` (an ``async_op=True`` call on ``tensors``) and return once the backend has let
+    go of them as well as finished.
+
+    Gloo's worker thread drops its reference to a work just after completing it. Were that the last one,
+    it would free the tensors there, and a tensor made in Python needs the GIL to free. When the process
+    is exiting, that thread waits for the GIL while the interpreter finalises, and the process aborts
+    ("terminate called without an active exception"); a barrier that waited on the collective holds it
+    and moves the free later still. Waiting here for the tensors' reference counts to fall back leaves
+    the last reference, and the freeing, to this thread.
+    """
+    before = [t._use_count() for t in tensors]
+    work = collective()
+    work.wait()
+    del work
+    deadline = time.monotonic() + 10.0  # a bound, never reached in practice: the release follows at once
+    while any(t._use_count() > n for t, n in zip(tensors, before)) and time.monotonic() < deadline:
+        time.sleep(1e-4)
+
+
+def _collective_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def gather_objects(value: Any, info: DistInfo) -> list[Any]:
-    """Every rank's ``value`` (a list in rank order), on every rank; ``[value]`` for one process."""
+    """Every rank's ``value`` (a list in rank order), on every rank; ``[value]`` for one process.
+
+    ``dist.all_gather_object`` with tensors whose lifetime this module controls (see ``_settled``)."""
     if not info.enabled:
         return [value]
-    out: list[Any] = [None] * info.world_size
-    dist.all_gather_object(out, value)
-    return out
+    device = _collective_device()
+    payload = torch.frombuffer(bytearray(pickle.dumps(value)), dtype=torch.uint8).to(device)
+    size = torch.tensor([payload.numel()], dtype=torch.long, device=device)
+    sizes = [torch.zeros_like(size) for _ in range(info.world_size)]
+    _settled(lambda: dist.all_gather(sizes, size, async_op=True), [size, *sizes])
+    lengths = [int(n) for n in torch.cat(sizes).tolist()]
+    padded = torch.zeros(max(lengths), dtype=torch.uint8, device=device)
+    padded[: payload.numel()] = payload
+    chunks = [torch.empty_like(padded) for _ in range(info.world_size)]
+    _settled(lambda: dist.all_gather(chunks, padded, async_op=True), [padded, *chunks])
+    return [pickle.loads(chunk[:n].cpu().numpy().tobytes()) for chunk, n in zip(chunks, lengths)]
 
 
 def barrier(info: DistInfo) -> None:
@@ -202,7 +238,7 @@ def rank0_decides(flag: bool, info: DistInfo, device: Any = None) -> bool:
     if not info.enabled:
         return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.broadcast(value, src=0)
+    _settled(lambda: dist.broadcast(value, src=0, async_op=True), [value])
     return bool(value.item())
 
 
@@ -211,6 +247,6 @@ def all_reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str
         return values
     keys = sorted(values)
     stacked = torch.stack([values[k].detach().float() for k in keys])
-    dist.all_reduce(stacked)
+    _settled(lambda: dist.all_reduce(stacked, async_op=True), [stacked])
     stacked /= info.world_size
     return dict(zip(keys, stacked.unbind(0)))
