@@ -239,3 +239,27 @@ def test_per_epoch_extras_skip_short_epochs_within_their_budget(tmp_path, monkey
             assert events.count("checkpoint") == 2  # after epoch 1 and at the last step
             assert evals == (list(range(4, 41, 4)) if keep_best else [4, 40])
     assert all(torch.equal(weights[0.0][k], weights[0.02][k]) for k in weights[0.0])
+
+
+def test_time_in_callbacks_does_not_count_towards_the_extras_budget(tmp_path, monkeypatch):
+    """The budget is a share of the training's own time. A callback that pauses 0.6 s at every epoch's end
+    (as a benchmark that interleaves runs does) would otherwise make extras of ~0.05 s due every epoch under
+    a 20 % budget; epochs of a few milliseconds of training leave them to the first epoch and the last step."""
+    data = ArrayDataset((torch.rand(64, 1, 8, 8),))
+    slow_write = Trainer.write_preview
+
+    def write_preview(self, *args, **kwargs):
+        time.sleep(0.03)
+        return slow_write(self, *args, **kwargs)
+
+    def pause(trainer, event, info):
+        if event == "epoch":
+            time.sleep(0.6)
+        events.append(event)
+
+    monkeypatch.setattr(Trainer, "write_preview", write_preview)
+    events: list[str] = []
+    cfg = TrainConfig(batch_size=16, epochs=5, epoch_extras_budget=0.2, **QUIET)
+    Trainer(_ae(), data, cfg, eval_data=data, out_dir=tmp_path / "run", callbacks=[pause]).fit()
+    assert events.count("epoch") == 5
+    assert events.count("checkpoint") == 2  # after epoch 1 and at the last step, as without the pauses

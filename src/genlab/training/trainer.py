@@ -219,6 +219,9 @@ class Trainer:
         self._best_state: dict[str, Tensor] | None = None  # in-memory copy when there is no out_dir
         self._curves_cost, self._curves_at = 0.0, -math.inf  # seconds the last curves.png took, and when
         self._extras_cost, self._extras_at = 0.0, -math.inf  # the same for the last epoch-end extras
+        # seconds spent in callbacks (all of them, and up to when the extras last ran): the extras' budget is
+        # a share of the training's own time, not of a callback's (one that pauses the run, say)
+        self._callbacks_cost, self._callbacks_at_extras = 0.0, 0.0
         self._extras_skipped = 0  # epoch ends whose extras the budget skipped since they last ran
         self._extras_told = False  # the user was told once that extras skip epochs
 
@@ -313,6 +316,7 @@ class Trainer:
                 if end_of_epoch:
                     self._extras_at = time.perf_counter()
                     self._extras_cost = self._extras_at - extras_start
+                    self._callbacks_at_extras = self._callbacks_cost
                 if epoch_end:
                     self._emit("epoch", {"step": self.step, "epoch": -(-self.step // self.steps_per_epoch)})
         finally:
@@ -383,13 +387,15 @@ class Trainer:
 
     def _epoch_extras_allowed(self) -> bool:
         """Whether this epoch's end gets its extras under ``epoch_extras_budget``: always at the last step,
-        after the first epoch and with no budget; otherwise once the time since they last ran is at least
-        their last cost divided by the budget. The decision touches no training state, so a run's weights
-        do not depend on it; only which epochs log an evaluation and leave a checkpoint do."""
+        after the first epoch and with no budget; otherwise once the training time since they last ran (the
+        time outside callbacks) is at least their last cost divided by the budget. The decision touches no
+        training state, so a run's weights do not depend on it; only which epochs log an evaluation and
+        leave a checkpoint do."""
         budget = self.config.epoch_extras_budget
         if not budget or self.step == self.total_steps or self._extras_at == -math.inf:
             return True
-        if time.perf_counter() - self._extras_at >= self._extras_cost / budget:
+        trained = time.perf_counter() - self._extras_at - (self._callbacks_cost - self._callbacks_at_extras)
+        if trained >= self._extras_cost / budget:
             self._extras_skipped = 0
             return True
         self._extras_skipped += 1
@@ -397,7 +403,7 @@ class Trainer:
             self._extras_told = True
             log.info("epochs of %.2g s: evaluation, preview and checkpoint (%.2g s) now skip epochs to stay under "
                      "%g %% of the time (train.epoch_extras_budget=0 runs them after every epoch)",
-                     time.perf_counter() - self._extras_at, self._extras_cost, 100 * budget)
+                     trained, self._extras_cost, 100 * budget)
         return False
 
     def _due(self, every: int, end_of_epoch: bool) -> bool:
@@ -698,5 +704,9 @@ class Trainer:
         self._curves_cost = self._curves_at - now
 
     def _emit(self, event: str, info: dict[str, Any]) -> None:
+        if not self.callbacks:
+            return
+        start = time.perf_counter()
         for callback in self.callbacks:
             callback(self, event, info)
+        self._callbacks_cost += time.perf_counter() - start
