@@ -147,6 +147,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/out/stylegan_quality")
     p.add_argument("--tag", default=None, help="results file suffix (default: the dataset name)")
+    p.add_argument("--checks-only", action="store_true",
+                   help="redo the figure checks on the StyleGAN already trained under --out, keeping the results file's curves")
     p.add_argument("--table", nargs="+", metavar="TAG", help="print the curves of these results files as Markdown and exit")
     args = p.parse_args()
     if args.table:
@@ -162,6 +164,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"args": vars(args), "torch": torch.__version__}
     results_path = HERE / "results" / f"stylegan_quality-{tag}.json"
+    if args.checks_only:  # the training's record stays; only the checks are redone (and the args that made them noted)
+        result = {**json.loads(results_path.read_text()), "checks_args": vars(args)}
 
     def save() -> None:
         results_path.write_text(json.dumps(result, indent=1, default=float))
@@ -187,7 +191,7 @@ def main() -> None:
     seconds_per_round = args.budget_minutes * 60 / args.rounds
     curves: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
     trained: dict[str, float] = {m: 0.0 for m in args.models}
-    for r in range(args.rounds):
+    for r in range(0 if args.checks_only else args.rounds):
         for name in (args.models if r % 2 == 0 else list(reversed(args.models))):  # alternate who goes first
             run = out / name
             trained[name] += train_round(name, run, args, seconds_per_round, first=r == 0)

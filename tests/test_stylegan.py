@@ -317,3 +317,31 @@ def test_noise_claim_is_judged_on_the_samples_the_classifier_decides():
     # decided everywhere, flips included: judged on every sample, and it fails
     assert always["decided_fraction"]["b"] == 1.0
     assert always["unchanged_when_decided"]["b"] == always["unchanged_fraction"]["b"] < 0.95 and not always["claim_holds"]
+
+
+def test_truncation_diversity_in_features_ignores_how_strongly_each_sample_is_answered():
+    """Feature diversity is measured on unit-length feature vectors: features rescaled per sample (a
+    classifier answering some images more strongly) give the same diversity; the raw distances do not."""
+    from genlab.reports.stylegan import truncation_stats
+
+    class Features(torch.nn.Module):
+        def __init__(self, rescale: bool) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(16 * 16, 8)
+            torch.nn.init.normal_(self.proj.weight, generator=torch.Generator().manual_seed(0))
+            torch.nn.init.zeros_(self.proj.bias)
+            self.rescale = rescale
+
+        def features(self, x):
+            f = self.proj(x.mean(1).flatten(1))
+            # a positive per-sample factor: larger for images nearer mid-grey
+            return f * (1 + 20 * (0.5 - x.mean((1, 2, 3))).abs().reciprocal().clamp(max=50))[:, None] if self.rescale else f
+
+    model = _model(16)
+    with torch.no_grad():
+        model.generator.mapping.w_avg.normal_()
+    plain, scaled = (truncation_stats(model, (1.0, 0.5, 0.0), num_samples=24, features=Features(r)) for r in (False, True))
+    assert plain["diversity_features"] == pytest.approx(scaled["diversity_features"], rel=1e-6)
+    assert plain["diversity_features_raw"] != pytest.approx(scaled["diversity_features_raw"], rel=1e-2)
+    assert plain["diversity_features"][-1] == pytest.approx(0, abs=1e-6) and plain["diversity_features"][0] > 0
+    assert len(plain["feature_norm"]) == 3

@@ -64,7 +64,7 @@ def _check_truncation(n: dict[str, Any], budget: str) -> Conditions:
     classes = 3 if budget == "smoke" else 8
     return [(f"pixel diversity falls at every step of psi = {n['psi']}: "
              + ", ".join(f"{v:.2f}" for v in pixels), all(a > b for a, b in zip(pixels, pixels[1:]))),
-            ("diversity in the classifier's features falls at every step: " + ", ".join(f"{v:.2f}" for v in feats),
+            ("diversity in the classifier's features (unit-length vectors) falls at every step: " + ", ".join(f"{v:.2f}" for v in feats),
              all(a > b for a, b in zip(feats, feats[1:]))),
             (f"psi = {n['psi'][-1]:g} keeps {feats[-1] / max(feats[0], 1e-12):.2f} of the feature diversity "
              "at psi = 1 (< 0.05: one image, the average digit)", feats[-1] < 0.05 * feats[0]),
