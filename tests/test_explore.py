@@ -468,3 +468,21 @@ def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_p
     assert len(err.strip().splitlines()) == 1 and "genlab explore: error:" in err
     assert main(["explore", str(vae_run), "--labels", "Smiling"]) == 2
     assert "unknown label(s) Smiling; valid: 0, 1" in capsys.readouterr().err
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(server, capsys):
+    """A browser that drops a kept-alive connection with a reply unread resets it (RST): the server goes on
+    quietly, where the standard library would print 'Exception occurred during processing of request'."""
+    import socket
+    import struct
+
+    for _ in range(3):
+        client = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=30)
+        client.sendall(b"GET /render?view=point&x=0&y=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        client.recv(16)  # the reply has begun; the rest stays unread
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # with unread data and linger 0: a reset, not a FIN
+    time.sleep(0.5)
+    assert get(server, "/info")[0] == 200  # still serving
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err

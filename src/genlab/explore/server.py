@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -59,6 +60,13 @@ class ExploreServer(ThreadingHTTPServer):
             self._requests = {thread for thread in self._requests if thread.is_alive()}
             self._requests.add(threading.current_thread())
         super().process_request_thread(request, client_address)
+
+    def handle_error(self, request, client_address) -> None:
+        # a client that goes away (a closed tab, a kept-alive connection dropped with a reply unread) resets
+        # the connection: nothing went wrong here, so no traceback; anything else is reported as usual
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
     def server_close(self) -> None:
         super().server_close()
