@@ -195,6 +195,9 @@ def _settled(collective: Any, tensors: Sequence[torch.Tensor]) -> None:
     and moves the free later still. Waiting here for the tensors' reference counts to fall back leaves
     the last reference, and the freeing, to this thread.
     """
+    if not hasattr(torch.Tensor, "_use_count"):  # a private counter; without it, only the wait
+        collective().wait()
+        return
     before = [t._use_count() for t in tensors]
     work = collective()
     work.wait()
