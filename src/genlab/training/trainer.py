@@ -217,11 +217,11 @@ class Trainer:
         self._tb: Any = None
         self.best: dict[str, float] | None = None  # {"step", "value"} of the best evaluation so far
         self._best_state: dict[str, Tensor] | None = None  # in-memory copy when there is no out_dir
-        self._curves_cost, self._curves_at = 0.0, -math.inf  # seconds the last curves.png took, and when
+        # the budgets of curves.png and of the epoch-end extras are shares of the training's own time: they
+        # read _clock(), which leaves out the seconds spent in callbacks (one that pauses the run, say)
+        self._callbacks_cost = 0.0
+        self._curves_cost, self._curves_at = 0.0, -math.inf  # seconds the last curves.png took, and when (_clock)
         self._extras_cost, self._extras_at = 0.0, -math.inf  # the same for the last epoch-end extras
-        # seconds spent in callbacks (all of them, and up to when the extras last ran): the extras' budget is
-        # a share of the training's own time, not of a callback's (one that pauses the run, say)
-        self._callbacks_cost, self._callbacks_at_extras = 0.0, 0.0
         self._extras_skipped = 0  # epoch ends whose extras the budget skipped since they last ran
         self._extras_told = False  # the user was told once that extras skip epochs
 
@@ -305,7 +305,7 @@ class Trainer:
                 epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
                 # every rank follows rank 0's clock: evaluation and checkpoints are collective
                 end_of_epoch = epoch_end and rank0_decides(self._epoch_extras_allowed(), self.dist, self.device)
-                extras_start = time.perf_counter()
+                extras_start = self._clock()
                 # keep_best judges every epoch: its evaluation is never skipped
                 if self._due(cfg.eval_every, end_of_epoch or (epoch_end and cfg.keep_best is not None)):
                     self.evaluate()
@@ -314,9 +314,8 @@ class Trainer:
                 if self._due(cfg.checkpoint_every, end_of_epoch):
                     self.save_checkpoint()
                 if end_of_epoch:
-                    self._extras_at = time.perf_counter()
+                    self._extras_at = self._clock()
                     self._extras_cost = self._extras_at - extras_start
-                    self._callbacks_at_extras = self._callbacks_cost
                 if epoch_end:
                     self._emit("epoch", {"step": self.step, "epoch": -(-self.step // self.steps_per_epoch)})
         finally:
@@ -394,7 +393,7 @@ class Trainer:
         budget = self.config.epoch_extras_budget
         if not budget or self.step == self.total_steps or self._extras_at == -math.inf:
             return True
-        trained = time.perf_counter() - self._extras_at - (self._callbacks_cost - self._callbacks_at_extras)
+        trained = self._clock() - self._extras_at
         if trained >= self._extras_cost / budget:
             self._extras_skipped = 0
             return True
@@ -692,16 +691,21 @@ class Trainer:
 
     def _plot_curves(self, force: bool = False) -> None:
         """Redraw ``curves.png`` when the history has grown: at the end, and during training only once
-        50x its last drawing time has passed since then, so a run spends at most ~2 % of its time on it."""
+        50x its last drawing time has passed since then (on ``_clock``: callbacks excluded), so a run spends
+        at most ~2 % of its training time on it."""
         if self.plot_curves is None or self.out_dir is None or not self.history or self._curves_drawn == len(self.history):
             return
-        now = time.perf_counter()
+        now = self._clock()
         if not force and now - self._curves_at < 50 * self._curves_cost:
             return
         self.plot_curves(self.history, self.out_dir / "curves.png")
         self._curves_drawn = len(self.history)
-        self._curves_at = time.perf_counter()
+        self._curves_at = self._clock()
         self._curves_cost = self._curves_at - now
+
+    def _clock(self) -> float:
+        """Seconds on ``time.perf_counter`` less those spent in callbacks: the clock the budgets read."""
+        return time.perf_counter() - self._callbacks_cost
 
     def _emit(self, event: str, info: dict[str, Any]) -> None:
         if not self.callbacks:
