@@ -415,3 +415,92 @@ def test_cli_latent_commands(face_run, monkeypatch, capsys):
     assert _cli(monkeypatch, "interpolate", str(run), "--from", a) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "unknown attribute 'Bald'" in err[0] and "--from and --to" in err[1]
+
+
+# ------------------------------------------------------------------------------------------ capabilities
+
+def test_every_tiny_family_is_a_sampler_exactly_when_it_samples_without_inputs():
+    from genlab.latent.protocols import has
+    from genlab.models import build_model
+    from tiny_configs import TINY
+
+    for key, case in TINY.items():
+        model = build_model(key.split(":")[0], case.config)
+        assert has(model, "sampler") == case.can_sample, key
+
+
+def test_capabilities_of_real_families_and_stand_ins():
+    from genlab.latent.protocols import Decodes, Encodes, StyleBased, capabilities, has
+    from genlab.models import build_model
+
+    vae = build_model("vae", {"architecture": "mlp", "image_shape": [1, 8, 8], "latent_dim": 2, "hidden_dims": [8]})
+    stylegan = build_model("stylegan", {"latent_dim": 4, "w_dim": 4, "mapping_depth": 1, "channel_base": 32,
+                                        "channel_max": 8, "image_shape": [1, 16, 16]})
+    classifier = build_model("classifier", {"image_shape": [1, 8, 8], "channels": [4]})
+    assert set(capabilities(vae)) == {"decoder", "encoder", "reconstruct", "sampler"}
+    assert set(capabilities(stylegan)) == {"decoder", "sampler", "styles"}
+    assert set(capabilities(classifier)) == {"classifier", "features"}
+    assert has(LinearCoder(), "decoder", "encoder") and not has(MLPGenerator(), "encoder")
+    assert isinstance(LinearCoder(), Encodes) and isinstance(stylegan, StyleBased) and not isinstance(vae, StyleBased)
+    broken = MLPGenerator()
+    broken.decode = None  # present but not callable: no capability
+    assert not has(broken, "decoder") and isinstance(MLPGenerator(), Decodes)
+
+
+def test_require_names_the_model_and_the_missing_capability_in_one_line():
+    from genlab.latent.protocols import MissingCapability, require
+    from genlab.models import build_model
+
+    model = MLPGenerator()
+    assert require(model, "decoder") is model
+    with pytest.raises(MissingCapability) as info:
+        require(model, "decoder", "encoder", purpose="plot-latent")
+    assert str(info.value) == "model 'MLPGenerator' has no encoder (encode(x)); plot-latent needs one"
+    gan = build_model("gan", {"x_dim": 2, "latent_dim": 2})
+    with pytest.raises(ConfigError, match=r"^model 'gan' has no style-based generator .*W-space tools needs one$"):
+        from genlab.latent import w_interpolation
+
+        w_interpolation(gan, torch.zeros(2), torch.ones(2))
+    with pytest.raises(ConfigError, match="unknown capability 'flying'; valid: decoder, encoder"):
+        require(model, "flying")
+
+
+def test_latent_dim_falls_back_to_the_config_and_refuses_a_model_without_one():
+    from types import SimpleNamespace
+
+    from genlab.latent import latent_dim
+    from genlab.latent.protocols import MissingCapability
+
+    assert latent_dim(LinearCoder(latent_dim=5)) == 5
+    configured = nn.Linear(1, 1)
+    configured.config = SimpleNamespace(latent_dim=7)  # a family that keeps it only in its config
+    assert latent_dim(configured) == 7
+    with pytest.raises(MissingCapability, match="^model 'Linear' has no latent space"):
+        latent_dim(nn.Linear(1, 1))
+
+
+def test_image_shape_is_read_from_the_config_without_decoding_and_measured_only_without_one():
+    from genlab.latent import image_shape
+    from genlab.latent.protocols import MissingCapability
+    from genlab.models import build_model
+
+    vae = build_model("vae", {"architecture": "mlp", "image_shape": [3, 8, 8], "latent_dim": 2, "hidden_dims": [8]})
+    vae.decode = None  # reading the declared shape must not decode
+    assert image_shape(vae) == (3, 8, 8)
+    coder = LinearCoder().train()
+    assert image_shape(coder) == SHAPE and coder.training  # measured once, in eval mode, mode restored
+    with pytest.raises(MissingCapability, match=r"makes samples of shape \(2,\), not images"):
+        image_shape(build_model("gan", {"x_dim": 2, "latent_dim": 2}))
+
+
+def test_seed_codes_draw_each_seed_alone_as_the_cli_and_the_explorer_do():
+    from genlab.explore.render import seed_codes as explorer_seed_codes
+    from genlab.latent import random_codes, seed_codes
+
+    model = LinearCoder(latent_dim=6)
+    codes = seed_codes(model, [3, 11, 3])
+    assert codes.shape == (3, 6) and torch.equal(codes[0], codes[2])
+    assert torch.equal(codes[1], random_codes(model, 1, generator=torch.Generator().manual_seed(11))[0])
+    assert torch.equal(seed_codes(model, [11])[0], codes[1])  # a seed's code does not depend on its neighbours
+    assert torch.equal(codes, explorer_seed_codes(model, [3, 11, 3]))
+    assert seed_codes(model, []).shape == (0, 6)

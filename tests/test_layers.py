@@ -158,3 +158,38 @@ def test_every_import_points_down_the_readmes_rows():
     upward = [f"{m} imports {t} (line {line})" for m, edges in sorted(graph.items()) for t, line in sorted(edges.items())
               if t in graph and part(m) and part(t) and rank[part(t)] < rank[part(m)]]
     assert not upward, "imports pointing up:\n" + "\n".join(upward)
+
+
+# What a model can do is asked of genlab.latent.protocols (has / require), never probed with hasattr at
+# the call site. Feature tests on things that are not models stay, each listed with its exact call.
+# genlab/explore/ is exempt for now: it still probes models itself and moves onto the protocol module
+# in its own change.
+CAPABILITY_MODULE = "genlab/latent/protocols.py"
+HASATTR_EXEMPT_DIRS = ("genlab/explore/",)
+HASATTR_FEATURE_TESTS = {
+    ("genlab/runtime.py", 'hasattr(torch.Tensor, "_use_count")'),  # a private torch counter
+    ("genlab/data/celeba.py", 'hasattr(os, "sched_getaffinity")'),  # not on macOS
+    ("genlab/metrics/fid.py", 'hasattr(x, "detach")'),  # a tensor or an array, not a model
+    ("genlab/lecture/runner.py", 'hasattr(bar, "set_postfix_str")'),  # a tqdm bar or a plain list
+    ("genlab/devtools/mutate.py", 'hasattr(obj, "__dict__")'),  # what a patch undoes, not a model
+}
+
+
+def hasattr_calls(package: Path = PACKAGE) -> list[tuple[str, str, int]]:
+    """(file relative to src/, the call's source, line) for every ``hasattr(...)`` call under ``package``."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr":
+                found.append((path.relative_to(package.parent).as_posix(), ast.get_source_segment(text, node) or "", node.lineno))
+    return found
+
+
+def test_capabilities_are_checked_in_the_protocol_module_only():
+    calls = hasattr_calls()
+    assert ("genlab/runtime.py", 'hasattr(torch.Tensor, "_use_count")') in {(f, c) for f, c, _ in calls}  # the walk sees them
+    wrong = [f"{f}:{line}: {call}" for f, call, line in calls
+             if f != CAPABILITY_MODULE and not f.startswith(HASATTR_EXEMPT_DIRS) and (f, call) not in HASATTR_FEATURE_TESTS]
+    assert not wrong, ("capability checks outside genlab.latent.protocols (use has(model, ...) / require(model, ...)):\n"
+                       + "\n".join(wrong))

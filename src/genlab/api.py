@@ -300,8 +300,9 @@ def audit(
     from .errors import DataError
     from .metrics.bias import bias_audit
 
-    if not hasattr(classifier, "predict"):
-        raise ConfigError(f"the audit needs a classifier run (genlab train classifier), got a {classifier.registry_name!r} model")
+    from .latent.protocols import require
+
+    require(classifier, "classifier", purpose="the bias audit")
     num_classes = classifier.config.num_classes
 
     def labels_of(data: ArrayDataset) -> torch.Tensor:

@@ -57,12 +57,11 @@ def _reconstruct_args(p: argparse.ArgumentParser) -> None:
 @command("reconstruct", "originals above their reconstructions, from the test split", _reconstruct_args)
 def reconstruct(args: argparse.Namespace) -> int:
     from .. import api
-    from ..errors import ConfigError
+    from ..latent import require
     from ..reports import reconstruction_figure
 
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
-    if not hasattr(model, "reconstruct"):
-        raise ConfigError(f"model {model.registry_name!r} cannot reconstruct (it has no encoder)")
+    require(model, "reconstruct", purpose="genlab reconstruct")
     default = Path(args.run) / f"reconstructions-{api.data_label(args.data)}.png"
     out = reconstruction_figure(model, api.run_data(spec, args.data), args.output or default, n=args.n)
     print(f"wrote {out}")
@@ -112,12 +111,11 @@ def _plot_latent_args(p: argparse.ArgumentParser) -> None:
 @command("plot-latent", "scatter of latent codes coloured by label (PCA to 2-D when the latent is wider)", _plot_latent_args)
 def plot_latent(args: argparse.Namespace) -> int:
     from .. import api
-    from ..errors import ConfigError
+    from ..latent import require
     from ..reports import latent_figure
 
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
-    if not hasattr(model, "encode"):
-        raise ConfigError(f"model {model.registry_name!r} has no encoder to map data into its latent space")
+    require(model, "encoder", purpose="genlab plot-latent (to map data into the latent space)")
     default = Path(args.run) / f"latent-{api.data_label(args.data)}.png"
     out = latent_figure(model, api.run_data(spec, args.data), args.output or default, limit=args.limit)
     print(f"wrote {out}")

@@ -21,34 +21,17 @@ def _load(args: argparse.Namespace):
     return api.load_run(args.run, ema=not args.no_ema, device=args.device)
 
 
-def _image_shape(model) -> tuple[int, int, int]:
-    """The model's image shape: its config's, else that of one decoded code."""
-    shape = getattr(getattr(model, "config", None), "image_shape", None)
-    if shape is not None:
-        return tuple(shape)  # type: ignore[return-value]
-    from ..latent import decode, random_codes
-
-    return tuple(decode(model, random_codes(model, 1)).shape[1:])  # type: ignore[return-value]
-
-
 def _read_images(model, paths: list[str]):
     from ..data.celeba import load_image_files
+    from ..latent import image_shape
 
-    return load_image_files(paths, _image_shape(model))
+    return load_image_files(paths, image_shape(model))
 
 
 def _codes_of(model, images, args: argparse.Namespace):
     from ..latent import latent_codes
 
     return latent_codes(model, images, steps=args.project_steps)
-
-
-def _seed_codes(model, seeds: list[int]):
-    import torch
-
-    from ..latent import random_codes
-
-    return torch.cat([random_codes(model, 1, generator=torch.Generator().manual_seed(s)) for s in seeds])
 
 
 def _output(args: argparse.Namespace, default: str) -> Path:
@@ -74,7 +57,7 @@ def interpolate(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import ConfigError
-    from ..latent import interpolation_strip
+    from ..latent import interpolation_strip, seed_codes
     from ..viz import save_image_grid
 
     if (args.source is None) != (args.target is None):
@@ -89,7 +72,7 @@ def interpolate(args: argparse.Namespace) -> int:
         what = f"{args.source} -> {args.target}"
     else:
         seeds = args.seeds or [0, 1]
-        z = _seed_codes(model, seeds)
+        z = seed_codes(model, seeds)
         images = interpolation_strip(model, z[0], z[1], args.steps, method=method)
         what = f"seeds {seeds[0]} -> {seeds[1]}"
     out = save_image_grid(images, _output(args, "interpolate.png"), nrow=len(images))
@@ -112,14 +95,14 @@ def _grid_args(p: argparse.ArgumentParser) -> None:
 
 @command("grid", "decode a square grid interpolating between 4 corner codes", _grid_args)
 def grid(args: argparse.Namespace) -> int:
-    from ..latent import interpolation_grid
+    from ..latent import interpolation_grid, seed_codes
     from ..viz import save_image_grid
 
     model, _ = _load(args)
     if args.images is not None:
         corners = _codes_of(model, _read_images(model, args.images), args)
     else:
-        corners = _seed_codes(model, args.seeds or [0, 1, 2, 3])
+        corners = seed_codes(model, args.seeds or [0, 1, 2, 3])
     method = "slerp" if args.slerp else "lerp"
     images = interpolation_grid(model, corners, args.steps, method=method)
     out = save_image_grid(images, _output(args, "grid.png"), nrow=args.steps)
@@ -209,16 +192,16 @@ def project(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import ConfigError
-    from ..latent import project as project_images
+    from ..latent import has, project as project_images
     from ..viz import save_image_grid
 
     model, _ = _load(args)
     images = _read_images(model, args.images)
-    styled = hasattr(model, "synthesis")
+    styled = has(model, "styles")
     space = args.space if args.space != "auto" else ("w" if styled else "z")
     if space != "z" and args.method in ("encoder", "hybrid"):
         raise ConfigError(f"--space {space} is found by optimisation; drop --method {args.method}")
-    method = args.method if args.method != "auto" else ("encoder" if hasattr(model, "encode") else "optimize")
+    method = args.method if args.method != "auto" else ("encoder" if has(model, "encoder") else "optimize")
     result = project_images(model, images, method=method, steps=args.steps, lr=args.lr, restarts=args.restarts,
                             prior_weight=args.prior_weight, space=space, generator=torch.Generator().manual_seed(args.seed))
     out = save_image_grid(torch.cat([images, result.images]), _output(args, "projection.png"), nrow=len(images))

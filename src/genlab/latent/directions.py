@@ -16,11 +16,12 @@ from torch import Tensor
 
 from ..errors import DataError, GenlabError
 from .interpolate import decode
+from .protocols import has
 
 
 def latent_codes(model: torch.nn.Module, images: Tensor, *, batch_size: int = 256, **project_options) -> Tensor:
     """Codes (N, D) of images: the encoder when the model has one, else optimisation-based inversion."""
-    if hasattr(model, "encode"):
+    if has(model, "encoder"):
         from .samplers import encode_all
 
         return encode_all(model, images, batch_size=batch_size)

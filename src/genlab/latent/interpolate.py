@@ -10,12 +10,13 @@ the classical slerp when the norms are equal and stays well defined when they ar
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 from torch import Tensor
 
 from ..errors import GenlabError
+from .protocols import latent_dim, require
 
 Method = Literal["lerp", "slerp"]
 
@@ -109,8 +110,7 @@ def grid_codes(corners: Tensor, steps: int, *, method: Method = "lerp") -> Tenso
 @torch.no_grad()
 def decode(model: torch.nn.Module, z: Tensor, *, batch_size: int = 256) -> Tensor:
     """``model.decode`` in eval mode and in batches: (N, D) -> images (N, C, H, W)."""
-    if not hasattr(model, "decode"):
-        raise GenlabError(f"model {type(model).__name__} has no decode(z); latent tools need a decoder or generator")
+    require(model, "decoder", purpose="the latent tools")
     was_training = model.training
     model.eval()
     try:
@@ -127,16 +127,19 @@ def _device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def latent_dim(model: torch.nn.Module) -> int:
-    dim = getattr(model, "latent_dim", None)
-    if not isinstance(dim, int):
-        raise GenlabError(f"model {type(model).__name__} does not declare latent_dim")
-    return dim
-
-
 def random_codes(model: torch.nn.Module, n: int, *, generator: torch.Generator | None = None) -> Tensor:
     """n draws of N(0, I) in the model's latent space (on the CPU; decoding moves them)."""
     return torch.randn(n, latent_dim(model), generator=generator)
+
+
+def seed_codes(model: torch.nn.Module, seeds: Sequence[int]) -> Tensor:
+    """One N(0, I) code per seed, each drawn alone from ``torch.Generator().manual_seed(seed)``:
+    (len(seeds), D). Seed s gives the same code in ``genlab interpolate --seeds``, ``genlab grid``
+    and the explorer, however many other seeds are asked for with it."""
+    dim = latent_dim(model)
+    if not len(seeds):
+        return torch.empty(0, dim)
+    return torch.cat([torch.randn(1, dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
 def interpolation_strip(model: torch.nn.Module, z0: Tensor, z1: Tensor, steps: int = 8, *,

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
-from .interpolate import decode, latent_dim
+from .interpolate import decode
+from .protocols import latent_dim, require
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,7 @@ def _optimize(model: torch.nn.Module, images: Tensor, *, steps: int, lr: float, 
 def _project_styles(model: torch.nn.Module, images: Tensor, space: str, *, steps: int, lr: float, init: str | Tensor,
                     restarts: int, prior_weight: float, loss: str, generator: torch.Generator | None) -> ProjectionResult:
     """Projection into W or W+ of a model with ``mapping``/``synthesis``/``truncate`` (StyleGAN)."""
-    if not all(hasattr(model, name) for name in ("mapping", "synthesis", "truncate")):
-        raise ConfigError(f"projection into {space!r} needs a style-based generator (stylegan), not {type(model).__name__}")
+    require(model, "styles", purpose=f"projection into {space!r}")
     n = images.shape[0]
     with torch.no_grad():
         w_avg = model.generator.mapping.w_avg.detach().float().cpu()  # type: ignore[union-attr]

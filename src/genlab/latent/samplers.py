@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.distributions import Categorical, Distribution, MixtureSameFamily, MultivariateNormal
 
 from ..errors import ConfigError, DataError, GenlabError
+from .protocols import require
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,7 @@ class LatentDensity:
 @torch.no_grad()
 def encode_all(model: torch.nn.Module, images: Tensor, *, batch_size: int = 256) -> Tensor:
     """``model.encode`` in eval mode and in batches: (N, C, H, W) -> codes (N, D) on the CPU."""
-    if not hasattr(model, "encode"):
-        raise GenlabError(f"model {type(model).__name__} has no encoder; use genlab.latent.project to find its codes")
+    require(model, "encoder", purpose="encoding (genlab.latent.project finds codes without one)")
     was_training = model.training
     model.eval()
     try:

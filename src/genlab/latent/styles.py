@@ -8,7 +8,7 @@ Space of GANs for Semantic Face Editing", CVPR 2020, find attribute directions i
   the examples are real labelled images (projected) or generated faces labelled by a classifier
   (:func:`labelled_samples_w`), which needs no projection.
 * :func:`apply_w_attribute`: w + s * vector for several scales, decoded with fixed noise.
-Works for any model with ``mapping``, ``truncate`` and ``synthesis`` (the ``stylegan`` family).
+Works for any style-based generator (:class:`~genlab.latent.protocols.StyleBased`: the ``stylegan`` family).
 """
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ..errors import DataError, GenlabError
+from ..errors import DataError
 from .interpolate import interpolation_codes
+from .protocols import require
 
 
 def _check(model: Any) -> None:
-    if not all(hasattr(model, name) for name in ("mapping", "truncate", "synthesis")):
-        raise GenlabError(f"W-space tools need a style-based generator (stylegan), not {type(model).__name__}")
+    require(model, "styles", purpose="the W-space tools")
 
 
 @torch.no_grad()

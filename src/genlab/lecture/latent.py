@@ -14,6 +14,7 @@ from ..latent import (
     interpolation_grid, labelled_examples, norm_profile, project, random_codes,
 )
 from ..latent import decode as decode_codes
+from ..latent import has
 from .core import Conditions, Context, lecture_figure
 from .plots import curves, image_panels, latent_map
 from .shared import celeba, frechet, mnist, predict
@@ -115,7 +116,7 @@ def projection(ctx: Context) -> dict[str, Any]:
         numbers[f"{key}/start_mse"] = float((start - images).square().flatten(1).mean(1).mean())
         numbers[f"{key}/projected_mse"] = float(result.error.mean())
         panels.append((f"{key.upper()} projections (mse {numbers[f'{key}/projected_mse']:.4f})", result.images, 16))
-        if hasattr(model, "encode"):
+        if has(model, "encoder"):
             numbers[f"{key}/encoder_mse"] = float(project(model, images, method="encoder").error.mean())
     path = image_panels(panels, ctx.out / "projection.png", columns=1, panel_width=9)
     return {"paths": [str(path)], **numbers}

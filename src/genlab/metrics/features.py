@@ -60,9 +60,9 @@ def classifier(*, path: str | Path | None = None, device: str = "cpu", batch_siz
         )
     from ..checkpoint import load
 
-    model = load(path, device=device)
-    if not hasattr(model, "features"):
-        raise ConfigError(f"model in {path} ({type(model).__name__}) has no features() method; use a classifier run")
+    from ..latent.protocols import require
+
+    model = require(load(path, device=device), "features", purpose=f"the classifier feature extractor ({path})")
     model.eval()
     return FeatureExtractor("classifier", model.features, f"classifier penultimate features ({Path(path)})",
                             batch_size, torch.device(device))

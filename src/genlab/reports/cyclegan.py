@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..data.unpaired import UnpairedDataset
 from ..errors import ConfigError, DataError
+from ..latent.protocols import require
 from ..models.cyclegan import CycleGAN, Direction
 from ..registry import register_evaluator, register_reporter
 
@@ -105,8 +106,7 @@ def evaluate_cyclegan(model: CycleGAN, test_data: Any, *, batch_size: int = 200,
 
         classifiers["classifier"] = load(extractor_path, device=model.device)
     for name, classifier in classifiers.items():
-        if not hasattr(classifier, "predict"):
-            raise ConfigError(f"classifier {name!r} is a {type(classifier).__name__}, which cannot predict labels")
+        require(classifier, "classifier", purpose=f"content preservation ({name})")
         scores = content_preservation(classifier, t, test_data.domain_a[1], test_data.domain_b[1])
         result.update({f"{name}_{k}": v for k, v in scores.items()})
     if extractor is not None:
