@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.errors import DataError
+from genlab.errors import ConfigError, DataError
 from genlab.metrics.bias import (bias_audit, confusion_matrix, corrected_rates, format_audit, two_proportion_z,
                                  wilson_interval)
 
@@ -152,3 +152,39 @@ def test_api_audit_pairs_each_heldout_label_with_the_classifiers_prediction_for_
     bright = float((samples.mean((1, 2, 3)) > 0.5).double().mean())
     assert [row["generated_rate"] for row in audit["classes"]] == pytest.approx([1 - bright, bright])
     assert [row["data_rate"] for row in audit["classes"]] == [0.6, 0.4]
+
+
+def test_audit_labels_columns_and_lazy_sampling_after_the_label_checks():
+    """The audit's label logic (genlab.metrics.bias): a column by attribute name, one-line errors for
+    missing or ambiguous labels, and no sample drawn before the labels are known to be good."""
+    from genlab.data.base import ArrayDataset
+    from genlab.metrics.bias import audit_labels, classifier_audit, classify
+    from genlab.models import build_model
+
+    attrs = ArrayDataset((torch.zeros(4, 1, 4, 4), torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]])),
+                         {"name": "faces", "attr_names": ["Male", "Smiling"]})
+    assert audit_labels(attrs, "Smiling").tolist() == [1, 1, 0, 0]
+    with pytest.raises(DataError, match=r"^the labels have several columns; name one with --attr \(valid: Male, Smiling\)$"):
+        audit_labels(attrs)
+    with pytest.raises(DataError, match="unknown attribute 'Bald'"):
+        audit_labels(attrs, "Bald")
+    with pytest.raises(DataError, match="has no labels"):
+        audit_labels(ArrayDataset((torch.zeros(2, 1, 4, 4),), {"name": "plain"}))
+
+    torch.manual_seed(0)
+    classifier = build_model("classifier", {"image_shape": [1, 4, 4], "num_classes": 2, "channels": [2], "hidden_dim": 4})
+    classifier.forward = lambda x: torch.stack([torch.full_like(x[:, 0, 0, 0], 0.5), x.mean((1, 2, 3))], 1)
+    images = torch.linspace(0, 1, 9)[:, None, None, None].expand(-1, 1, 4, 4)
+    assert classify(classifier, images, batch_size=2).tolist() == [0] * 5 + [1] * 4  # brightness > 0.5 is class 1
+    with pytest.raises(DataError, match=r"the classifier takes images of shape \(1, 4, 4\)"):
+        classify(classifier, torch.zeros(2, 1, 8, 8))
+    drawn = []
+    with pytest.raises(DataError, match="unknown attribute"):
+        classifier_audit(classifier, lambda: drawn.append(1) or images, attrs, attribute="Bald")
+    assert not drawn  # the sampler was never called
+    audit = classifier_audit(classifier, lambda: images, attrs, attrs, attribute="Male")
+    assert [row["class"] for row in audit["classes"]] == ["not Male", "Male"]
+    assert [row["generated_rate"] for row in audit["classes"]] == pytest.approx([5 / 9, 4 / 9])
+    assert audit["protocol"]["attribute"] == "Male" and audit["protocol"]["dataset"] == "faces"
+    with pytest.raises(ConfigError, match="^model 'gan' has no classifier head .*the bias audit needs one$"):
+        classifier_audit(build_model("gan", {"x_dim": 2, "latent_dim": 2}), images, attrs)

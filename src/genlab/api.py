@@ -297,43 +297,10 @@ def audit(
     with ``train_data``'s labels. ``attribute`` picks one column of multi-attribute labels (CelebA);
     ``latent_density`` (``gaussian`` / ``gmm:K``) samples an autoencoder from a density fitted to its
     training codes instead of the prior."""
-    from .errors import DataError
-    from .metrics.bias import bias_audit
+    from .metrics.bias import classifier_audit
 
-    from .latent.protocols import require
-
-    require(classifier, "classifier", purpose="the bias audit")
-    num_classes = classifier.config.num_classes
-
-    def labels_of(data: ArrayDataset) -> torch.Tensor:
-        if data.y is None:
-            raise DataError(f"dataset {data.info.get('name')!r} has no labels to audit against")
-        if data.y.dim() == 1:
-            return data.y
-        names = data.info.get("attr_names") or []
-        if attribute is None or attribute not in names:
-            what = f"unknown attribute {attribute!r}" if attribute else "the labels have several columns"
-            raise DataError(f"{what}; name one with --attr (valid: {', '.join(names)})")
-        return data.y[:, names.index(attribute)]
-
-    def predict(images: torch.Tensor) -> torch.Tensor:
-        shape = tuple(classifier.config.image_shape)
-        if tuple(images.shape[1:]) != shape:
-            raise DataError(f"the classifier takes images of shape {shape}, the audited images are {tuple(images.shape[1:])}")
-        classifier.eval()
-        with torch.no_grad():
-            return torch.cat([classifier.predict(chunk.to(classifier.device)).cpu() for chunk in images.split(batch_size)])
-
-    data_labels = labels_of(train_data)  # bad labels fail before the sampling, not after it
-    held = {}
-    if test_data is not None:
-        held = {"heldout_labels": labels_of(test_data), "heldout_predictions": predict(test_data.x)}
-    if attribute is None:
-        class_names = train_data.info.get("class_names")
-    else:
-        class_names = [f"not {attribute}", attribute] if num_classes == 2 else None
-    images = sample(model, num_samples, seed=seed, latent_density=latent_density, fit_data=train_data.x)
-    result = bias_audit(predict(images), data_labels, num_classes=num_classes, class_names=class_names, **held)
-    result["protocol"].update(model=model.registry_name, sampler=latent_density or "prior", seed=seed,
-                              attribute=attribute, dataset=train_data.info.get("name"))
+    result = classifier_audit(
+        classifier, lambda: sample(model, num_samples, seed=seed, latent_density=latent_density, fit_data=train_data.x),
+        train_data, test_data, attribute=attribute, batch_size=batch_size)
+    result["protocol"].update(model=model.registry_name, sampler=latent_density or "prior", seed=seed)
     return result

@@ -10,14 +10,14 @@ input only) and leave the model's train/eval mode as they found it.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .batching import eval_mode, map_batches
 from .errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -153,22 +153,6 @@ def attack(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *, method: M
     return ATTACKS[method](model, x, y, **options)
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Evaluation mode inside the block, the previous mode after it."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def _batches(x: Tensor, y: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-    for start in range(0, x.shape[0], batch_size):
-        yield x[start : start + batch_size], y[start : start + batch_size]
-
-
 def robust_accuracy(
     model: nn.Module,
     x: Tensor,
@@ -184,15 +168,16 @@ def robust_accuracy(
     clean accuracy. Untargeted. The model runs in eval mode."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    correct = 0
-    with eval_mode(model):
-        for xb, yb in _batches(x, y, batch_size):
-            xb, yb = xb.to(device), yb.to(device)
-            if method is not None and eps > 0:
-                extra = {"generator": generator} if method == "pgd" else {}
-                xb = attack(model, xb, yb, method=method, eps=eps, **extra, **options)
-            with torch.no_grad():
-                correct += int((model(xb).argmax(1) == yb).sum())
+
+    def hits(xb: Tensor, yb: Tensor) -> Tensor:  # (B,) bool: classified right after the attack
+        if method is not None and eps > 0:
+            extra = {"generator": generator} if method == "pgd" else {}
+            xb = attack(model, xb, yb, method=method, eps=eps, **extra, **options)
+        with torch.no_grad():
+            return model(xb).argmax(1) == yb
+
+    with eval_mode(model):  # the attack needs input gradients: grad=True
+        correct = int(map_batches(hits, x, y, batch_size=batch_size, device=device, grad=True).sum())
     return correct / max(1, x.shape[0])
 
 

@@ -15,6 +15,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from ..batching import eval_mode, map_batches, module_device
 from ..errors import GenlabError
 from .protocols import latent_dim, require
 
@@ -107,24 +108,11 @@ def grid_codes(corners: Tensor, steps: int, *, method: Method = "lerp") -> Tenso
     return rows.transpose(0, 1).reshape(steps * steps, -1)
 
 
-@torch.no_grad()
 def decode(model: torch.nn.Module, z: Tensor, *, batch_size: int = 256) -> Tensor:
-    """``model.decode`` in eval mode and in batches: (N, D) -> images (N, C, H, W)."""
+    """``model.decode`` in eval mode and in batches: (N, D) -> images (N, C, H, W) on the CPU."""
     require(model, "decoder", purpose="the latent tools")
-    was_training = model.training
-    model.eval()
-    try:
-        device = _device(model)
-        parts = [model.decode(chunk.to(device)).cpu() for chunk in z.split(batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(parts)
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+    with eval_mode(model):
+        return map_batches(model.decode, z, batch_size=batch_size, device=module_device(model))
 
 
 def random_codes(model: torch.nn.Module, n: int, *, generator: torch.Generator | None = None) -> Tensor:

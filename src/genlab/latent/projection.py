@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ..batching import map_batches, module_device
 from ..errors import ConfigError, DataError
 from .interpolate import decode
 from .protocols import latent_dim, require
@@ -162,7 +163,7 @@ def _descend(model: torch.nn.Module, images: Tensor, codes: Tensor, decode_fn, p
     if loss not in ("mse", "l1"):
         raise ConfigError(f"unknown projection loss {loss!r}; valid: mse, l1")
     n = images.shape[0]
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = module_device(model)
     z = codes.to(device).requires_grad_(True)
     target = images.to(device).repeat(restarts, 1, 1, 1)
 
@@ -190,7 +191,7 @@ def _descend(model: torch.nn.Module, images: Tensor, codes: Tensor, decode_fn, p
             history.append(float(per_image.detach().view(restarts, n).min(0).values.mean()))
         with torch.no_grad():
             found = z.detach()
-            decoded = torch.cat([decode_fn(chunk).cpu() for chunk in found.split(256)])
+            decoded = map_batches(decode_fn, found, batch_size=256)
     finally:
         for p, flag in frozen:
             p.requires_grad_(flag)

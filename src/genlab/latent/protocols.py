@@ -21,6 +21,7 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from ..batching import eval_mode, module_device
 from ..errors import ConfigError
 
 __all__ = [
@@ -205,13 +206,8 @@ def image_shape(model: Any) -> tuple[int, int, int]:
 @torch.no_grad()
 def _decode_one_code(model: Any) -> Tensor:
     """``model.decode`` of one zero code, in eval mode (the mode restored after)."""
-    was_training = bool(getattr(model, "training", False))
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    try:
-        device = next((p.device for p in model.parameters()), torch.device("cpu")) if isinstance(model, torch.nn.Module) \
-            else torch.device("cpu")
-        return model.decode(torch.zeros(1, latent_dim(model), device=device)).cpu()
-    finally:
-        if isinstance(model, torch.nn.Module):
-            model.train(was_training)
+    z = torch.zeros(1, latent_dim(model))
+    if not isinstance(model, torch.nn.Module):
+        return model.decode(z)
+    with eval_mode(model):
+        return model.decode(z.to(module_device(model))).cpu()

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, MixtureSameFamily, MultivariateNormal
 
+from ..batching import eval_mode, map_batches, module_device
 from ..errors import ConfigError, DataError, GenlabError
 from .protocols import require
 
@@ -161,18 +162,11 @@ class LatentDensity:
         return (self.weights[:, None, None] * (covs + centred[:, :, None] * centred[:, None, :])).sum(0)
 
 
-@torch.no_grad()
 def encode_all(model: torch.nn.Module, images: Tensor, *, batch_size: int = 256) -> Tensor:
     """``model.encode`` in eval mode and in batches: (N, C, H, W) -> codes (N, D) on the CPU."""
     require(model, "encoder", purpose="encoding (genlab.latent.project finds codes without one)")
-    was_training = model.training
-    model.eval()
-    try:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        codes = [model.encode(chunk.to(device)).cpu() for chunk in images.split(batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(codes)
+    with eval_mode(model):
+        return map_batches(model.encode, images, batch_size=batch_size, device=module_device(model))
 
 
 def fit_latent_density(model: torch.nn.Module, images: Tensor, spec: str | LatentDensity = "gaussian", *,

@@ -19,11 +19,12 @@ and each same-lens difference a two-proportion z statistic, so a user can tell a
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..batching import eval_mode, map_batches, module_device
 from ..errors import DataError
 
 
@@ -147,6 +148,63 @@ def bias_audit(
         basis="corrected" if heldout_labels is not None else "raw",
     )
     return out
+
+
+def audit_labels(data: Any, attribute: str | None = None) -> Tensor:
+    """The class labels an audit compares against: ``data.y`` (N,) as is, or the ``attribute``
+    column of multi-attribute labels (N, K) named in ``data.info["attr_names"]`` (CelebA)."""
+    if data.y is None:
+        raise DataError(f"dataset {data.info.get('name')!r} has no labels to audit against")
+    if data.y.dim() == 1:
+        return data.y
+    names = data.info.get("attr_names") or []
+    if attribute is None or attribute not in names:
+        what = f"unknown attribute {attribute!r}" if attribute else "the labels have several columns"
+        raise DataError(f"{what}; name one with --attr (valid: {', '.join(names)})")
+    return data.y[:, names.index(attribute)]
+
+
+def classify(classifier: nn.Module, images: Tensor, *, batch_size: int = 500) -> Tensor:
+    """``classifier.predict`` in eval mode and in batches: images (N, C, H, W) of the classifier's
+    ``config.image_shape`` -> class indices (N,) on the CPU."""
+    from ..latent.protocols import image_shape
+
+    shape = image_shape(classifier)
+    if tuple(images.shape[1:]) != shape:
+        raise DataError(f"the classifier takes images of shape {shape}, the audited images are {tuple(images.shape[1:])}")
+    with eval_mode(classifier):
+        return map_batches(classifier.predict, images, batch_size=batch_size, device=module_device(classifier))
+
+
+def classifier_audit(classifier: nn.Module, generated: Tensor | Callable[[], Tensor], train_data: Any,
+                     test_data: Any = None, *, attribute: str | None = None, batch_size: int = 500) -> dict[str, Any]:
+    """:func:`bias_audit` of generated images as ``classifier`` labels them.
+
+    ``generated`` is a batch of images, or a function that draws them: it is called after the
+    labels are checked, so a bad ``attribute`` fails before any sampling. ``train_data``'s labels
+    are the reference rates; ``test_data`` (held-out real images with labels) gives the same-lens
+    comparison and the confusion matrix, each label paired with the prediction for its own image.
+    ``attribute`` picks one column of multi-attribute labels; its classes are then named
+    ``not ATTR`` / ``ATTR`` for a binary classifier.
+    """
+    from ..latent.protocols import require
+
+    require(classifier, "classifier", purpose="the bias audit")
+    num_classes = int(classifier.config.num_classes)  # type: ignore[union-attr]
+    data_labels = audit_labels(train_data, attribute)
+    held: dict[str, Tensor] = {}
+    if test_data is not None:
+        held = {"heldout_labels": audit_labels(test_data, attribute),
+                "heldout_predictions": classify(classifier, test_data.x, batch_size=batch_size)}
+    if attribute is None:
+        class_names = train_data.info.get("class_names")
+    else:
+        class_names = [f"not {attribute}", attribute] if num_classes == 2 else None
+    images = generated() if callable(generated) else generated
+    result = bias_audit(classify(classifier, images, batch_size=batch_size), data_labels, num_classes=num_classes,
+                        class_names=class_names, **held)
+    result["protocol"].update(attribute=attribute, dataset=train_data.info.get("name"))
+    return result
 
 
 def format_audit(audit: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..batching import map_batches
 from ..errors import ConfigError, DataError
 from ..registry import FEATURE_EXTRACTORS, register_feature_extractor
 
@@ -31,13 +32,10 @@ class FeatureExtractor:
     batch_size: int = 500
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
 
-    @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:
         if images.dim() != 4:
             raise DataError(f"feature extractor {self.name!r} expects images (N, C, H, W), got shape {tuple(images.shape)}")
-        out = [self.fn(images[i : i + self.batch_size].to(self.device)).flatten(1).float().cpu()
-               for i in range(0, len(images), self.batch_size)]
-        return torch.cat(out)
+        return map_batches(lambda x: self.fn(x).flatten(1).float(), images, batch_size=self.batch_size, device=self.device)
 
 
 def get_extractor(name: str = "classifier", **options: Any) -> FeatureExtractor:

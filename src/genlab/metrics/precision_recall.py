@@ -12,11 +12,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..batching import map_batches
 from .fid import _as_features
 
 
 def _cdist(a: Tensor, b: Tensor, chunk: int = 2048) -> Tensor:
-    return torch.cat([torch.cdist(a[i : i + chunk], b) for i in range(0, len(a), chunk)])
+    return map_batches(lambda rows: torch.cdist(rows, b), a, batch_size=chunk, to_cpu=False)  # (A, B), chunk rows at a time
 
 
 def knn_radii(features: Tensor, k: int) -> Tensor:
