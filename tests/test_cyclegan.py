@@ -434,3 +434,64 @@ def test_semantic_consistency_term_is_cross_entropy_to_the_source_prediction_and
     assert model.generator_ab.net[1].weight.grad is not None
     assert all(p.grad is None for p in classifier.parameters())  # frozen, and never saved with the model
     assert not any(k.startswith("_semantic") for k in model.state_dict())
+
+
+# ---------------------------------------------------------------------------------- adversarial wiring
+
+
+class Constant(nn.Module):
+    """A generator whose every output pixel is ``value`` (signed [-1, 1] units)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return torch.full_like(x, self.value)
+
+
+class MeanCritic(nn.Module):
+    """A discriminator with a known score per image: ``slope * mean(x) + offset`` as a (B, 1, 1, 1) patch map."""
+
+    def __init__(self, slope: float, offset: float) -> None:
+        super().__init__()
+        self.slope, self.offset = slope, offset
+
+    def forward(self, x):
+        return (self.slope * x.mean((1, 2, 3)) + self.offset)[:, None, None, None]
+
+
+@pytest.mark.parametrize("gan_loss", ["least-squares", "non-saturating"])
+def test_adversarial_terms_on_known_scores_of_two_distinct_discriminators(gan_loss):
+    """Each discriminator scores its own domain's real images as real and the translations *into* its
+    domain as fake; each generator is judged by the discriminator of the domain it translates into.
+    D_A and D_B differ and every score is known, so the expected losses are written out here from the
+    paper's formulas (LSGAN: plain MSE for the generators, halved for the discriminators; the
+    non-saturating logistic loss likewise) -- a swap of real and fake, or of the two judges, shows."""
+    model = tiny(gan_loss=gan_loss, identity_weight=0.0, cycle_weight=10.0, pool_size=0).eval()
+    model.generator_ab, model.generator_ba = Constant(0.2), Constant(-0.3)  # G(.) = 0.2, F(.) = -0.3
+    model.discriminator_a, model.discriminator_b = MeanCritic(2.0, 1.0), MeanCritic(-3.0, 0.25)
+    d_a = lambda v: 2.0 * v + 1.0  # noqa: E731  (the same scores, by hand)
+    d_b = lambda v: -3.0 * v + 0.25  # noqa: E731
+    a, b = torch.full((2, 1, 8, 8), 0.75), torch.full((2, 1, 8, 8), 0.25)  # signed: a = 0.5, b = -0.5
+    real_a, real_b, fake_b, fake_a = 0.5, -0.5, 0.2, -0.3
+
+    def as_real(score: float) -> float:  # generator's loss, and the discriminator's on real images
+        return (score - 1) ** 2 if gan_loss == "least-squares" else float(F.softplus(torch.tensor(-score)))
+
+    def as_fake(score: float) -> float:
+        return score**2 if gan_loss == "least-squares" else float(F.softplus(torch.tensor(score)))
+
+    out = model.loss((a, b), "discriminators")
+    expected_a = 0.5 * (as_real(d_a(real_a)) + as_fake(d_a(fake_a)))  # D_A: a real, F(b) fake
+    expected_b = 0.5 * (as_real(d_b(real_b)) + as_fake(d_b(fake_b)))  # D_B: b real, G(a) fake
+    assert float(out.terms["loss_a"]) == pytest.approx(expected_a, abs=1e-6)
+    assert float(out.terms["loss_b"]) == pytest.approx(expected_b, abs=1e-6)
+    assert float(out.total) == pytest.approx(expected_a + expected_b, abs=1e-6)
+
+    out = model.loss((a, b), "generators")
+    adv_ab, adv_ba = as_real(d_b(fake_b)), as_real(d_a(fake_a))  # G(a) judged by D_B, F(b) by D_A
+    cycle = abs(-0.3 - real_a) + abs(0.2 - real_b)  # |F(G(a)) - a| + |G(F(b)) - b|
+    assert float(out.terms["adv_ab"]) == pytest.approx(adv_ab, abs=1e-6)
+    assert float(out.terms["adv_ba"]) == pytest.approx(adv_ba, abs=1e-6)
+    assert float(out.total) == pytest.approx(adv_ab + adv_ba + 10.0 * cycle, abs=1e-5)

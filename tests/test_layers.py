@@ -18,7 +18,7 @@ ABOVE = ("genlab.viz", "genlab.figures", "matplotlib", "genlab.reports", "genlab
          "genlab.explore", "genlab.api")
 # the README's architecture, top to bottom: a module imports only from its own row and the rows below
 ROWS = (
-    ("cli", "__main__", "devtools"),
+    ("cli", "__main__"),
     ("lecture", "explore", "figures"),
     ("api",),
     ("reports",),
@@ -171,7 +171,6 @@ HASATTR_FEATURE_TESTS = {
     ("genlab/data/celeba.py", 'hasattr(os, "sched_getaffinity")'),  # not on macOS
     ("genlab/metrics/fid.py", 'hasattr(x, "detach")'),  # a tensor or an array, not a model
     ("genlab/lecture/runner.py", 'hasattr(bar, "set_postfix_str")'),  # a tqdm bar or a plain list
-    ("genlab/devtools/mutate.py", 'hasattr(obj, "__dict__")'),  # what a patch undoes, not a model
 }
 
 

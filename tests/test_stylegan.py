@@ -345,3 +345,48 @@ def test_truncation_diversity_in_features_ignores_how_strongly_each_sample_is_an
     assert plain["diversity_features_raw"] != pytest.approx(scaled["diversity_features_raw"], rel=1e-2)
     assert plain["diversity_features"][-1] == pytest.approx(0, abs=1e-6) and plain["diversity_features"][0] > 0
     assert len(plain["feature_norm"]) == 3
+
+
+def test_truncation_pulls_towards_w_avg_and_psi_zero_draws_the_w_avg_image():
+    """Truncation is w_avg + psi (w - w_avg) (Karras et al. 2019, section 3 / appendix B): psi = 0
+    gives exactly the mean style, so every z draws the image of w_avg, and psi = 0.5 lands halfway."""
+    model = _model(16)
+    with torch.no_grad():
+        model.generator.mapping.w_avg.normal_()  # a centre far from 0, so "towards 0" cannot pass
+        w_avg = model.generator.mapping.w_avg.clone()
+        z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+        w = model.mapping(z)
+        torch.testing.assert_close(model.mapping(z, truncation=0.0), w_avg.expand(4, -1))
+        torch.testing.assert_close(model.truncate(w, 0.0), w_avg.expand(4, model.num_ws, -1))
+        torch.testing.assert_close(model.truncate(w, 0.5)[:, 0], w_avg + 0.5 * (w - w_avg))
+        torch.testing.assert_close(model.mapping(z, truncation=0.5), w_avg + 0.5 * (w - w_avg))
+        mean_image = model.synthesis(w_avg[None], noise="const")
+        images = model.sample(3, truncation=0.0, noise="const", generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(images, mean_image.expand(3, -1, -1, -1), rtol=0, atol=1e-5)
+
+
+def test_training_fakes_mix_two_styles_at_a_random_layer():
+    """Style-mixing regularisation (Karras et al. 2019, section 3.1): with style_mixing_prob = 1 every
+    fake the training loss draws takes one w up to a cutoff layer in [1, num_ws) and a second w from
+    there on; with probability 0 every fake has one w for all layers."""
+    seen = []
+
+    def styles_of_the_fakes(mixing: float) -> torch.Tensor:
+        model = _model(16, style_mixing_prob=mixing).train()
+        handle = model.generator.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+        try:
+            model.loss((torch.rand(16, 3, 16, 16),), "generator")
+        finally:
+            handle.remove()
+        return seen.pop()  # (B, num_ws, w_dim)
+
+    ws = styles_of_the_fakes(1.0)
+    same = (ws == ws[:, :1]).all(2)  # (B, num_ws): layer i has the first layer's style
+    cutoffs = (~same).float().argmax(1)  # the first layer with the second style
+    assert bool((~same[:, -1]).all()), "a fake drew one style for every layer"
+    assert bool((cutoffs >= 1).all()) and bool((cutoffs < ws.shape[1]).all())
+    for i, cut in enumerate(cutoffs.tolist()):  # one w before the cutoff, one w after it
+        assert bool(same[i, :cut].all()) and bool((ws[i, cut:] == ws[i, cut]).all())
+    assert len(set(cutoffs.tolist())) > 1  # the cutoff is drawn per fake, not fixed
+    ws = styles_of_the_fakes(0.0)
+    assert bool((ws == ws[:, :1]).all())

@@ -1,1 +1,0 @@
-"""Developer tools that ship with genlab but no user needs: ``python -m genlab.devtools.mutate``."""
