@@ -102,7 +102,7 @@ class Capability:
 CAPABILITIES: dict[str, Capability] = {c.name: c for c in (
     Capability("decoder", Decodes, ("decode",), "decode(z) (a decoder or generator)"),
     Capability("encoder", Encodes, ("encode",), "encoder (encode(x))"),
-    Capability("reconstruct", Reconstructs, ("reconstruct",), "reconstruct(x) (it has no encoder and decoder pair)"),
+    Capability("reconstruct", Reconstructs, ("reconstruct",), "reconstruct(x) (an encoder and decoder pair)"),
     Capability("sampler", Samples, ("sample",), "sampler (sample(n, generator=g))"),
     Capability("styles", StyleBased, ("mapping", "synthesis", "truncate", "mix"),
                "style-based generator (mapping, synthesis, truncate, mix: a stylegan)"),
