@@ -118,8 +118,9 @@ def main() -> None:
         run = args.out / (f"cyclegan-{variant}-s{seed}" if variant else f"cyclegan-s{seed}")
         seconds = None
         if not (run / "model").is_dir():
-            seconds = train("cyclegan", run, [f"--train.max_steps={args.steps}", f"--train.seed={seed}", *QUIET, *args.extra],
-                            config="configs/cyclegan_mnist_usps.toml")
+            # the config names no files: the data's paths come here, as on the command line
+            seconds = train("cyclegan", run, [f"--data.options.a={MNIST}", f"--data.options.b={USPS}", f"--train.max_steps={args.steps}",
+                                              f"--train.seed={seed}", *QUIET, *args.extra], config="configs/cyclegan_mnist_usps.toml")
         model, spec = api.load_run(run)
         metrics = api.evaluate(model, api.run_data(spec, None), classifiers=clfs)
         entry = {"seed": seed, "steps": spec.train.max_steps, "train_seconds": seconds, "extra": args.extra, **metrics}

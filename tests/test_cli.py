@@ -107,3 +107,55 @@ def test_evaluate_a_gan_in_the_features_of_a_classifier_run(tmp_path, capsys, mo
     classifier, _ = api.load_run(clf)
     with pytest.raises(DataError, match="name one with --attr \\(valid: Smiling, Male\\)"):
         api.audit(model, classifier, multi, num_samples=8)
+
+
+def _model_names() -> list[str]:
+    import genlab.models  # noqa: F401  (fills the registry)
+    from genlab.registry import MODELS
+
+    return sorted(MODELS)
+
+
+@pytest.mark.parametrize("name", _model_names())
+def test_train_model_help_lists_the_models_fields_with_defaults_and_help(name, capsys):
+    """``genlab train MODEL --help`` documents MODEL's own fields (the family's default beside each, and the
+    line its source writes for it), then the data and train fields, not only the generic options."""
+    import dataclasses
+
+    from genlab.config import field_help, merge
+    from genlab.data.base import DataConfig
+    from genlab.cli.train import _value
+    from genlab.registry import MODELS
+    from genlab.training.trainer import TrainConfig
+
+    with pytest.raises(SystemExit) as info:
+        main(["train", name, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    flat = " ".join(out.split())
+    cls = MODELS.get(name)
+    for section, config_class in (("model", cls.config_class), ("data", DataConfig), ("train", TrainConfig)):
+        defaults = merge(config_class().to_dict(), getattr(cls, "defaults", {}).get(section, {}))
+        helps = field_help(config_class)
+        for field in dataclasses.fields(config_class):
+            assert f"--{section}.{field.name}={_value(defaults[field.name])}\n" in out, (section, field.name)
+            assert helps[field.name] in flat, (section, field.name)
+    assert "--train.max_steps=none" in out and "when set, overrides epochs" in flat
+
+
+def test_field_help_reads_metadata_then_the_comment_beside_then_the_block_above():
+    import dataclasses
+
+    from genlab.config import Config, field_help
+
+    @dataclasses.dataclass
+    class Example(Config):
+        # the width of
+        # every layer
+        width: int = 4
+        depth: int = 2  # how many layers
+        rate: float = dataclasses.field(default=0.1, metadata={"help": "dropout rate"})  # not this one
+        plain: int = 1
+
+    assert field_help(Example) == {"width": "the width of every layer", "depth": "how many layers",
+                                   "rate": "dropout rate", "plain": ""}

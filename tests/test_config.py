@@ -125,3 +125,42 @@ def test_a_misspelt_dataset_lists_the_names_and_a_missing_metric_fails_the_dry_r
     with pytest.raises(ConfigError, match="keep_best='accuracy' is not among the evaluation metrics: .*elbo"):
         api.train("vae", out=tmp_path / "r", dry_run=True, overrides=["--data.limit=64", "--train.keep_best=accuracy"])
     assert not (tmp_path / "r").exists()
+
+
+def _strings(value, where: str):
+    """Every string inside a parsed config value, with where it sits."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{where}[{i}]")
+
+
+def test_shipped_configs_hold_no_machine_or_checkout_paths_and_validate():
+    """A preset names its data (a registered dataset, found through $GENLAB_DATA) or leaves the path to
+    the command line (--data NAME:PATH, --data.options.b=npz:PATH): a path in a config would hold only on
+    the machine, or in the checkout layout, it was written on (``../shared/data/...``)."""
+    from pathlib import Path
+
+    from genlab.config import load_config_file
+    from genlab.registry import DATASETS
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(folder.iterdir())
+    assert files
+    for path in files:
+        assert path.suffix in (".toml", ".json"), f"{path.name}: configs/ holds config files only"
+        raw = load_config_file(path)
+        assert raw.get("data", {}).get("path") is None, f"{path.name}: data.path belongs on the command line"
+        for where, text in _strings(raw.get("data", {}), "data"):
+            name, _, rest = text.partition(":")
+            for part in (text, rest) if name in DATASETS else (text,):
+                assert not ("/" in part or "\\" in part or part.startswith((".", "~"))), \
+                    f"{path.name}: {where} = {text!r} is a path; name a dataset or pass the path on the command line"
+        stem = path.stem
+        assert stem in SHIPPED_CONFIGS, "add new presets in configs/ to SHIPPED_CONFIGS"
+        spec, _ = resolve(SHIPPED_CONFIGS[stem], config_file=path)  # every section validates
+        assert spec.model == SHIPPED_CONFIGS[stem]

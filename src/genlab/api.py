@@ -3,12 +3,14 @@ reload it, and draw/evaluate from it. Everything here is usable from Python as i
 
 A run folder holds ``run.json`` (the fully resolved model, data and train configs, and the history of
 settings changed on resume), the Trainer's
-``metrics.csv``, ``samples/``, ``curves.png``, ``checkpoints/`` and, at the end, ``model/`` (the
-shareable ``config.json`` + ``model.safetensors``) plus the family's report figures.
+``metrics.csv``, ``samples/``, ``curves.png``, ``checkpoints/``, ``run.lock`` (held by the one process
+training it) and, at the end, ``model/`` (the shareable ``config.json`` + ``model.safetensors``) plus the
+family's report figures.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 from pathlib import Path
@@ -19,12 +21,12 @@ import torch
 from . import checkpoint as ckpt
 from .config import apply_overrides, load_config_file, merge
 from .data.base import ArrayDataset, DataConfig, data_config_from_spec, load_dataset
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, GenlabError, StorageError
 from .models import build_model
 from .models.base import GenerativeModel
 from . import reports  # noqa: F401  (registers every family's evaluator and reporter)
 from .registry import EVALUATORS, MODELS, REPORTERS
-from .runtime import seed_everything
+from .runtime import LOCK_NAME, barrier, init_distributed, run_lock, seed_everything, select_device
 from .training.trainer import RESUMABLE_FIELDS, FitResult, TrainConfig, Trainer, check_keep_best
 from .viz import plot_history
 
@@ -121,14 +123,22 @@ def train(
     ``resume=RUN`` (or ``resume=True`` with ``out``) continues a run from its last usable checkpoint
     with the configs saved in its ``run.json`` (from the initial weights when none is usable). Further
     ``overrides`` may change the schedule (``RESUMABLE_FIELDS``: lr, schedule, step budget, clipping,
-    cadence, EMA decay), which takes effect at the resumed step and is recorded in ``run.json``; a
+    cadence, EMA decay), which takes effect at the resumed step and is appended to the history of changes
+    in ``run.json`` (every entry kept: the step it took effect at and each field's old and new value); a
     change of the model, the data or the data order is refused. The whole request is validated before
-    anything is written. ``out`` must be a new or empty folder or a genlab run, unless ``force``."""
+    anything is written. ``out`` must be a new or empty folder or a genlab run, unless ``force``.
+
+    One process trains in a run folder at a time (:func:`genlab.runtime.run_lock`): a second one is
+    refused with :class:`~genlab.errors.RunInUseError`. A full disk, a read-only folder or an ``out``
+    that is a file raise :class:`~genlab.errors.StorageError` naming the folder; a full disk leaves the
+    last complete checkpoint intact, and the message says so."""
     changes: dict[str, Any] = {}
     if resume:
         if resume is True and out is None:
             raise ConfigError("--resume needs the run folder: --resume RUN or --out RUN --resume")
         run_dir = Path(out if resume is True else resume)  # type: ignore[arg-type]
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"cannot resume {run_dir}: it is a file, not a run folder")
         if not (run_dir / RUN_FILE).is_file():
             raise CheckpointError(f"cannot resume: {run_dir / RUN_FILE} not found")
         saved = read_run(run_dir)
@@ -136,15 +146,13 @@ def train(
             raise ConfigError(f"run {run_dir} trains {saved.model!r}, not {model!r}")
         spec, explicit = resolve(saved.model, overrides=overrides, base=saved)
         changes = _changes_on_resume(saved, spec)
+        spec.changes = list(saved.changes)  # the history accumulates: a resume adds to it, never replaces it
     else:
         if model is None:
             raise ConfigError("name a model to train; valid: " + ", ".join(sorted(MODELS)))
         spec, explicit = resolve(model, config_file=config_file, data=data, overrides=overrides)
         run_dir = Path(out) if out is not None else Path("runs") / f"{model}-{data_label(spec.data)}"
-        if ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:
-            raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it or choose another --out")
-        if not force and run_dir.is_dir() and not (run_dir / RUN_FILE).is_file() and any(run_dir.iterdir()):
-            raise ConfigError(f"{run_dir} is not empty and is not a genlab run: choose another --out, or pass --force to write into it")
+        _check_new_run_folder(run_dir, force)
 
     net, train_data, test_data = build(spec, explicit)
     if test_data is not None:  # a keep_best metric that does not exist fails here, dry run or not
@@ -157,18 +165,42 @@ def train(
                 "train_examples": len(train_data), "test_examples": len(test_data) if test_data is not None else 0,
                 "first_batch_loss": losses}
 
+    device = select_device(spec.train.device)
+    info = init_distributed(device)  # joined here so the lock and the run record are settled among the ranks
+    try:
+        with run_lock(run_dir, info, device):
+            return _train_locked(spec, changes, net, train_data, test_data, run_dir, resume=bool(resume),
+                                 callbacks=callbacks)
+    except GenlabError:
+        raise
+    except OSError as exc:
+        error = _storage_error(exc, run_dir)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _train_locked(spec: RunSpec, changes: dict[str, Any], net: GenerativeModel, train_data: ArrayDataset,
+                  test_data: ArrayDataset | None, run_dir: Path, *, resume: bool,
+                  callbacks: list[Any] | None) -> dict[str, Any]:
+    """:func:`train` from the point where this process holds the run folder."""
+    if not resume and ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:  # a run started meanwhile
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it or choose another --out")
     resume_from = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
     if resume and resume_from is None:
         log.info("no usable checkpoint in %s: training starts again from the initial weights (the seed reproduces them)", run_dir)
     if changes:
         spec.changes.append({"step": ckpt.checkpoint_step(resume_from) if resume_from is not None else 0, **changes})
-    run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(net, train_data, spec.train, eval_data=test_data, out_dir=run_dir, callbacks=callbacks,
                       plot_curves=plot_history)
-    # the intra-op threads the run uses (train.threads, or torch's default when that is unset)
-    record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads()}, indent=2, sort_keys=True)
-    if not (run_dir / RUN_FILE).is_file() or (run_dir / RUN_FILE).read_text() != record:
-        ckpt.atomic_write_text(run_dir / RUN_FILE, record)
+    if trainer.dist.is_main:
+        # rank 0 alone writes the record (and, in fit, cleans what killed writes left): a rank writing a
+        # temporary file while rank 0 cleans would lose it. The others wait for it below.
+        # the intra-op threads the run uses (train.threads, or torch's default when that is unset)
+        record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads()}, indent=2, sort_keys=True)
+        if not (run_dir / RUN_FILE).is_file() or (run_dir / RUN_FILE).read_text() != record:
+            ckpt.atomic_write_text(run_dir / RUN_FILE, record)
+    barrier(trainer.dist)
     result: FitResult = trainer.fit(resume=resume_from is not None)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "steps": result.step, **result.last_eval}
     if trainer.dist.is_main and spec.model in REPORTERS:
@@ -177,6 +209,43 @@ def train(
     if trainer.dist.is_main:
         ckpt.atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, sort_keys=True, default=float))
     return summary
+
+
+def _check_new_run_folder(run_dir: Path, force: bool) -> None:
+    """Refuse an ``out`` that is (or lies under) a file, that holds a run, or that holds foreign files."""
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            where = f"--out {run_dir}" if folder == run_dir else f"{folder} (above --out {run_dir})"
+            raise ConfigError(f"{where} is a file, not a folder; choose another --out")
+        if folder.is_dir():
+            break
+    if ckpt.latest_checkpoint(run_dir / "checkpoints") is not None:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it or choose another --out")
+    if (not force and run_dir.is_dir() and not (run_dir / RUN_FILE).is_file()
+            and any(p.name != LOCK_NAME for p in run_dir.iterdir())):
+        raise ConfigError(f"{run_dir} is not empty and is not a genlab run: choose another --out, or pass --force to write into it")
+
+
+def _storage_error(exc: OSError, run_dir: Path) -> StorageError | None:
+    """One line for the file-system failures a user can fix (full disk, no permission, a file in the way);
+    ``None`` for the others."""
+    where = exc.filename or run_dir
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        try:
+            latest = ckpt.latest_checkpoint(run_dir / "checkpoints")
+        except OSError:
+            latest = None
+        safe = (f"the last complete checkpoint, {latest}, is intact: free space and continue with genlab train --resume {run_dir}"
+                if latest is not None else "no checkpoint was complete yet: free space and start the run again")
+        return StorageError(f"no space left on the disk of {run_dir} (writing {where}); free space there, e.g. old runs "
+                            f"or checkpoints/{ckpt.DIVERGED_PREFIX}* folders; {safe}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"cannot write {where} ({exc.strerror or 'permission denied'}): the run folder {run_dir} must be "
+                            "writable; choose another --out or change its permissions")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return StorageError(f"cannot make the run folder {run_dir}: {where} is in the way (a file, not a folder); "
+                            "choose another --out")
+    return None
 
 
 def _changes_on_resume(saved: RunSpec, spec: RunSpec) -> dict[str, Any]:
@@ -218,14 +287,27 @@ def read_run(run_dir: str | Path) -> RunSpec:
     if not path.is_file():
         raise CheckpointError(f"not a genlab run folder (no {RUN_FILE}): {run_dir}")
     try:
-        return RunSpec.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError) as exc:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise TypeError(f"expected a JSON object, found a {type(record).__name__}")
+        return RunSpec.from_dict(record)
+    except UnicodeDecodeError:
+        raise CheckpointError(f"corrupt run file {path}: not text (binary bytes); restore it from a copy, or start a new run") from None
+    except KeyError as exc:
+        raise CheckpointError(f"corrupt run file {path}: the key {exc} is missing") from None
+    except (json.JSONDecodeError, TypeError, AttributeError, ConfigError) as exc:
         raise CheckpointError(f"corrupt run file {path}: {exc}") from None
 
 
 def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> tuple[GenerativeModel, RunSpec | None]:
     """The model of a run folder (or a bare model folder) and, for runs, its spec. A model folder
-    inside a run (``RUN/model``, ``RUN/best``, a checkpoint) reads the spec of the run around it."""
+    inside a run (``RUN/model``, ``RUN/best``, a checkpoint) reads the spec of the run around it.
+
+    A run folder gives its exported ``model/``. A run that has not exported one yet (still training, or
+    stopped) gives its latest checkpoint, and a log line says which. A ``model/`` folder that is there
+    but incomplete (no ``config.json`` or weights) is refused: it is damaged, and quietly reading an
+    older checkpoint instead would report on other weights than the user asked about."""
+    _check_model_folder(Path(run_dir))
     model = ckpt.load(run_dir, ema=ema, device=device)
     spec = None
     for folder in (Path(run_dir), *Path(run_dir).parents[:2]):
@@ -233,6 +315,21 @@ def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> t
             spec = read_run(folder)
             break
     return model, spec  # type: ignore[return-value]
+
+
+def _check_model_folder(run_dir: Path) -> None:
+    """For a run folder: refuse a damaged ``model/``, and say when the latest checkpoint stands in for it."""
+    if (run_dir / ckpt.CONFIG_NAME).is_file() or (not (run_dir / RUN_FILE).is_file() and not (run_dir / "checkpoints").is_dir()):
+        return  # a model or checkpoint folder itself, or not a run: checkpoint.load says what is wrong
+    model_dir = run_dir / "model"
+    latest = ckpt.latest_checkpoint(run_dir / "checkpoints")
+    if model_dir.exists():
+        missing = [name for name in (ckpt.CONFIG_NAME, ckpt.WEIGHTS_NAME) if not (model_dir / name).is_file()]
+        if missing:
+            instead = f"; load a checkpoint explicitly instead, e.g. {latest}" if latest is not None else ""
+            raise CheckpointError(f"{model_dir} is incomplete (no {' or '.join(missing)}){instead}")
+    elif latest is not None:
+        log.info("%s has no exported model/ (the run has not finished): using its latest checkpoint, %s", run_dir, latest)
 
 
 def run_data(spec: RunSpec | None, data: str | None, split: str = "test") -> ArrayDataset:

@@ -7,10 +7,16 @@ have no side effects: building one never touches the disk or the network.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import io
 import json
 import math
 import re
+import textwrap
+import tokenize
 import tomllib
 import types
 import typing
@@ -69,6 +75,57 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def field_help(cls: type[Config]) -> dict[str, str]:
+    """One line of help per field of ``cls`` (inherited ones too): ``metadata={"help": ...}`` when the
+    field has it, else the comment written on the field's line, else the comment block right above it;
+    ``""`` for a field with none. What ``genlab train MODEL --help`` prints beside each field."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's comment wins over its base's
+        if dataclasses.is_dataclass(klass) and klass is not object:
+            out.update(_source_comments(klass))
+    for field in dataclasses.fields(cls):
+        text = field.metadata.get("help") if field.metadata else None
+        out[field.name] = " ".join(str(text).split()) if text else out.get(field.name, "")
+    return {field.name: out[field.name] for field in dataclasses.fields(cls)}
+
+
+@functools.lru_cache(maxsize=None)
+def _source_comments(cls: type) -> dict[str, str]:
+    """The comments the class's own source writes beside or above each annotated field."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):  # defined in a REPL or built at run time: no source to read
+        return {}
+    comments: dict[int, str] = {}  # line -> comment text
+    code_lines: set[int] = set()  # lines holding code
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments[token.start[0]] = token.string.lstrip("#").strip()
+            elif token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+                code_lines.update(range(token.start[0], token.end[0] + 1))
+        tree = ast.parse(source)
+    except (tokenize.TokenError, SyntaxError):
+        return {}
+    out: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node in body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        end = node.end_lineno or node.lineno
+        beside = [comments[line] for line in range(node.lineno, end + 1) if line in comments]
+        if beside:
+            out[node.target.id] = " ".join(beside)
+            continue
+        above: list[str] = []
+        line = node.lineno - 1
+        while line in comments and line not in code_lines:  # a comment block directly above
+            above.insert(0, comments[line])
+            line -= 1
+        out[node.target.id] = " ".join(above)
+    return out
 
 
 def check(condition: bool, message: str) -> None:

@@ -19,3 +19,11 @@ class CheckpointError(GenlabError):
 
 class TrainingError(GenlabError, RuntimeError):
     """Training cannot continue (e.g. a non-finite loss)."""
+
+
+class StorageError(GenlabError, OSError):
+    """A run folder cannot be written: the disk is full, the folder is read-only, or the path is a file."""
+
+
+class RunInUseError(GenlabError):
+    """Another process is training in the same run folder."""

@@ -11,6 +11,11 @@ in the same state and return this rank's rows, so the noise an example gets depe
 the global batch, not on the rank that holds it, and N processes train what one process trains.
 Drawing N times the noise costs little next to the forward pass; keying a generator per example
 would cost a kernel launch per example.
+
+One process trains in a run folder at a time: :func:`run_lock` holds an ``flock`` on the folder's
+``run.lock`` file for as long as training runs. The kernel drops the lock when its holder exits, killed
+or not, so a crashed run never leaves the folder locked. Under torchrun only rank 0 takes the lock
+(the ranks of one job are one writer: rank 0 writes every file) and tells the others whether it got it.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import dataclasses
 import logging
 import os
 import pickle
+from pathlib import Path
 import random
 import time
 from typing import Any, Iterator, Sequence
@@ -28,7 +34,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from .errors import ConfigError, RunInUseError
 
 log = logging.getLogger(__name__)
 
@@ -253,3 +259,48 @@ def all_reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str
     _settled(lambda: dist.all_reduce(stacked, async_op=True), [stacked])
     stacked /= info.world_size
     return dict(zip(keys, stacked.unbind(0)))
+
+
+# --------------------------------------------------------------------------- one writer per run folder
+
+LOCK_NAME = "run.lock"  # kept after the run (removing it would race a new locker); no dot: ".*" names are a killed write's leftovers
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike, info: DistInfo, device: Any = None) -> Iterator[None]:
+    """Hold ``folder/run.lock`` (created with ``folder``) within this block, or raise
+    :class:`~genlab.errors.RunInUseError` on every rank when another process holds it. Collective: every
+    rank of a job calls it; rank 0 alone locks. Where ``fcntl`` is missing (Windows) nothing is locked."""
+    folder = Path(folder)
+    handle = None
+    owner = ""
+    if info.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK_NAME, "a+")
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform: one writer is the user's to ensure
+            fcntl = None  # type: ignore[assignment]
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip()
+                handle.close()
+                handle = None
+            else:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
+    got = rank0_decides(handle is not None or not info.is_main, info, device)
+    if not got:
+        who = f" (pid {owner})" if owner else ""
+        raise RunInUseError(f"{folder} is in use by another genlab process{who}: wait for it to finish or stop it; "
+                            "two processes training one run would overwrite each other's checkpoints")
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file drops the lock; the file stays (removing it would race a new locker)

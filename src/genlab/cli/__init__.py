@@ -26,6 +26,8 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int | None]
     accepts_overrides: bool = False  # extra ``--section.field=value`` arguments
+    # more help after the options, from what precedes --help (``genlab train vae --help``: vae's fields)
+    extra_help: Callable[[argparse.Namespace, Sequence[str]], str] | None = None
 
 
 COMMANDS: dict[str, Command] = {}
@@ -34,12 +36,33 @@ COMMANDS: dict[str, Command] = {}
 _MODULES = ["train", "inspect", "translate", "latent", "figure", "attack", "explore", "lecture"]
 
 
-def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None], *, accepts_overrides: bool = False):
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None], *, accepts_overrides: bool = False,
+            extra_help: Callable[[argparse.Namespace, Sequence[str]], str] | None = None):
     def decorator(run: Callable[[argparse.Namespace], int | None]):
-        COMMANDS[name] = Command(name, help, arguments, run, accepts_overrides)
+        COMMANDS[name] = Command(name, help, arguments, run, accepts_overrides, extra_help)
         return run
 
     return decorator
+
+
+_ARGV: list[str] = []  # the command line being parsed, for help that depends on words after --help
+
+
+class _HelpAction(argparse.Action):
+    """``-h/--help`` of a subcommand: its usage and options, then the command's ``extra_help``."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, command: Command, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="show this help message and exit")
+        self.command = command
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        text = parser.format_help()
+        if self.command.extra_help is not None:
+            text = text.rstrip("\n") + "\n\n" + self.command.extra_help(namespace, _ARGV).rstrip("\n") + "\n"
+        parser._print_message(text, sys.stdout)
+        parser.exit()
 
 
 def positive_int(text: str) -> int:
@@ -67,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help,
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, add_help=False,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.add_argument("-h", "--help", action=_HelpAction, command=cmd)
         cmd.arguments(p)
         p.set_defaults(_command=cmd)
     return parser
@@ -76,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     cmd: Command = args._command
     if extra and not cmd.accepts_overrides:
