@@ -10,6 +10,7 @@ so the PNG a browser shows is exactly what the Python API returns for the same p
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import io
 import logging
@@ -17,6 +18,8 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qs
 
@@ -39,6 +42,11 @@ MIXING_LAYERS = ("coarse", "middle", "fine")
 
 class BadParameter(GenlabError):
     """A request the explorer refuses; the message is the one-line reason the client gets with a 400."""
+
+
+class Stopping(GenlabError):
+    """The explorer is shutting down: a projection or an attribute vector was interrupted between two
+    steps (the server answers 503)."""
 
 
 def is_stylegan(model: nn.Module) -> bool:
@@ -78,6 +86,36 @@ class _WithLabel(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         return self.model.decode(z, label=self.label)
+
+
+class _Stepwise(nn.Module):
+    """The model as the latent tools see it during a long computation (a projection, an encoded batch).
+
+    Every ``decode``/``encode`` call takes the explorer's model lock for that call only, so other views
+    render between two optimisation steps instead of waiting for the whole projection, and first checks
+    the explorer's stop flag, so a shutdown interrupts a projection within one step.
+    """
+
+    def __init__(self, model: nn.Module, latent_dim: int, lock: threading.Lock, stop: threading.Event) -> None:
+        super().__init__()
+        self.model, self.latent_dim, self._lock, self._stop = model, latent_dim, lock, stop
+        self.training = model.training  # the latent tools restore this mode on the way out
+        if callable(getattr(model, "encode", None)):  # latent_codes picks the encoder by hasattr: only when there is one
+            self.encode = self._encode
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise Stopping("server stopping: the computation was interrupted")
+
+    def decode(self, z: Tensor) -> Tensor:
+        self._check()
+        with self._lock:
+            return self.model.decode(z)
+
+    def _encode(self, x: Tensor) -> Tensor:
+        self._check()
+        with self._lock:
+            return self.model.encode(x)
 
 
 # ---------------------------------------------------------------------------------------- parameters
@@ -138,7 +176,7 @@ class Explorer:
 
     def __init__(self, model: nn.Module, *, labelled: Any = None, attributes: Sequence[str] | None = None,
                  labelled_count: int = 20, project_steps: int = 200, max_uploads: int = 32,
-                 max_upload_bytes: int = 5 * 2**20, name: str = "") -> None:
+                 max_upload_bytes: int = 5 * 2**20, name: str = "", cache_dir: str | Path | None = None) -> None:
         self.model = model.eval()
         self.name = name or getattr(model, "registry_name", type(model).__name__)
         self.stylegan = is_stylegan(model)
@@ -150,8 +188,14 @@ class Explorer:
         self.num_classes = int(model.config.num_classes) if takes_label(model) else None
         self.labelled_count, self.project_steps = labelled_count, project_steps
         self.max_uploads, self.max_upload_bytes = max_uploads, max_upload_bytes
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the model: one forward pass at a time
+        self._long_lock = threading.Lock()  # projections and attribute vectors: one at a time, step by step
+        self._stop = threading.Event()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._weights_digest: str | None = None
         self._vectors: dict[str, Tensor] = {}
+        self._vectors_lock = threading.Lock()
+        self._pending: dict[str, Future] = {}  # attribute vectors being computed: later askers wait for the first
         self.uploads: OrderedDict[str, Tensor] = OrderedDict()  # id -> code (D,), oldest first
         self._upload_count = 0
         if self.decodes:
@@ -193,16 +237,86 @@ class Explorer:
         return offered, y, data.x
 
     def attribute_vector(self, attribute: str, label: int | None = None) -> Tensor:
-        """mean code of ``labelled_count`` examples with the attribute minus that of as many without (cached)."""
+        """mean code of ``labelled_count`` examples with the attribute minus that of as many without.
+
+        Kept in memory and, with ``cache_dir``, on disk (keyed by the weights, the examples and the
+        projection settings). The computation runs step by step outside the model lock, so other views
+        render meanwhile; a second request for the same vector waits for the first one's result."""
         key = f"{attribute}/{label}"
-        if key not in self._vectors:
-            assert self._labels is not None and self._label_images is not None
-            pos, neg = labelled_examples(self._labels, self._label_names, attribute, self.labelled_count,
-                                         generator=torch.Generator().manual_seed(0))
-            model = self._decoder(label)
-            self._vectors[key] = attribute_vector(model, self._label_images[pos], self._label_images[neg],
-                                                  steps=self.project_steps)
-        return self._vectors[key]
+        with self._vectors_lock:
+            if key in self._vectors:
+                return self._vectors[key]
+            future = self._pending.get(key)
+            owner = future is None
+            if owner:
+                future = self._pending[key] = Future()
+        if not owner:
+            return future.result()
+        try:
+            vector = self._load_or_compute_vector(attribute, label)
+        except BaseException as exc:
+            with self._vectors_lock:
+                del self._pending[key]
+            future.set_exception(exc)
+            raise
+        with self._vectors_lock:
+            self._vectors[key] = vector
+            del self._pending[key]
+        future.set_result(vector)
+        return vector
+
+    def _load_or_compute_vector(self, attribute: str, label: int | None) -> Tensor:
+        from .. import checkpoint as ckpt
+
+        if self._labels is None or self._label_images is None:
+            raise BadParameter("this model has no labelled data, so there are no attribute vectors")
+        pos, neg = labelled_examples(self._labels, self._label_names, attribute, self.labelled_count,
+                                     generator=torch.Generator().manual_seed(0))
+        positives, negatives = self._label_images[pos], self._label_images[neg]
+        path = self._vector_path(attribute, label, positives, negatives)
+        if path is not None and path.is_file():
+            try:
+                vector = ckpt.load_tensors(path)["vector"]
+                if vector.shape == (self.latent_dim,):
+                    log.debug("explore: attribute vector %r read from %s", attribute, path)
+                    return vector
+            except (GenlabError, KeyError) as exc:  # a damaged cache file is recomputed, not trusted
+                log.warning("explore: ignoring the cached attribute vector %s (%s)", path, exc)
+        with self._long_lock:
+            vector = attribute_vector(self._stepwise(label), positives, negatives, steps=self.project_steps)
+        if path is not None:
+            try:
+                ckpt.save_tensors(path, {"vector": vector}, metadata={"attribute": attribute, "label": str(label)})
+            except OSError as exc:  # a read-only run folder: the vector lives in memory only
+                log.warning("explore: cannot cache the attribute vector in %s (%s)", path.parent, exc.strerror or exc)
+        return vector
+
+    def _vector_path(self, attribute: str, label: int | None, positives: Tensor, negatives: Tensor) -> Path | None:
+        """The cache file of one vector: its name hashes everything the vector depends on."""
+        if self.cache_dir is None:
+            return None
+        if self._weights_digest is None:  # once: the weights do not change while the explorer runs
+            weights = hashlib.sha256()
+            for name, tensor in sorted(self.model.state_dict().items()):
+                weights.update(name.encode())
+                weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._weights_digest = weights.hexdigest()
+        key = hashlib.sha256()
+        method = "encoder" if callable(getattr(self.model, "encode", None)) else f"project:{self.project_steps}"
+        for part in (self._weights_digest, attribute, str(label), str(self.labelled_count), method):
+            key.update(part.encode() + b"\0")
+        for images in (positives, negatives):
+            key.update(images.detach().float().cpu().contiguous().numpy().tobytes())
+        slug = re.sub(r"[^A-Za-z0-9_-]", "_", attribute)[:40]
+        return self.cache_dir / f"attribute-{slug}-{key.hexdigest()[:20]}.safetensors"
+
+    def _stepwise(self, label: int | None) -> _Stepwise:
+        return _Stepwise(self._decoder(label), self.latent_dim, self._lock, self._stop)
+
+    def stop(self) -> None:
+        """Interrupt projections and attribute vectors in progress (they raise :class:`Stopping` within
+        one step) and refuse new ones; renders still finish. The server calls this when it closes."""
+        self._stop.set()
 
     # ------------------------------------------------------------------ what the page can ask for
     def views(self) -> dict[str, dict[str, Parser]]:
@@ -278,16 +392,26 @@ class Explorer:
             elif key == "label" and name == "samples":
                 params[key] = None  # every class in turn, as genlab sample draws them
             else:
-                params[key] = parse(key, str(self.DEFAULTS[key]))
+                params[key] = parse(key, str(self._default(key)))
         return View(name, params)
+
+    def _default(self, key: str) -> Any:
+        if key == "attr":
+            return self.attributes[0]  # the view exists only when there are attributes
+        if key not in self.DEFAULTS:  # every parameter needs a default: a request may leave any of them out
+            raise BadParameter(f"missing parameter {key!r}")
+        return self.DEFAULTS[key]
 
     # ------------------------------------------------------------------ rendering
     def render(self, view: View | str | Mapping[str, Any]) -> np.ndarray:
         """The view's image as uint8 (H, W) or (H, W, 3): a grid of decoded images."""
         if not isinstance(view, View):
             view = self.parse(view)
+        params = dict(view.params)
+        if view.name == "attribute":  # may take a projection: computed outside the model lock, step by step
+            params["vector"] = self.attribute_vector(params["attr"], params.get("label"))
         with self._lock:
-            images, nrow, padding = getattr(self, f"_render_{view.name}")(**view.params)
+            images, nrow, padding = getattr(self, f"_render_{view.name}")(**params)
         return to_uint8(make_grid(images.float(), nrow=nrow, padding=padding))
 
     def _decoder(self, label: int | None) -> nn.Module:
@@ -309,8 +433,7 @@ class Explorer:
         middle = (slerp if method == "slerp" else lerp)(z0, z1, t)  # (D,)
         return decode(self._decoder(label), torch.stack([z0, middle, z1])), 3, 2  # start | frame at t | end
 
-    def _render_attribute(self, attr: str, scale: float, seed: int, n: int, label: int | None = None):
-        vector = self.attribute_vector(attr, label)
+    def _render_attribute(self, attr: str, scale: float, seed: int, n: int, vector: Tensor, label: int | None = None):
         z = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))  # (n, D)
         strips = apply_to_codes(self._decoder(label), z, vector, [0.0, scale])  # (n, 2, C, H, W)
         return strips.transpose(0, 1).flatten(0, 1), n, 2  # originals above, edited below
@@ -337,8 +460,9 @@ class Explorer:
         if not self.decodes:
             raise BadParameter(f"model {self.name!r} has no decode(z), so uploads cannot become interpolation ends")
         images = read_upload(data, self.image_shape, max_bytes=self.max_upload_bytes)
+        with self._long_lock:  # the model lock is taken per step inside: other views render meanwhile
+            z = latent_codes(self._stepwise(None), images, steps=self.project_steps)  # (1, D)
         with self._lock:
-            z = latent_codes(self.model, images, steps=self.project_steps)  # (1, D)
             error = float((decode(self.model, z) - images).square().mean())
             self._upload_count += 1
             key = f"img{self._upload_count}"
@@ -376,8 +500,11 @@ def read_upload(data: bytes, image_shape: Sequence[int], *, max_bytes: int) -> T
             if image.width * image.height > MAX_UPLOAD_PIXELS:
                 raise BadParameter(f"image too large: {image.width}x{image.height} pixels (limit {MAX_UPLOAD_PIXELS} pixels)")
             array = crop_resize(image, h, c)  # (H, W, C) uint8
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadParameter(f"not a readable image ({str(exc).splitlines()[0][:80]})") from None
+    except UnidentifiedImageError:  # its message names the in-memory file by its repr (<_io.BytesIO object at 0x...>)
+        raise BadParameter(f"not a readable image: the upload ({len(data)} bytes) is not a PNG, JPEG or BMP file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the upload", str(exc).strip()).splitlines()
+        raise BadParameter(f"not a readable image ({reason[0][:80] if reason else type(exc).__name__})") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float().div(255.0)  # (1, C, H, W)
 
 
