@@ -9,16 +9,19 @@ so the PNG a browser shows is exactly what the Python API returns for the same p
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import hashlib
 import inspect
 import io
 import logging
 import math
+import os
 import re
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qs
@@ -91,30 +94,31 @@ class _WithLabel(nn.Module):
 class _Stepwise(nn.Module):
     """The model as the latent tools see it during a long computation (a projection, an encoded batch).
 
-    Every ``decode``/``encode`` call takes the explorer's model lock for that call only, so other views
-    render between two optimisation steps instead of waiting for the whole projection, and first checks
-    the explorer's stop flag, so a shutdown interrupts a projection within one step.
+    Every ``decode``/``encode`` call first checks ``stopped`` (the explorer's stop flag, or the caller
+    gave up), so a shutdown interrupts a projection within one step. The model is the explorer's own copy for long computations, which no
+    render uses, so no lock is needed; were the model the one renders use, ``lock`` is taken for each
+    call only, and renders still run between two steps.
     """
 
-    def __init__(self, model: nn.Module, latent_dim: int, lock: threading.Lock, stop: threading.Event) -> None:
+    def __init__(self, model: nn.Module, latent_dim: int, lock: threading.Lock | None, stopped: Callable[[], bool]) -> None:
         super().__init__()
-        self.model, self.latent_dim, self._lock, self._stop = model, latent_dim, lock, stop
+        self.model, self.latent_dim, self._lock, self._stopped = model, latent_dim, lock, stopped
         self.training = model.training  # the latent tools restore this mode on the way out
         if callable(getattr(model, "encode", None)):  # latent_codes picks the encoder by hasattr: only when there is one
             self.encode = self._encode
 
     def _check(self) -> None:
-        if self._stop.is_set():
+        if self._stopped():
             raise Stopping("server stopping: the computation was interrupted")
 
     def decode(self, z: Tensor) -> Tensor:
         self._check()
-        with self._lock:
+        with self._lock or contextlib.nullcontext():
             return self.model.decode(z)
 
     def _encode(self, x: Tensor) -> Tensor:
         self._check()
-        with self._lock:
+        with self._lock or contextlib.nullcontext():
             return self.model.encode(x)
 
 
@@ -189,10 +193,12 @@ class Explorer:
         self.labelled_count, self.project_steps = labelled_count, project_steps
         self.max_uploads, self.max_upload_bytes = max_uploads, max_upload_bytes
         self._lock = threading.Lock()  # the model: one forward pass at a time
-        self._long_lock = threading.Lock()  # projections and attribute vectors: one at a time, step by step
+        self._background: ThreadPoolExecutor | None = None  # the one thread for projections (made on first need)
+        self._background_lock = threading.Lock()
         self._stop = threading.Event()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._weights_digest: str | None = None
+        self._worker_model: nn.Module | None = None  # the copy that projections use (made on first need)
         self._vectors: dict[str, Tensor] = {}
         self._vectors_lock = threading.Lock()
         self._pending: dict[str, Future] = {}  # attribute vectors being computed: later askers wait for the first
@@ -240,8 +246,8 @@ class Explorer:
         """mean code of ``labelled_count`` examples with the attribute minus that of as many without.
 
         Kept in memory and, with ``cache_dir``, on disk (keyed by the weights, the examples and the
-        projection settings). The computation runs step by step outside the model lock, so other views
-        render meanwhile; a second request for the same vector waits for the first one's result."""
+        projection settings). The computation uses a copy of the model, not the renders' one and not
+        under their lock, so other views render meanwhile, and it checks the stop flag at every step; a second request for the same vector waits for the first one's result."""
         key = f"{attribute}/{label}"
         with self._vectors_lock:
             if key in self._vectors:
@@ -282,8 +288,8 @@ class Explorer:
                     return vector
             except (GenlabError, KeyError) as exc:  # a damaged cache file is recomputed, not trusted
                 log.warning("explore: ignoring the cached attribute vector %s (%s)", path, exc)
-        with self._long_lock:
-            vector = attribute_vector(self._stepwise(label), positives, negatives, steps=self.project_steps)
+        vector = self._in_background(
+            lambda stopped: attribute_vector(self._stepwise(label, stopped), positives, negatives, steps=self.project_steps))
         if path is not None:
             try:
                 ckpt.save_tensors(path, {"vector": vector}, metadata={"attribute": attribute, "label": str(label)})
@@ -298,8 +304,9 @@ class Explorer:
         if self._weights_digest is None:  # once: the weights do not change while the explorer runs
             weights = hashlib.sha256()
             for name, tensor in sorted(self.model.state_dict().items()):
-                weights.update(name.encode())
-                weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+                weights.update(name.encode() + str(tensor.dtype).encode())
+                # raw bytes through uint8: numpy has no bfloat16
+                weights.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
             self._weights_digest = weights.hexdigest()
         key = hashlib.sha256()
         method = "encoder" if callable(getattr(self.model, "encode", None)) else f"project:{self.project_steps}"
@@ -310,8 +317,36 @@ class Explorer:
         slug = re.sub(r"[^A-Za-z0-9_-]", "_", attribute)[:40]
         return self.cache_dir / f"attribute-{slug}-{key.hexdigest()[:20]}.safetensors"
 
-    def _stepwise(self, label: int | None) -> _Stepwise:
-        return _Stepwise(self._decoder(label), self.latent_dim, self._lock, self._stop)
+    def _in_background(self, work: Callable[[Callable[[], bool]], Tensor]) -> Tensor:
+        """Run a long computation (a projection, a batch through the encoder) on the explorer's one
+        background thread, which runs at a lower scheduling priority where the system allows, so renders
+        on other threads keep their frame time, and wait for it. ``work`` gets ``stopped()``, true once
+        the explorer stops or the caller gave up waiting (a KeyboardInterrupt): it then ends within a step."""
+        with self._background_lock:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(1, thread_name_prefix="explore-background", initializer=_lower_priority)
+        gave_up = threading.Event()
+        future = self._background.submit(work, lambda: self._stop.is_set() or gave_up.is_set())
+        try:
+            return future.result()
+        except BaseException:
+            gave_up.set()  # interrupted while waiting: the projection must not outlive its caller
+            raise
+
+    def _stepwise(self, label: int | None, stopped: Callable[[], bool]) -> _Stepwise:
+        """The model for a long computation (on the background thread): a copy of the weights made once,
+        so a projection runs beside renders (on another core) instead of taking turns with them."""
+        if self._worker_model is None:
+            with self._lock:
+                try:
+                    self._worker_model = copy.deepcopy(self.model)
+                except Exception as exc:  # a model that cannot be copied shares the renders' lock, step by step
+                    log.debug("explore: projecting with the rendering model (%s: cannot copy it: %s)", self.name, exc)
+                    self._worker_model = self.model
+        model = self._worker_model
+        if self.num_classes is not None and label is not None:
+            model = _WithLabel(model, label)
+        return _Stepwise(model, self.latent_dim, self._lock if self._worker_model is self.model else None, stopped)
 
     def stop(self) -> None:
         """Interrupt projections and attribute vectors in progress (they raise :class:`Stopping` within
@@ -460,8 +495,8 @@ class Explorer:
         if not self.decodes:
             raise BadParameter(f"model {self.name!r} has no decode(z), so uploads cannot become interpolation ends")
         images = read_upload(data, self.image_shape, max_bytes=self.max_upload_bytes)
-        with self._long_lock:  # the model lock is taken per step inside: other views render meanwhile
-            z = latent_codes(self._stepwise(None), images, steps=self.project_steps)  # (1, D)
+        z = self._in_background(  # (1, D); other views render meanwhile
+            lambda stopped: latent_codes(self._stepwise(None, stopped), images, steps=self.project_steps))
         with self._lock:
             error = float((decode(self.model, z) - images).square().mean())
             self._upload_count += 1
@@ -506,6 +541,14 @@ def read_upload(data: bytes, image_shape: Sequence[int], *, max_bytes: int) -> T
         reason = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the upload", str(exc).strip()).splitlines()
         raise BadParameter(f"not a readable image ({reason[0][:80] if reason else type(exc).__name__})") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float().div(255.0)  # (1, C, H, W)
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's scheduling priority (Linux: a thread id is a process id to setpriority)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5))
+    except (AttributeError, OSError):  # no setpriority (Windows), or not allowed: the normal priority
+        pass
 
 
 def png_bytes(image: np.ndarray) -> bytes:
