@@ -1,17 +1,22 @@
 """genlab explore without a browser: every view over HTTP against the Python API, every bad
 parameter (400 + one line), uploads and their limits, what the server refuses to serve, the CLI's
-start-up lines and a clean Ctrl-C."""
+start-up lines and a clean Ctrl-C; and hostile or clumsy clients: other methods, silent connections,
+too many connections, a lying Content-Length, shutdown during a projection, a slow attribute vector."""
 from __future__ import annotations
 
+import contextlib
 import http.client
+import importlib
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -476,7 +481,6 @@ def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_p
 def test_a_client_that_resets_its_connection_leaves_no_traceback(server, capsys):
     """A browser that drops a kept-alive connection with a reply unread resets it (RST): the server goes on
     quietly, where the standard library would print 'Exception occurred during processing of request'."""
-    import socket
     import struct
 
     for _ in range(3):
@@ -492,12 +496,6 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(server, capsys)
 
 
 # ---------------------------------------------------------------------------------------- hostile or clumsy clients
-
-import contextlib
-import importlib
-import socket
-import types
-
 
 @contextlib.contextmanager
 def serving(explorer, host: str = "127.0.0.1", **settings):

@@ -95,9 +95,9 @@ class _Stepwise(nn.Module):
     """The model as the latent tools see it during a long computation (a projection, an encoded batch).
 
     Every ``decode``/``encode`` call first checks ``stopped`` (the explorer's stop flag, or the caller
-    gave up), so a shutdown interrupts a projection within one step. The model is the explorer's own copy for long computations, which no
-    render uses, so no lock is needed; were the model the one renders use, ``lock`` is taken for each
-    call only, and renders still run between two steps.
+    gave up), so a shutdown interrupts a projection within one step. The model is the explorer's own
+    copy for long computations, which no render uses, so no lock is needed; were it the one renders
+    use, ``lock`` is taken for each call only, and renders still run between two steps.
     """
 
     def __init__(self, model: nn.Module, latent_dim: int, lock: threading.Lock | None, stopped: Callable[[], bool]) -> None:
@@ -246,8 +246,9 @@ class Explorer:
         """mean code of ``labelled_count`` examples with the attribute minus that of as many without.
 
         Kept in memory and, with ``cache_dir``, on disk (keyed by the weights, the examples and the
-        projection settings). The computation uses a copy of the model, not the renders' one and not
-        under their lock, so other views render meanwhile, and it checks the stop flag at every step; a second request for the same vector waits for the first one's result."""
+        projection settings). It is computed on the background thread with a copy of the model, not
+        under the renders' lock, so other views render meanwhile, and it checks the stop flag at every
+        step. A second request for the same vector waits for the first one's result."""
         key = f"{attribute}/{label}"
         with self._vectors_lock:
             if key in self._vectors:
@@ -443,7 +444,7 @@ class Explorer:
         if not isinstance(view, View):
             view = self.parse(view)
         params = dict(view.params)
-        if view.name == "attribute":  # may take a projection: computed outside the model lock, step by step
+        if view.name == "attribute":  # may take a projection: computed on the background thread, not under the lock
             params["vector"] = self.attribute_vector(params["attr"], params.get("label"))
         with self._lock:
             images, nrow, padding = getattr(self, f"_render_{view.name}")(**params)
