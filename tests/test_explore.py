@@ -645,6 +645,26 @@ def test_silent_connections_time_out_and_excess_ones_are_refused_at_once(explore
         assert reply.startswith(b"HTTP/1.1 408") and b"request timed out" in reply and time.monotonic() - start < 5
 
 
+def test_a_client_that_trickles_its_headers_is_closed_after_the_timeout(explorer):
+    import select
+
+    with serving(explorer, request_timeout=0.6) as server:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as client:
+            start, closed = time.monotonic(), None
+            client.sendall(b"GET /info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            while time.monotonic() - start < 5:  # a header line every 0.2 s: each read alone is quick enough
+                try:
+                    client.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    closed = time.monotonic() - start
+                    break
+                if select.select([client], [], [], 0.2)[0]:
+                    closed = time.monotonic() - start
+                    break
+        assert closed is not None and closed < 2.0, closed
+        assert get(server, "/info")[0] == 200
+
+
 def test_ipv6_host_is_served_when_the_machine_has_ipv6():
     try:
         with socket.socket(socket.AF_INET6) as probe:

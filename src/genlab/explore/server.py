@@ -57,7 +57,8 @@ class ExploreServer(ThreadingHTTPServer):
     """Serves one :class:`Explorer`, one daemon thread per connection, at most ``max_connections`` at once.
 
     A connection that sends nothing for ``request_timeout`` seconds (an idle kept-alive one, a client
-    that went silent mid-request, an upload shorter than its Content-Length) is closed, and a connection
+    that went silent mid-request, an upload shorter than its Content-Length), or has not sent a whole
+    request line and headers within that time (one that trickles them), is closed, and a connection
     beyond ``max_connections`` gets a 503 at once instead of a thread, so idle or lying clients cannot
     pile up threads. Closing stops the explorer (a projection in progress ends within one step and its
     client gets a 503) and waits at most ``close_wait`` seconds for requests still in flight: a request
@@ -143,6 +144,32 @@ BUSY_REPLY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; ch
               + str(len(_BUSY_BODY)).encode() + b"\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + _BUSY_BODY)
 
 
+class _HeadDeadline:
+    """A connection's reader with one deadline for a request's line and headers together, so a client
+    that trickles them a byte at a time holds its thread no longer than an idle one; reading a body
+    keeps the socket's timeout per read."""
+
+    def __init__(self, rfile, connection: socket.socket, seconds: float) -> None:
+        self._rfile, self._connection, self._seconds = rfile, connection, seconds
+        self.deadline = time.monotonic() + seconds
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self._seconds
+
+    def readline(self, limit: int = -1) -> bytes:  # the request line and each header line
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"request line and headers not complete within {self._seconds:g} s")
+        self._connection.settimeout(remaining)
+        try:
+            return self._rfile.readline(limit)
+        finally:
+            self._connection.settimeout(self._seconds)
+
+    def __getattr__(self, name: str):  # read, close, ...: the reader's own
+        return getattr(self._rfile, name)
+
+
 class ExploreHandler(BaseHTTPRequestHandler):
     server: ExploreServer
     server_version = "genlab-explore"
@@ -152,6 +179,11 @@ class ExploreHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.request_timeout  # every read (and write) on the connection; None: wait forever
         super().setup()
+        self.rfile = _HeadDeadline(self.rfile, self.connection, self.timeout)
+
+    def handle_one_request(self) -> None:
+        self.rfile.start()  # the idle wait and the request's head share one deadline
+        super().handle_one_request()
 
     # ------------------------------------------------------------------ routes
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
