@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import socket
 import sys
 import threading
@@ -71,7 +72,7 @@ class ExploreServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     close_wait = 10.0
-    request_timeout = 20.0
+    request_timeout: float | None = 20.0
     max_connections = 32
 
     def __init__(self, explorer: Explorer | None, host: str = "127.0.0.1", port: int = 8765) -> None:
@@ -149,14 +150,16 @@ class _HeadDeadline:
     that trickles them a byte at a time holds its thread no longer than an idle one; reading a body
     keeps the socket's timeout per read."""
 
-    def __init__(self, rfile, connection: socket.socket, seconds: float) -> None:
+    def __init__(self, rfile, connection: socket.socket, seconds: float | None) -> None:
         self._rfile, self._connection, self._seconds = rfile, connection, seconds
-        self.deadline = time.monotonic() + seconds
+        self.start()
 
     def start(self) -> None:
-        self.deadline = time.monotonic() + self._seconds
+        self.deadline = math.inf if self._seconds is None else time.monotonic() + self._seconds
 
     def readline(self, limit: int = -1) -> bytes:  # the request line and each header line
+        if self._seconds is None:  # no timeout at all (request_timeout = None): wait as long as it takes
+            return self._rfile.readline(limit)
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"request line and headers not complete within {self._seconds:g} s")
@@ -265,7 +268,7 @@ class ExploreHandler(BaseHTTPRequestHandler):
             self._fail(HTTPStatus.BAD_REQUEST, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except TimeoutError:  # the client stopped sending mid-request
             self.close_connection = True
-            self._fail(HTTPStatus.REQUEST_TIMEOUT, f"request timed out: nothing received for {self.server.request_timeout:g} s")
+            self._fail(HTTPStatus.REQUEST_TIMEOUT, f"request timed out: nothing received for {self.timeout:g} s")
         except Exception:  # a bug: log it here, tell the client only that it happened
             log.exception("explore: failed to answer %s", self.path[:200])
             self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (see the server's log)")
