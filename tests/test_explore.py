@@ -622,7 +622,7 @@ def test_uploads_beyond_the_bound_evict_the_oldest(explorer):
 
 def test_silent_connections_time_out_and_excess_ones_are_refused_at_once(explorer):
     threads_before = threading.active_count()
-    with serving(explorer, request_timeout=0.5, max_connections=4) as server:
+    with serving(explorer, request_timeout=1.5, max_connections=4) as server:
         address = ("127.0.0.1", server.server_address[1])
         silent = [socket.create_connection(address, timeout=10) for _ in range(4)]
         time.sleep(0.2)
@@ -630,7 +630,7 @@ def test_silent_connections_time_out_and_excess_ones_are_refused_at_once(explore
         with socket.create_connection(address, timeout=10) as extra:  # the fifth: no thread, a 503 at once
             reply = read_all(extra)
         assert reply.startswith(b"HTTP/1.1 503") and b"too many open connections" in reply
-        assert time.monotonic() - start < 0.4  # before any silent connection timed out
+        assert time.monotonic() - start < 1.2  # before any silent connection timed out
         assert threading.active_count() <= threads_before + 1 + 4  # the serving thread and one per connection
         for client in silent:  # each is closed by the server after request_timeout of silence
             assert client.recv(4096) == b""
