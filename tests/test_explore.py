@@ -1,17 +1,22 @@
 """genlab explore without a browser: every view over HTTP against the Python API, every bad
 parameter (400 + one line), uploads and their limits, what the server refuses to serve, the CLI's
-start-up lines and a clean Ctrl-C."""
+start-up lines and a clean Ctrl-C; and hostile or clumsy clients: other methods, silent connections,
+too many connections, a lying Content-Length, shutdown during a projection, a slow attribute vector."""
 from __future__ import annotations
 
+import contextlib
 import http.client
+import importlib
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +200,7 @@ def test_bad_parameters_get_400_and_one_line(server, query, message):
     assert message in text and len(text.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("path", ["/page.html", "/../../etc/passwd", "/render/../info", "/src/", "/favicon.ico", "/%2e%2e/"])
+@pytest.mark.parametrize("path", ["/page.html", "/../../etc/passwd", "/render/../info", "/src/", "/%2e%2e/"])
 def test_serves_only_its_page_and_renders(server, path):
     status, _, body = get(server, path)
     assert status == 404 and b"not found" in body and b"root:" not in body
@@ -379,6 +384,9 @@ class SlowExplorer:
     def __getattr__(self, name):
         return getattr(self.explorer, name)
 
+    def stop(self) -> None:  # the wrapped explorer is shared with other tests: it must not be stopped
+        pass
+
     def render(self, params):
         self.began.set()
         time.sleep(self.delay)
@@ -473,7 +481,6 @@ def test_cli_local_default_has_no_warning_and_bad_run_is_one_line(vae_run, tmp_p
 def test_a_client_that_resets_its_connection_leaves_no_traceback(server, capsys):
     """A browser that drops a kept-alive connection with a reply unread resets it (RST): the server goes on
     quietly, where the standard library would print 'Exception occurred during processing of request'."""
-    import socket
     import struct
 
     for _ in range(3):
@@ -486,3 +493,297 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(server, capsys)
     assert get(server, "/info")[0] == 200  # still serving
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+# ---------------------------------------------------------------------------------------- hostile or clumsy clients
+
+@contextlib.contextmanager
+def serving(explorer, host: str = "127.0.0.1", **settings):
+    """A live server on a free port with ``settings`` (request_timeout, max_connections, close_wait) set."""
+    server = ExploreServer(explorer, host, 0)
+    for key, value in settings.items():
+        setattr(server, key, value)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def read_all(client: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    reply = b""
+    while chunk := client.recv(4096):
+        reply += chunk
+    return reply
+
+
+def tiny_gan(*, hold: threading.Event | None = None, **explorer_options) -> tuple[Explorer, threading.Event]:
+    """A tiny DCGAN (no encoder: its codes come by projection) and an event set by every decode call of
+    a projection, so a test knows when one is under way; with ``hold``, each such call waits for it."""
+    from tiny_configs import TINY
+
+    torch.manual_seed(0)
+    gan = build_model("gan", TINY["gan:dcgan"].config).eval()
+    explorer = Explorer(gan, **explorer_options)
+    projecting = threading.Event()
+    plain = gan.decode
+
+    def decode(z, label=None):
+        if threading.current_thread().name.startswith("explore-background"):  # the explorer's projection thread
+            projecting.set()
+            if hold is not None:
+                assert hold.wait(60)
+        return plain(z, label)
+
+    gan.decode = decode
+    return explorer, projecting
+
+
+def labelled_digits(n: int = 16) -> types.SimpleNamespace:
+    """Images of two classes, as a labelled dataset looks to the explorer (x, y and info)."""
+    g = torch.Generator().manual_seed(1)
+    return types.SimpleNamespace(x=torch.rand(n, 1, 16, 16, generator=g), y=torch.arange(n) % 2,
+                                 info={"class_names": ["plain", "striped"]})
+
+
+def test_every_view_renders_with_every_parameter_left_out(server, explorer):
+    """Each parameter has a default: a bare ``view=`` is a picture, never a KeyError and a 500."""
+    for view in explorer.views():
+        status, headers, body = get(server, f"/render?view={view}")
+        assert status == 200 and headers["Content-Type"] == "image/png", (view, body[:200])
+    assert np.array_equal(png_array(get(server, "/render?view=attribute")[2]),
+                          png_array(get(server, "/render?view=attribute&attr=0")[2]))  # the first attribute
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
+def test_other_methods_get_405_with_allow_in_one_line(server, method):
+    for path, allow in (("/", "GET, HEAD"), ("/render", "GET, HEAD"), ("/upload", "POST")):
+        status, headers, body = get(server, path, method=method)
+        text = body.decode()
+        assert status == 405 and headers["Allow"] == allow and headers["Content-Type"].startswith("text/plain")
+        assert f"method {method} not allowed on {path}; allowed: {allow}" in text and len(text.splitlines()) == 1
+
+
+def test_head_answers_get_routes_without_a_body_and_wrong_routes_get_405(server):
+    full = get(server, "/")
+    status, headers, body = get(server, "/", method="HEAD")
+    assert status == 200 and body == b"" and headers["Content-Length"] == full[1]["Content-Length"] != "0"
+    status, headers, _ = get(server, "/upload")  # GET on the upload route
+    assert status == 405 and headers["Allow"] == "POST"
+    status, headers, _ = get(server, "/info", method="POST", body=b"x")
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("request_line, status", [
+    (b"FROB / HTTP/1.1", 501),
+    (b"GET / HTTP/1.1\r\nX: " + b"y" * 70000, 431),
+    (b"GET / HTTP/1.1 and more", None),  # no version to answer in: the reply is the bare body, as HTTP/0.9 has it
+])
+def test_what_the_standard_library_refuses_is_one_line_of_text_too(server, request_line, status):
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as client:
+        client.sendall(request_line + b"\r\nHost: 127.0.0.1\r\n\r\n")
+        reply = read_all(client)
+    if status is None:
+        body = reply
+    else:
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split()[1] == str(status).encode() and b"text/plain" in head
+    assert len(body.decode().strip().splitlines()) == 1 and b"<html" not in body.lower() and b"<!doctype" not in body.lower()
+
+
+def test_favicon_is_a_small_icon(server):
+    status, headers, body = get(server, "/favicon.ico")
+    assert status == 200 and headers["Content-Type"] == "image/png" and png_array(body).shape == (16, 16, 3)
+
+
+def test_an_unreadable_upload_is_described_not_shown_as_an_object(server):
+    status, _, reply = get(server, "/upload", method="POST", body=b"this is not an image")
+    text = reply.decode()
+    assert status == 400 and "object at 0x" not in text and "BytesIO" not in text
+    assert "the upload (20 bytes) is not a PNG, JPEG or BMP file" in text
+
+
+def test_uploads_beyond_the_bound_evict_the_oldest(explorer):
+    bounded = Explorer(explorer.model, max_uploads=2, project_steps=5)
+    digits = [png_file(to_uint8(explorer._label_images[i])) for i in range(3)]
+    with serving(bounded) as server:
+        ids = [json.loads(get(server, "/upload", method="POST", body=digit)[2])["id"] for digit in digits]
+        assert ids == ["img1", "img2", "img3"] and list(bounded.uploads) == ["img2", "img3"]
+        status, _, body = get(server, "/render?view=interpolate&a=img1&b=img3")
+        assert status == 400 and b"no uploaded image 'img1'" in body and b"2 newer ones" in body
+        first = get(server, "/render?view=interpolate&a=img2&b=img3&t=0")[2]
+        assert np.array_equal(cell(png_array(first), 0, 28), decoded(explorer.model, bounded.uploads["img2"]))
+        again = json.loads(get(server, "/upload", method="POST", body=digits[0])[2])["id"]
+        assert again == "img4" and list(bounded.uploads) == ["img3", "img4"]  # ids are never reused
+
+
+def test_silent_connections_time_out_and_excess_ones_are_refused_at_once(explorer):
+    threads_before = threading.active_count()
+    with serving(explorer, request_timeout=1.5, max_connections=4) as server:
+        address = ("127.0.0.1", server.server_address[1])
+        silent = [socket.create_connection(address, timeout=10) for _ in range(4)]
+        time.sleep(0.2)
+        start = time.monotonic()
+        with socket.create_connection(address, timeout=10) as extra:  # the fifth: no thread, a 503 at once
+            reply = read_all(extra)
+        assert reply.startswith(b"HTTP/1.1 503") and b"too many open connections" in reply
+        assert time.monotonic() - start < 1.2  # before any silent connection timed out
+        assert threading.active_count() <= threads_before + 1 + 4  # the serving thread and one per connection
+        for client in silent:  # each is closed by the server after request_timeout of silence
+            assert client.recv(4096) == b""
+            client.close()
+        time.sleep(0.2)
+        assert get(server, "/info")[0] == 200  # the slots are free again
+        # an upload shorter than its Content-Length: a one-line 408 after the timeout, not a thread held forever
+        with socket.create_connection(address, timeout=10) as liar:
+            liar.sendall(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n0123456789")
+            start = time.monotonic()
+            reply = read_all(liar)
+        assert reply.startswith(b"HTTP/1.1 408") and b"request timed out" in reply and time.monotonic() - start < 5
+
+
+def test_a_client_that_trickles_its_headers_is_closed_after_the_timeout(explorer):
+    import select
+
+    with serving(explorer, request_timeout=0.6) as server:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as client:
+            start, closed = time.monotonic(), None
+            client.sendall(b"GET /info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            while time.monotonic() - start < 5:  # a header line every 0.2 s: each read alone is quick enough
+                try:
+                    client.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    closed = time.monotonic() - start
+                    break
+                if select.select([client], [], [], 0.2)[0]:
+                    closed = time.monotonic() - start
+                    break
+        assert closed is not None and closed < 2.0, closed
+        assert get(server, "/info")[0] == 200
+
+
+def test_ipv6_host_is_served_when_the_machine_has_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    explorer, _ = tiny_gan()
+    with serving(explorer, host="::1") as server:
+        assert server.local_only and server.url == f"http://[::1]:{server.server_address[1]}/"
+        connection = http.client.HTTPConnection("::1", server.server_address[1], timeout=30)
+        connection.request("GET", "/render?view=samples&n=1")
+        response = connection.getresponse()
+        assert response.status == 200 and response.read().startswith(b"\x89PNG")
+        connection.close()
+
+
+def test_a_busy_port_is_reported_before_the_run_is_loaded(tmp_path, capsys):
+    from genlab.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # the run does not even exist: the port is what fails first, so no model load is spent on it
+        assert main(["explore", str(tmp_path / "no-such-run"), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in err and len(err.strip().splitlines()) == 1
+
+
+def test_closing_interrupts_a_projection_and_its_client_gets_503():
+    explorer, projecting = tiny_gan(project_steps=10**7)
+    with serving(explorer, close_wait=3.0) as server:
+        answers = []
+        client = threading.Thread(target=lambda: answers.append(
+            get(server, "/upload", method="POST", body=png_file(np.full((16, 16), 128, np.uint8)))))
+        client.start()
+        assert projecting.wait(30)  # the projection is under way
+        server.shutdown()
+        start = time.monotonic()
+        server.server_close()
+        waited = time.monotonic() - start
+        client.join(30)
+    assert waited < 2.0  # the projection stopped within a step; close_wait was not spent
+    status, headers, body = answers[0]
+    assert status == 503 and body.decode() == "server stopping: try again when it is back\n"
+
+
+def test_a_slow_attribute_vector_blocks_no_other_view_and_is_interruptible():
+    hold = threading.Event()  # a projection step that lasts until the other views have answered
+    explorer, projecting = tiny_gan(labelled=labelled_digits(), labelled_count=4, project_steps=10**7, hold=hold)
+    with serving(explorer) as server:
+        answers = []
+        slow = threading.Thread(target=lambda: answers.append(get(server, "/render?view=attribute&attr=striped")))
+        slow.start()
+        assert projecting.wait(30)  # projecting the labelled images, for ever at 10**7 steps, now inside a step
+        times = []
+        for query in ("view=samples&n=4", "view=interpolate&a=1&b=2", "view=samples&seed=3"):
+            start = time.monotonic()
+            connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+            connection.request("GET", "/render?" + query)
+            assert connection.getresponse().status == 200
+            connection.close()
+            times.append(time.monotonic() - start)
+        assert max(times) < 2.0 and slow.is_alive() and not answers, times  # no view waits for a projection step
+        explorer.stop()
+        hold.set()
+        slow.join(30)
+    assert answers[0][0] == 503 and b"server stopping" in answers[0][2]
+
+
+def test_attribute_vectors_are_cached_on_disk_by_what_they_depend_on(tmp_path, monkeypatch):
+    render_module = importlib.import_module("genlab.explore.render")  # the package's render() shadows the module
+    cache = tmp_path / "explore-cache"
+    first, _ = tiny_gan(labelled=labelled_digits(), labelled_count=4, project_steps=3, cache_dir=cache)
+    image = first.render("view=attribute&attr=striped&scale=2&n=2")
+    files = sorted(cache.glob("attribute-striped-*.safetensors"))
+    assert len(files) == 1 and not list(cache.glob(".*"))  # written atomically: no temporary file left behind
+
+    def no_projection(*args, **kwargs):
+        raise AssertionError("the cached vector should have been read")
+
+    monkeypatch.setattr(render_module, "attribute_vector", no_projection)
+    again, _ = tiny_gan(labelled=labelled_digits(), labelled_count=4, project_steps=3, cache_dir=cache)
+    assert np.array_equal(again.render("view=attribute&attr=striped&scale=2&n=2"), image)
+    monkeypatch.undo()
+    other, _ = tiny_gan(labelled=labelled_digits(), labelled_count=4, project_steps=4, cache_dir=cache)  # other settings
+    other.render("view=attribute&attr=striped&scale=2&n=2")
+    assert len(list(cache.glob("attribute-striped-*.safetensors"))) == 2
+    files[0].write_bytes(b"damaged")  # a damaged file is recomputed, not trusted
+    again, _ = tiny_gan(labelled=labelled_digits(), labelled_count=4, project_steps=3, cache_dir=cache)
+    assert np.array_equal(again.render("view=attribute&attr=striped&scale=2&n=2"), image)
+
+
+def test_ctrl_c_during_a_projection_stops_cleanly_and_the_client_gets_a_reply(tmp_path):
+    from genlab import checkpoint as ckpt
+    from tiny_configs import TINY
+
+    torch.manual_seed(0)
+    model_dir = tmp_path / "gan"
+    ckpt.save_model(build_model("gan", TINY["gan:dcgan"].config), model_dir)
+    process = start_cli(str(model_dir), "--port", "0", "--project-steps", "10000000")
+    try:
+        url = read_line(process).split(" at ")[1].split()[0]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        answers = []
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def upload():
+            connection.request("POST", "/upload", body=png_file(np.full((16, 16), 128, np.uint8)))
+            response = connection.getresponse()
+            answers.append((response.status, response.read()))
+
+        client = threading.Thread(target=upload)
+        client.start()
+        time.sleep(2.0)  # the projection is under way (it would take hours)
+        out, err = stop(process)
+        client.join(30)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "stopped" in out, (process.returncode, out, err)
+    assert "terminate called" not in err and "Traceback" not in err, err
+    assert answers and answers[0][0] == 503 and b"server stopping" in answers[0][1]

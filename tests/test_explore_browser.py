@@ -1,6 +1,7 @@
 """genlab explore end to end: the real command on a free port, a tiny trained VAE, headless Chromium
 driven by Selenium. Moving the interpolation slider must change the image, and the PNG the page
-shows must equal, pixel for pixel, what the Python API decodes for the same parameters.
+shows must equal, pixel for pixel, what the Python API decodes for the same parameters; a select set
+by a script (a ``change`` event, no ``input``) must re-render too, and the console must stay free of errors.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package (``.ci/run`` installs
 them); without them the test skips and says how to install them. ``GENLAB_EXPLORE_SCREENSHOT=FILE``
@@ -44,6 +45,7 @@ def browser_or_skip():
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--window-size=1280,1240", "--force-device-scale-factor=1"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read at the end
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
     browser.set_script_timeout(60)
     return browser
@@ -101,6 +103,13 @@ def test_slider_changes_the_image_and_the_page_shows_what_python_decodes(tmp_pat
         z0, z1 = seed_codes(explorer.model, [int(params["a"]), int(params["b"])])
         assert np.array_equal(cell(shown, 1, 28), decoded(explorer.model, lerp(z0, z1, 0.65)))  # the model's own decode
 
+        # a script that sets a select and fires "change" (as autofill, extensions and tests do) re-renders too
+        browser.execute_script("""const select = document.getElementById("interpolate-b");
+            select.value = "5"; select.dispatchEvent(new Event("change"));""")
+        changed = wait_for_query(browser, "interpolate-img", "b=5")
+        assert changed["t"] == "0.65" and changed["a"] == params["a"]
+        assert np.array_equal(shown_png(browser, "interpolate-img"), explorer.render(changed))
+
         # a click on the latent map decodes the code under the pointer
         latent_map = browser.find_element("id", "map-img")
         wait_for_query(browser, "map-img", "view=map")
@@ -111,6 +120,9 @@ def test_slider_changes_the_image_and_the_page_shows_what_python_decodes(tmp_pat
         extent = float(browser.find_element("id", "map-extent").get_attribute("value"))
         assert float(point["x"]) == pytest.approx(2 * extent * 40 / width, abs=2 * extent * 2 / width)
         assert np.array_equal(shown_png(browser, "point-img")[2:30, 2:30], decoded(explorer.model, code))
+
+        errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not errors, errors  # e.g. no 404 for /favicon.ico in the console
 
         if os.environ.get("GENLAB_EXPLORE_SCREENSHOT"):
             browser.save_screenshot(os.environ["GENLAB_EXPLORE_SCREENSHOT"])

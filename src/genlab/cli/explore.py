@@ -31,14 +31,19 @@ def explore(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must lie in [0, 65535], got {args.port}")
     if args.labelled < 1 or args.project_steps < 1 or args.max_upload_mb <= 0:
         raise ConfigError("--labelled and --project-steps must be >= 1 and --max-upload-mb > 0")
-    host = args.host or "127.0.0.1"
-    explorer = open_run(args.run, data=args.data, labels=args.labels, device=args.device, ema=not args.no_ema,
-                        labelled_count=args.labelled, project_steps=args.project_steps,
-                        max_upload_bytes=int(args.max_upload_mb * 2**20))
-    try:
-        server = ExploreServer(explorer, host, args.port)
+    host = (args.host or "127.0.0.1").strip("[]")  # an IPv6 address may come as in a URL: [::1]
+    try:  # bind before loading the model: a busy port is reported at once, not after seconds of loading
+        server = ExploreServer(None, host, args.port)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        server.explorer = open_run(args.run, data=args.data, labels=args.labels, device=args.device, ema=not args.no_ema,
+                                   labelled_count=args.labelled, project_steps=args.project_steps,
+                                   max_upload_bytes=int(args.max_upload_mb * 2**20))
+    except BaseException:
+        server.server_close()
+        raise
+    explorer = server.explorer
     if not server.local_only:
         port = server.server_address[1]
         print(f"warning: listening on {host}: the page is reachable from the network; anyone who can reach "

@@ -9,14 +9,20 @@ so the PNG a browser shows is exactly what the Python API returns for the same p
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
+import hashlib
 import inspect
 import io
 import logging
 import math
+import os
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qs
 
@@ -39,6 +45,11 @@ MIXING_LAYERS = ("coarse", "middle", "fine")
 
 class BadParameter(GenlabError):
     """A request the explorer refuses; the message is the one-line reason the client gets with a 400."""
+
+
+class Stopping(GenlabError):
+    """The explorer is shutting down: a projection or an attribute vector was interrupted between two
+    steps (the server answers 503)."""
 
 
 def is_stylegan(model: nn.Module) -> bool:
@@ -78,6 +89,37 @@ class _WithLabel(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         return self.model.decode(z, label=self.label)
+
+
+class _Stepwise(nn.Module):
+    """The model as the latent tools see it during a long computation (a projection, an encoded batch).
+
+    Every ``decode``/``encode`` call first checks ``stopped`` (the explorer's stop flag, or the caller
+    gave up), so a shutdown interrupts a projection within one step. The model is the explorer's own
+    copy for long computations, which no render uses, so no lock is needed; were it the one renders
+    use, ``lock`` is taken for each call only, and renders still run between two steps.
+    """
+
+    def __init__(self, model: nn.Module, latent_dim: int, lock: threading.Lock | None, stopped: Callable[[], bool]) -> None:
+        super().__init__()
+        self.model, self.latent_dim, self._lock, self._stopped = model, latent_dim, lock, stopped
+        self.training = model.training  # the latent tools restore this mode on the way out
+        if callable(getattr(model, "encode", None)):  # latent_codes picks the encoder by hasattr: only when there is one
+            self.encode = self._encode
+
+    def _check(self) -> None:
+        if self._stopped():
+            raise Stopping("server stopping: the computation was interrupted")
+
+    def decode(self, z: Tensor) -> Tensor:
+        self._check()
+        with self._lock or contextlib.nullcontext():
+            return self.model.decode(z)
+
+    def _encode(self, x: Tensor) -> Tensor:
+        self._check()
+        with self._lock or contextlib.nullcontext():
+            return self.model.encode(x)
 
 
 # ---------------------------------------------------------------------------------------- parameters
@@ -138,7 +180,7 @@ class Explorer:
 
     def __init__(self, model: nn.Module, *, labelled: Any = None, attributes: Sequence[str] | None = None,
                  labelled_count: int = 20, project_steps: int = 200, max_uploads: int = 32,
-                 max_upload_bytes: int = 5 * 2**20, name: str = "") -> None:
+                 max_upload_bytes: int = 5 * 2**20, name: str = "", cache_dir: str | Path | None = None) -> None:
         self.model = model.eval()
         self.name = name or getattr(model, "registry_name", type(model).__name__)
         self.stylegan = is_stylegan(model)
@@ -150,8 +192,16 @@ class Explorer:
         self.num_classes = int(model.config.num_classes) if takes_label(model) else None
         self.labelled_count, self.project_steps = labelled_count, project_steps
         self.max_uploads, self.max_upload_bytes = max_uploads, max_upload_bytes
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the model: one forward pass at a time
+        self._background: ThreadPoolExecutor | None = None  # the one thread for projections (made on first need)
+        self._background_lock = threading.Lock()
+        self._stop = threading.Event()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._weights_digest: str | None = None
+        self._worker_model: nn.Module | None = None  # the copy that projections use (made on first need)
         self._vectors: dict[str, Tensor] = {}
+        self._vectors_lock = threading.Lock()
+        self._pending: dict[str, Future] = {}  # attribute vectors being computed: later askers wait for the first
         self.uploads: OrderedDict[str, Tensor] = OrderedDict()  # id -> code (D,), oldest first
         self._upload_count = 0
         if self.decodes:
@@ -193,16 +243,116 @@ class Explorer:
         return offered, y, data.x
 
     def attribute_vector(self, attribute: str, label: int | None = None) -> Tensor:
-        """mean code of ``labelled_count`` examples with the attribute minus that of as many without (cached)."""
+        """mean code of ``labelled_count`` examples with the attribute minus that of as many without.
+
+        Kept in memory and, with ``cache_dir``, on disk (keyed by the weights, the examples and the
+        projection settings). It is computed on the background thread with a copy of the model, not
+        under the renders' lock, so other views render meanwhile, and it checks the stop flag at every
+        step. A second request for the same vector waits for the first one's result."""
         key = f"{attribute}/{label}"
-        if key not in self._vectors:
-            assert self._labels is not None and self._label_images is not None
-            pos, neg = labelled_examples(self._labels, self._label_names, attribute, self.labelled_count,
-                                         generator=torch.Generator().manual_seed(0))
-            model = self._decoder(label)
-            self._vectors[key] = attribute_vector(model, self._label_images[pos], self._label_images[neg],
-                                                  steps=self.project_steps)
-        return self._vectors[key]
+        with self._vectors_lock:
+            if key in self._vectors:
+                return self._vectors[key]
+            future = self._pending.get(key)
+            owner = future is None
+            if owner:
+                future = self._pending[key] = Future()
+        if not owner:
+            return future.result()
+        try:
+            vector = self._load_or_compute_vector(attribute, label)
+        except BaseException as exc:
+            with self._vectors_lock:
+                del self._pending[key]
+            future.set_exception(exc)
+            raise
+        with self._vectors_lock:
+            self._vectors[key] = vector
+            del self._pending[key]
+        future.set_result(vector)
+        return vector
+
+    def _load_or_compute_vector(self, attribute: str, label: int | None) -> Tensor:
+        from .. import checkpoint as ckpt
+
+        if self._labels is None or self._label_images is None:
+            raise BadParameter("this model has no labelled data, so there are no attribute vectors")
+        pos, neg = labelled_examples(self._labels, self._label_names, attribute, self.labelled_count,
+                                     generator=torch.Generator().manual_seed(0))
+        positives, negatives = self._label_images[pos], self._label_images[neg]
+        path = self._vector_path(attribute, label, positives, negatives)
+        if path is not None and path.is_file():
+            try:
+                vector = ckpt.load_tensors(path)["vector"]
+                if vector.shape == (self.latent_dim,):
+                    log.debug("explore: attribute vector %r read from %s", attribute, path)
+                    return vector
+            except (GenlabError, KeyError) as exc:  # a damaged cache file is recomputed, not trusted
+                log.warning("explore: ignoring the cached attribute vector %s (%s)", path, exc)
+        vector = self._in_background(
+            lambda stopped: attribute_vector(self._stepwise(label, stopped), positives, negatives, steps=self.project_steps))
+        if path is not None:
+            try:
+                ckpt.save_tensors(path, {"vector": vector}, metadata={"attribute": attribute, "label": str(label)})
+            except OSError as exc:  # a read-only run folder: the vector lives in memory only
+                log.warning("explore: cannot cache the attribute vector in %s (%s)", path.parent, exc.strerror or exc)
+        return vector
+
+    def _vector_path(self, attribute: str, label: int | None, positives: Tensor, negatives: Tensor) -> Path | None:
+        """The cache file of one vector: its name hashes everything the vector depends on."""
+        if self.cache_dir is None:
+            return None
+        if self._weights_digest is None:  # once: the weights do not change while the explorer runs
+            weights = hashlib.sha256()
+            for name, tensor in sorted(self.model.state_dict().items()):
+                weights.update(name.encode() + str(tensor.dtype).encode())
+                # raw bytes through uint8: numpy has no bfloat16
+                weights.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._weights_digest = weights.hexdigest()
+        key = hashlib.sha256()
+        method = "encoder" if callable(getattr(self.model, "encode", None)) else f"project:{self.project_steps}"
+        for part in (self._weights_digest, attribute, str(label), str(self.labelled_count), method):
+            key.update(part.encode() + b"\0")
+        for images in (positives, negatives):
+            key.update(images.detach().float().cpu().contiguous().numpy().tobytes())
+        slug = re.sub(r"[^A-Za-z0-9_-]", "_", attribute)[:40]
+        return self.cache_dir / f"attribute-{slug}-{key.hexdigest()[:20]}.safetensors"
+
+    def _in_background(self, work: Callable[[Callable[[], bool]], Tensor]) -> Tensor:
+        """Run a long computation (a projection, a batch through the encoder) on the explorer's one
+        background thread, which runs at a lower scheduling priority where the system allows, so renders
+        on other threads keep their frame time, and wait for it. ``work`` gets ``stopped()``, true once
+        the explorer stops or the caller gave up waiting (a KeyboardInterrupt): it then ends within a step."""
+        with self._background_lock:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(1, thread_name_prefix="explore-background", initializer=_lower_priority)
+        gave_up = threading.Event()
+        future = self._background.submit(work, lambda: self._stop.is_set() or gave_up.is_set())
+        try:
+            return future.result()
+        except BaseException:
+            gave_up.set()  # interrupted while waiting: the projection must not outlive its caller
+            raise
+
+    def _stepwise(self, label: int | None, stopped: Callable[[], bool]) -> _Stepwise:
+        """The model for a long computation (on the background thread): a copy of the weights made once,
+        so a projection runs beside renders (on another core) instead of taking turns with them."""
+        if self._worker_model is None:
+            with self._lock:
+                try:
+                    self._worker_model = copy.deepcopy(self.model)
+                except Exception as exc:  # a model that cannot be copied shares the renders' lock, step by step
+                    log.debug("explore: projecting with the rendering model (%s: cannot copy it: %s)", self.name, exc)
+                    self._worker_model = self.model
+        model = self._worker_model
+        if self.num_classes is not None and label is not None:
+            model = _WithLabel(model, label)
+        return _Stepwise(model, self.latent_dim, self._lock if self._worker_model is self.model else None, stopped)
+
+    def stop(self) -> None:
+        """Interrupt projections and attribute vectors in progress (they raise :class:`Stopping` within
+        one step) and refuse new ones; renders still finish. The server calls this when it closes."""
+        self._stop.set()
 
     # ------------------------------------------------------------------ what the page can ask for
     def views(self) -> dict[str, dict[str, Parser]]:
@@ -278,16 +428,26 @@ class Explorer:
             elif key == "label" and name == "samples":
                 params[key] = None  # every class in turn, as genlab sample draws them
             else:
-                params[key] = parse(key, str(self.DEFAULTS[key]))
+                params[key] = parse(key, str(self._default(key)))
         return View(name, params)
+
+    def _default(self, key: str) -> Any:
+        if key == "attr":
+            return self.attributes[0]  # the view exists only when there are attributes
+        if key not in self.DEFAULTS:  # every parameter needs a default: a request may leave any of them out
+            raise BadParameter(f"missing parameter {key!r}")
+        return self.DEFAULTS[key]
 
     # ------------------------------------------------------------------ rendering
     def render(self, view: View | str | Mapping[str, Any]) -> np.ndarray:
         """The view's image as uint8 (H, W) or (H, W, 3): a grid of decoded images."""
         if not isinstance(view, View):
             view = self.parse(view)
+        params = dict(view.params)
+        if view.name == "attribute":  # may take a projection: computed on the background thread, not under the lock
+            params["vector"] = self.attribute_vector(params["attr"], params.get("label"))
         with self._lock:
-            images, nrow, padding = getattr(self, f"_render_{view.name}")(**view.params)
+            images, nrow, padding = getattr(self, f"_render_{view.name}")(**params)
         return to_uint8(make_grid(images.float(), nrow=nrow, padding=padding))
 
     def _decoder(self, label: int | None) -> nn.Module:
@@ -309,8 +469,7 @@ class Explorer:
         middle = (slerp if method == "slerp" else lerp)(z0, z1, t)  # (D,)
         return decode(self._decoder(label), torch.stack([z0, middle, z1])), 3, 2  # start | frame at t | end
 
-    def _render_attribute(self, attr: str, scale: float, seed: int, n: int, label: int | None = None):
-        vector = self.attribute_vector(attr, label)
+    def _render_attribute(self, attr: str, scale: float, seed: int, n: int, vector: Tensor, label: int | None = None):
         z = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))  # (n, D)
         strips = apply_to_codes(self._decoder(label), z, vector, [0.0, scale])  # (n, 2, C, H, W)
         return strips.transpose(0, 1).flatten(0, 1), n, 2  # originals above, edited below
@@ -337,8 +496,9 @@ class Explorer:
         if not self.decodes:
             raise BadParameter(f"model {self.name!r} has no decode(z), so uploads cannot become interpolation ends")
         images = read_upload(data, self.image_shape, max_bytes=self.max_upload_bytes)
+        z = self._in_background(  # (1, D); other views render meanwhile
+            lambda stopped: latent_codes(self._stepwise(None, stopped), images, steps=self.project_steps))
         with self._lock:
-            z = latent_codes(self.model, images, steps=self.project_steps)  # (1, D)
             error = float((decode(self.model, z) - images).square().mean())
             self._upload_count += 1
             key = f"img{self._upload_count}"
@@ -376,9 +536,20 @@ def read_upload(data: bytes, image_shape: Sequence[int], *, max_bytes: int) -> T
             if image.width * image.height > MAX_UPLOAD_PIXELS:
                 raise BadParameter(f"image too large: {image.width}x{image.height} pixels (limit {MAX_UPLOAD_PIXELS} pixels)")
             array = crop_resize(image, h, c)  # (H, W, C) uint8
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadParameter(f"not a readable image ({str(exc).splitlines()[0][:80]})") from None
+    except UnidentifiedImageError:  # its message names the in-memory file by its repr (<_io.BytesIO object at 0x...>)
+        raise BadParameter(f"not a readable image: the upload ({len(data)} bytes) is not a PNG, JPEG or BMP file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the upload", str(exc).strip()).splitlines()
+        raise BadParameter(f"not a readable image ({reason[0][:80] if reason else type(exc).__name__})") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float().div(255.0)  # (1, C, H, W)
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's scheduling priority (Linux: a thread id is a process id to setpriority)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5))
+    except (AttributeError, OSError):  # no setpriority (Windows), or not allowed: the normal priority
+        pass
 
 
 def png_bytes(image: np.ndarray) -> bytes:
