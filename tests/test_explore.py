@@ -293,6 +293,7 @@ class TinyStyleGAN(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        self.config = types.SimpleNamespace(image_shape=[1, 4, 4])  # what it makes, declared as StyleGAN's config does
         self.weight = nn.Parameter(torch.linspace(-1, 1, 3 * 16).view(3, 16))
         self.calls: list = []
 
@@ -302,6 +303,9 @@ class TinyStyleGAN(nn.Module):
 
     def mapping(self, z):
         return z[:, None, :].expand(-1, self.num_ws, -1)  # (B, num_ws, D)
+
+    def truncate(self, w, truncation=1.0, truncation_cutoff=None):  # towards the mean style, here 0
+        return truncation * w
 
     def synthesis(self, ws, noise="random"):
         return torch.sigmoid(ws.mean(1) @ self.weight).view(-1, 1, 4, 4)

@@ -162,10 +162,8 @@ def test_every_import_points_down_the_readmes_rows():
 
 # What a model can do is asked of genlab.latent.protocols (has / require), never probed with hasattr at
 # the call site. Feature tests on things that are not models stay, each listed with its exact call.
-# genlab/explore/ is exempt for now: it still probes models itself and moves onto the protocol module
-# in its own change.
 CAPABILITY_MODULE = "genlab/latent/protocols.py"
-HASATTR_EXEMPT_DIRS = ("genlab/explore/",)
+HASATTR_EXEMPT_DIRS: tuple[str, ...] = ()
 HASATTR_FEATURE_TESTS = {
     ("genlab/runtime.py", 'hasattr(torch.Tensor, "_use_count")'),  # a private torch counter
     ("genlab/data/celeba.py", 'hasattr(os, "sched_getaffinity")'),  # not on macOS

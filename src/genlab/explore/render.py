@@ -13,7 +13,6 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
-import inspect
 import io
 import logging
 import math
@@ -31,7 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError, GenlabError
-from ..latent import apply_to_codes, attribute_vector, decode, grid_codes, labelled_examples, latent_codes, lerp, slerp
+from ..latent import apply_to_codes, seed_codes, attribute_vector, decode, grid_codes, labelled_examples, latent_codes, lerp, slerp
+from ..latent.protocols import has, image_shape, latent_dim, takes_label
 from ..viz import make_grid, to_uint8
 
 log = logging.getLogger(__name__)
@@ -53,30 +53,8 @@ class Stopping(GenlabError):
 
 
 def is_stylegan(model: nn.Module) -> bool:
-    """StyleGAN by what it can do: a mapping network, a synthesis network and style mixing."""
-    return all(callable(getattr(model, name, None)) for name in ("mapping", "synthesis", "mix"))
-
-
-def takes_label(model: nn.Module) -> bool:
-    """A class-conditional decoder (cGAN): ``decode(z, label)`` with ``config.num_classes`` classes."""
-    decoder = getattr(model, "decode", None)
-    return (decoder is not None and "label" in inspect.signature(decoder).parameters
-            and getattr(getattr(model, "config", None), "num_classes", None) is not None)
-
-
-def seed_codes(model: nn.Module, seeds: Sequence[int]) -> Tensor:
-    """One N(0, I) code per seed, as ``genlab interpolate --seeds`` draws them: (len(seeds), D)."""
-    dim = _latent_dim(model)
-    return torch.cat([torch.randn(1, dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
-
-
-def _latent_dim(model: nn.Module) -> int:
-    dim = getattr(model, "latent_dim", None)
-    if dim is None:  # a family that keeps it only in its config
-        dim = getattr(getattr(model, "config", None), "latent_dim", None)
-    if not isinstance(dim, int):
-        raise ConfigError(f"model {type(model).__name__} does not declare latent_dim, so there is no latent space to explore")
-    return dim
+    """StyleGAN by what it can do: a mapping network, a synthesis network, truncation and style mixing."""
+    return has(model, "styles")
 
 
 class _WithLabel(nn.Module):
@@ -104,7 +82,7 @@ class _Stepwise(nn.Module):
         super().__init__()
         self.model, self.latent_dim, self._lock, self._stopped = model, latent_dim, lock, stopped
         self.training = model.training  # the latent tools restore this mode on the way out
-        if callable(getattr(model, "encode", None)):  # latent_codes picks the encoder by hasattr: only when there is one
+        if has(model, "encoder"):  # latent_codes picks the encoder when the wrapper has one: only when the model does
             self.encode = self._encode
 
     def _check(self) -> None:
@@ -184,11 +162,11 @@ class Explorer:
         self.model = model.eval()
         self.name = name or getattr(model, "registry_name", type(model).__name__)
         self.stylegan = is_stylegan(model)
-        self.decodes = callable(getattr(model, "decode", None))  # a StyleGAN without decode(z) gets samples and mixing only
+        self.decodes = has(model, "decoder")  # a StyleGAN without decode(z) gets samples and mixing only
         if not (self.decodes or self.stylegan):
             raise ConfigError(f"model {self.name!r} has no decode(z): explore works for models that decode a latent "
                               "code (autoencoder, vae, gan, cgan, stylegan)")
-        self.latent_dim = _latent_dim(model)
+        self.latent_dim = latent_dim(model)
         self.num_classes = int(model.config.num_classes) if takes_label(model) else None
         self.labelled_count, self.project_steps = labelled_count, project_steps
         self.max_uploads, self.max_upload_bytes = max_uploads, max_upload_bytes
@@ -204,15 +182,7 @@ class Explorer:
         self._pending: dict[str, Future] = {}  # attribute vectors being computed: later askers wait for the first
         self.uploads: OrderedDict[str, Tensor] = OrderedDict()  # id -> code (D,), oldest first
         self._upload_count = 0
-        if self.decodes:
-            with torch.no_grad():
-                probe = self._decoder(0).decode(torch.zeros(1, self.latent_dim, device=_device(model)))
-            if probe.dim() != 4:
-                raise ConfigError(f"model {self.name!r} decodes to shape {tuple(probe.shape[1:])}, not images; "
-                                  "explore shows images")
-            self.image_shape = tuple(probe.shape[1:])
-        else:
-            self.image_shape = tuple(getattr(getattr(model, "config", None), "image_shape", None) or ())
+        self.image_shape = image_shape(model)  # (C, H, W), declared by the config or measured there
         self._label_names: list[str] = []  # every label column of the labelled data
         self.attributes, self._labels, self._label_images = self._attribute_labels(labelled, attributes)
 
@@ -310,7 +280,7 @@ class Explorer:
                 weights.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
             self._weights_digest = weights.hexdigest()
         key = hashlib.sha256()
-        method = "encoder" if callable(getattr(self.model, "encode", None)) else f"project:{self.project_steps}"
+        method = "encoder" if has(self.model, "encoder") else f"project:{self.project_steps}"
         for part in (self._weights_digest, attribute, str(label), str(self.labelled_count), method):
             key.update(part.encode() + b"\0")
         for images in (positives, negatives):
