@@ -32,7 +32,7 @@ def _image_shape(model) -> tuple[int, int, int]:
 
 
 def _read_images(model, paths: list[str]):
-    from ..data.celeba import load_image_files
+    from ..data.imageio import load_image_files
 
     return load_image_files(paths, _image_shape(model))
 

@@ -23,11 +23,7 @@ an attribute classifier is trained: ``genlab train classifier --data celeba:DIR 
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
-import json
 import logging
-import os
 import zipfile
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -39,64 +35,15 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig
+from .imageio import (  # noqa: F401  (crop_resize, load_image_files, cache_dir: re-exported)
+    IMAGE_SUFFIXES, cache_dir, cached, check_options, crop_resize, decode_in_workers, file_fingerprint,
+    listing_fingerprint, load_image_files, open_image, to_unit_float,
+)
 
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "test"]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-CACHE_VERSION = 1  # bump when the decoding (crop, resize, layout) changes
-PARALLEL_MIN_FILES = 1000  # fewer files decode in this process (starting workers costs more)
 DEFAULT_FACE_SIZE = 64
-
-
-# ----------------------------------------------------------------------------------------------
-# Decoding one image: centre square crop, resize.
-
-
-def crop_resize(image: Any, size: int | None, channels: int = 3) -> np.ndarray:
-    """PIL image -> uint8 (size, size, C): the centred square crop, bicubic-resized to ``size``
-    (``None`` keeps the cropped side)."""
-    from PIL import Image
-
-    image = image.convert("L" if channels == 1 else "RGB")
-    w, h = image.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    image = image.crop((left, top, left + side, top + side))
-    if size is not None and side != size:
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[:, :, None] if array.ndim == 2 else array
-
-
-def _decode(data: bytes | Path, name: str, size: int | None, channels: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
-            return crop_resize(image, size, channels)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{name}: unreadable or corrupt image ({exc})") from None
-
-
-def load_image_files(paths: Sequence[str | Path], image_shape: Sequence[int]) -> Tensor:
-    """Image files -> float32 (N, C, H, W) in [0, 1] matching a model's ``image_shape`` (centre
-    square crop, then resize to H; H must equal W)."""
-    c, h, w = image_shape
-    if h != w:
-        raise DataError(f"centre-crop loading needs square images, model wants {h}x{w}")
-    arrays = []
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise DataError(f"image file not found: {path}")
-        arrays.append(_decode(path, str(path), h, c))
-    return _to_float(np.stack(arrays))
-
-
-def _to_float(images: np.ndarray) -> Tensor:
-    # (N, H, W, C) uint8 -> (N, C, H, W) float32 in [0, 1]
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,50 +69,12 @@ class _ImageSource:
 
     def fingerprint(self) -> dict[str, Any]:
         if self._zip is not None:
-            return _file_fingerprint(self.path)
+            return file_fingerprint(self.path)
         return listing_fingerprint(self.path, sorted(self.members.values()))
 
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
-
-
-def _file_fingerprint(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime": stat.st_mtime_ns}
-
-
-def listing_fingerprint(root: Path, files: Sequence[str | Path]) -> dict[str, Any]:
-    """A folder's identity for the cache: every file's path (relative to ``root``), size and mtime,
-    hashed, so adding, removing, renaming, rewriting or touching any file changes it."""
-    digest = hashlib.sha256()
-    prefix = os.path.join(str(root), "")
-    for file in map(str, files):
-        stat = os.stat(file)
-        # slicing the common prefix off is ~10x faster than os.path.relpath on 70k files
-        name = file[len(prefix):] if file.startswith(prefix) else os.path.relpath(file, root)
-        digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    return {"path": str(Path(root).resolve()), "files": len(files), "listing": digest.hexdigest()}
-
-
-def decode_in_workers(decode_chunk: Any, items: Sequence[Any], *args: Any, workers: int | None = None) -> list[Any]:
-    """``[decode_chunk(chunk, *args) for chunk in chunks of items]``, in order. With at least
-    ``PARALLEL_MIN_FILES`` items and more than one CPU the chunks run in worker processes (image
-    decoding is CPU-bound Python + C; threads would share one interpreter lock).
-    ``decode_chunk`` must be a module-level function (it is sent to the workers by name)."""
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if workers <= 1 or len(items) < PARALLEL_MIN_FILES:
-        return [decode_chunk(list(items), *args)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # a few chunks per worker balance uneven files; fork starts fast and the workers touch no torch
-    size = -(-len(items) // (4 * workers))
-    chunks = [list(items[i : i + size]) for i in range(0, len(items), size)]
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        return list(pool.map(decode_chunk, chunks, *([a] * len(chunks) for a in args)))
 
 
 def _decode_members(members: list[str], source: str, is_zip: bool, size: int | None, channels: int) -> np.ndarray:
@@ -176,7 +85,7 @@ def _decode_members(members: list[str], source: str, is_zip: bool, size: int | N
         for i, member in enumerate(members):
             data: bytes | Path = archive.read(member) if archive is not None else Path(member)
             name = f"{source}:{member.rsplit('/', 1)[-1]}"
-            array = _decode(data, name, size, channels)
+            array = crop_resize(open_image(data, name), size, channels)
             if out is None:
                 out = np.empty((len(members), *array.shape), dtype=np.uint8)
             elif array.shape != out.shape[1:]:
@@ -203,41 +112,6 @@ def _decode_all(source: _ImageSource, names: Sequence[str], size: int | None, ch
 
 
 # ----------------------------------------------------------------------------------------------
-# The cache.
-
-
-def cache_dir() -> Path:
-    """``$GENLAB_CACHE``, else ``~/.cache/genlab``."""
-    env = os.environ.get("GENLAB_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "genlab"
-
-
-def _cached(kind: str, key: dict[str, Any], build: Any) -> dict[str, np.ndarray]:
-    """Arrays from the cache file for ``key``, else ``build()`` them and write the file atomically."""
-    from ..checkpoint import atomic_write_bytes
-
-    digest = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{kind}-{key.get('size')}-{digest}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            log.debug("read cached %s from %s", kind, path)
-            return arrays
-        except Exception as exc:  # a truncated or foreign file: rebuild it
-            log.warning("ignoring unreadable cache file %s (%s)", path, exc)
-    arrays = build()
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # uncompressed: loading is a memory copy
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-        log.info("cached %s arrays in %s", kind, path)
-    except OSError as exc:  # a read-only home still loads, only slower next time
-        log.warning("cannot write cache file %s (%s)", path, exc)
-    return arrays
-
-
-# ----------------------------------------------------------------------------------------------
 # Splits and the dataset object.
 
 
@@ -251,7 +125,7 @@ def _split_index(n: int, split: Split, options: dict[str, Any], source: str) -> 
 def _dataset(name: str, images: np.ndarray, labels: Tensor, attr_names: list[str], filenames: list[str],
              split: Split, config: DataConfig, source: Path) -> ArrayDataset:
     part = _split_index(len(images), split, config.options, str(source))
-    x = _to_float(images[part])
+    x = to_unit_float(images[part])
     info = {
         "name": name, "image_shape": tuple(x.shape[1:]), "attr_names": list(attr_names),
         "num_attributes": len(attr_names), "filenames": filenames[part], "path": str(source), "num_classes": None,
@@ -274,12 +148,6 @@ def _label_column(labels: Tensor, names: list[str], label: str, source: Path) ->
     if bool((values < 0).any()) or bool((values != values.round()).any()):
         raise DataError(f"{source}: label {label!r} must hold class indices (integers >= 0)")
     return column, max(int(values.max()) + 1, 2)
-
-
-def _unknown_options(config: DataConfig, valid: set[str]) -> None:
-    unknown = sorted(set(config.options) - valid)
-    if unknown:
-        raise DataError(f"unknown data.options {', '.join(unknown)} for {config.name!r}; valid: {', '.join(sorted(valid))}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,7 +220,7 @@ def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
     ``list_attr_celeba*.txt``, or the zip/folder itself with ``options.attr_file``)."""
     if config.path is None:
         raise DataError("dataset 'celeba' needs its folder: --data celeba:/path/to/celeba")
-    _unknown_options(config, {"attr_file", "test_size", "label"})
+    check_options(config, dict.fromkeys(("attr_file", "test_size", "label")))
     images_path, attr_path = _find_celeba(Path(config.path), config.options)
     size = config.image_size or DEFAULT_FACE_SIZE
     channels = config.channels or 3
@@ -367,9 +235,9 @@ def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
                         attr_path, len(files) - len(keep), len(files), images_path, len(keep))
         files = [files[i] for i in keep]
         attributes = attributes[keep]
-        key = {"kind": "celeba", "images": source.fingerprint(), "attributes": _file_fingerprint(attr_path),
+        key = {"kind": "celeba", "images": source.fingerprint(), "attributes": file_fingerprint(attr_path),
                "size": size, "channels": channels}
-        arrays = _cached("celeba", key, lambda: {"images": _decode_all(source, files, size, channels)})
+        arrays = cached("celeba", key, lambda: {"images": _decode_all(source, files, size, channels)})
     finally:
         source.close()
     labels = torch.from_numpy(attributes.astype(np.int64))
@@ -409,7 +277,7 @@ def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
     the one ``*.csv`` in the folder). Rows follow the CSV's order."""
     if config.path is None:
         raise DataError("dataset 'labelled-folder' needs a folder: --data labelled-folder:/path/to/images")
-    _unknown_options(config, {"csv", "test_size", "label"})
+    check_options(config, dict.fromkeys(("csv", "test_size", "label")))
     root = Path(config.path)
     if not root.exists():
         raise DataError(f"labelled-folder path not found: {root}")
@@ -430,9 +298,9 @@ def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
             raise DataError(f"{csv_path} lists {len(missing)} image(s) not found under {root}, e.g. {missing[0]}")
         files = [Path(f).name for f in files]
         channels = config.channels or 3
-        key = {"kind": "labelled-folder", "images": source.fingerprint(), "csv": _file_fingerprint(csv_path),
+        key = {"kind": "labelled-folder", "images": source.fingerprint(), "csv": file_fingerprint(csv_path),
                "size": config.image_size, "channels": channels}
-        arrays = _cached("labelled", key, lambda: {"images": _decode_all(source, files, config.image_size, channels)})
+        arrays = cached("labelled", key, lambda: {"images": _decode_all(source, files, config.image_size, channels)})
     finally:
         source.close()
     return _dataset("labelled-folder", arrays["images"], torch.from_numpy(labels), names, files, split, config, root)

@@ -29,11 +29,14 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig, binarize, dynamic_binarize  # noqa: F401  (re-exported)
+from .imageio import (  # noqa: F401  (GREY_MODES, IMAGE_SUFFIXES, open_image: re-exported)
+    GREY_MODES, IMAGE_SUFFIXES, cached, decode_in_workers, fit_image, is_grey, listing_fingerprint, open_image,
+    to_unit_float,
+)
 
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "test"]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses, so arrays and files agree.
 LUMA = (0.299, 0.587, 0.114)
@@ -47,7 +50,7 @@ FASHION_CLASSES = (
 # Array conversion: dtype/range checks, layout, colour, size. All vectorised over the batch.
 
 
-def to_unit_float(array: np.ndarray, source: str) -> Tensor:
+def array_to_unit_float(array: np.ndarray, source: str) -> Tensor:
     """uint8/integer 0..255 -> float32 /255; float must already lie in [0, 1]; bool -> 0/1."""
     if array.dtype == np.bool_:
         return torch.from_numpy(array.astype(np.float32))
@@ -333,7 +336,7 @@ def load_npz(config: DataConfig, split: Split) -> ArrayDataset:
 
     def read(xk: str, yk: str | None) -> tuple[Tensor, Tensor | None]:
         source = f"{path}[{xk}]"
-        x = to_nchw(to_unit_float(arrays[xk], source), source)
+        x = to_nchw(array_to_unit_float(arrays[xk], source), source)
         y = None if yk is None else to_labels(arrays[yk], x.shape[0], f"{path}[{yk}]")
         return x, y
 
@@ -388,40 +391,14 @@ def _labelled_files(folder: Path) -> tuple[list[str], list[str | None]]:
     return files, names
 
 
-def open_image(path: Path):
-    """A decoded PIL image, or one DataError line naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-        return image
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
-
-
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-
-
 def _decode_files(paths: list[str], channels: int | None, image_size: int | None) -> np.ndarray:
     """One chunk of image files -> uint8 (n, H, W, C); runs in a worker process. ``channels=None``
     keeps grey as grey (C = 1) unless the chunk holds a colour image (then C = 3 for all)."""
-    from PIL import Image
-
-    images = []
-    for path in paths:
-        image = open_image(Path(path))
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep the top 8 bits' range
-            image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
-        images.append(image)
-    grey = channels == 1 or (channels is None and all(image.mode in GREY_MODES for image in images))
+    images = [open_image(path) for path in paths]
+    grey = channels == 1 or (channels is None and all(is_grey(image) for image in images))
     out: np.ndarray | None = None
     for i, (path, image) in enumerate(zip(paths, images)):
-        image = image.convert("L" if grey else "RGB")
-        if image_size is not None and image.size != (image_size, image_size):
-            image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=None)
-        array = np.asarray(image, dtype=np.uint8)
-        array = array[:, :, None] if array.ndim == 2 else array  # (H, W, C)
+        array = fit_image(image, image_size, grey)  # (H, W, C)
         if out is None:
             out, first = np.empty((len(paths), *array.shape), dtype=np.uint8), path
         elif array.shape != out.shape[1:]:
@@ -444,8 +421,6 @@ def decode_images(files: Sequence[Path], *, channels: int | None, image_size: in
     """Decode ``files`` to one uint8 (N, H, W, C) array, in worker processes when there are many.
     ``channels=None``: grey (C = 1) when every image is grey, else RGB (grey images repeat their
     channel, as PIL's ``convert("RGB")`` does). Sizes must agree unless ``image_size`` resizes."""
-    from .celeba import decode_in_workers
-
     chunks = decode_in_workers(_decode_files, [str(f) for f in files], channels, image_size, workers=workers)
     starts = np.cumsum([0] + [len(c) for c in chunks])
     for chunk, start in zip(chunks, starts):
@@ -458,12 +433,7 @@ def decode_images(files: Sequence[Path], *, channels: int | None, image_size: in
 
 def read_images(files: Sequence[Path], *, channels: int, image_size: int | None) -> Tensor:
     """Decode ``files`` to one float32 (N, C, H, W) tensor in [0, 1], resizing with PIL if asked."""
-    return _unit_nchw(decode_images(files, channels=channels, image_size=image_size))
-
-
-def _unit_nchw(images: np.ndarray) -> Tensor:
-    # (N, H, W, C) uint8 -> (N, C, H, W) float32 in [0, 1]
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    return to_unit_float(decode_images(files, channels=channels, image_size=image_size))
 
 
 @register_dataset("folder")
@@ -498,15 +468,13 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
 
     # Both splits decode together (so colour and size agree across them), once: the array is
     # cached, keyed by the folder's file list, sizes and mtimes, and the next load reads it back.
-    from .celeba import _cached, listing_fingerprint
-
     key = {"kind": "folder", "images": listing_fingerprint(root, listing), "size": config.image_size,
            "channels": config.channels}
-    arrays = _cached("folder", key, lambda: {"images": decode_images(listing, channels=config.channels,
+    arrays = cached("folder", key, lambda: {"images": decode_images(listing, channels=config.channels,
                                                                      image_size=config.image_size)})
     files, names = per_split[split]
     row = {path: i for i, path in enumerate(listing)}
-    x = _unit_nchw(arrays["images"][[row[path] for path in files]])  # (N, C, H, W)
+    x = to_unit_float(arrays["images"][[row[path] for path in files]])  # (N, C, H, W)
     info: dict[str, Any] = {"path": str(root)}
     y, num_classes = None, None
     if labelled[0]:
