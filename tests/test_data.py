@@ -332,9 +332,9 @@ def test_folder_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     root = _digit_folder(tmp_path / "digits")
     config = DataConfig(name="folder", path=str(root))
     first_train, first_test = load_dataset(config, "train"), load_dataset(config, "test")  # miss, then hit
-    assert len(list(cache.glob("folder-*.npz"))) == 1
+    assert len(list(cache.glob("folder-*"))) == 1
     with monkeypatch.context() as m:  # hit: both splits come from the one cached array
-        m.setattr(images, "decode_images", _no_decoding)
+        m.setattr(images, "decode_image_chunks", _no_decoding)
         train, test = load_dataset(config, "train"), load_dataset(config, "test")
         assert torch.equal(train.x, first_train.x) and torch.equal(train.y, first_train.y)
         assert torch.equal(test.x, first_test.x) and (len(train), len(test)) == (9, 3)
@@ -352,7 +352,7 @@ def test_folder_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     for change in changes:
         change()
         with monkeypatch.context() as m:
-            m.setattr(images, "decode_images", _no_decoding)
+            m.setattr(images, "decode_image_chunks", _no_decoding)
             with pytest.raises(AssertionError, match="decoded"):
                 load_dataset(config, "train")
         after = load_dataset(config, "train")  # decodes what is there now

@@ -182,6 +182,9 @@ class DataConfig(Config):
     size: int | None = None  # number of examples for generated (toy) data
     seed: int = 0  # for generated data and data splits
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # loader-specific extras
+    # where decoded images live while training (genlab.data.store): "memory" (float tensors), "mmap" (each
+    # batch read from the memory-mapped uint8 store), "auto" (memory while it fits, logged). Same batches either way.
+    storage: Literal["auto", "memory", "mmap"] = "auto"
 
     def validate(self) -> None:
         check(0.0 < self.threshold < 1.0, f"data.threshold must be in (0, 1), got {self.threshold}")
@@ -190,6 +193,7 @@ class DataConfig(Config):
         check(self.crop is None or 0.0 < self.crop <= 1.0, f"data.crop must be in (0, 1], got {self.crop}")
         check(self.limit is None or self.limit >= 1, f"data.limit must be >= 1, got {self.limit}")
         check(self.size is None or self.size >= 1, f"data.size must be >= 1, got {self.size}")
+        check(self.storage in ("auto", "memory", "mmap"), f"data.storage must be auto, memory or mmap, got {self.storage!r}")
 
 
 # Binarization (wired into load_dataset, so it applies to every loader).
@@ -221,6 +225,10 @@ def binarize(dataset: ArrayDataset, mode: str, threshold: float = 0.5) -> ArrayD
         return dataset
     if mode not in ("static", "dynamic"):
         raise DataError(f"unknown binarization {mode!r}; valid: none, static, dynamic")
+    with_transform = getattr(dataset, "with_transform", None)
+    if mode == "dynamic" and with_transform is not None:  # a memory-mapped store: uint8 / 255 lies in [0, 1]
+        transform = dynamic_binarize if dataset.transform is None else _Chain(dataset.transform, dynamic_binarize)
+        return with_transform(transform, {**dataset.info, "binarize": mode})
     x, name = dataset.x, dataset.info.get("name", "?")
     if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
         raise DataError(f"cannot binarize dataset {name!r}: it needs finite float values in [0, 1]")
@@ -251,8 +259,8 @@ def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "tr
     if split == "train" and config.limit is not None:
         dataset = dataset.head(config.limit)
     dataset.info.setdefault("name", config.name)
-    if cropped:
-        dataset = centre_crop(dataset, config.crop, config.image_size)
+    if cropped:  # a crop is made once, in memory
+        dataset = centre_crop(getattr(dataset, "in_memory", lambda: dataset)(), config.crop, config.image_size)
     if config.binarize != "none":  # after the limit: static thresholding then touches only what is kept
         dataset = binarize(dataset, config.binarize, config.threshold)
     return dataset

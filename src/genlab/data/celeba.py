@@ -6,12 +6,12 @@ line, a line of 40 attribute names, then ``filename v1 .. v40`` with values -1/+
 the centred square crop of each face (for the 178x218 originals, the usual central 178x178) and
 resizes it to ``config.image_size`` (default 64) with PIL bicubic.
 
-Decoding 10,000+ JPEGs takes seconds, so the decoded, resized uint8 array is cached as an ``.npz``
-under ``$GENLAB_CACHE`` (default ``~/.cache/genlab``), keyed by the source files (a zip's path, size
-and mtime; a folder's file list with every file's size and mtime) and the output size: the second
-load reads one array. A miss decodes in worker processes, one per CPU. Image folders
-(:func:`genlab.data.images.load_folder`) share this cache. The cache lives outside the source
-tree on purpose: CelebA's licence forbids redistributing the images or anything derived from them.
+Decoding 10,000+ JPEGs takes seconds, so the decoded, resized uint8 array goes into the
+memory-mapped store of :mod:`genlab.data.store` under ``$GENLAB_CACHE`` (default ``~/.cache/genlab``),
+checked against the source files (a zip's path, size and mtime; a folder's file list with every
+file's size and mtime) and the output size: the second load maps one array. A miss decodes in
+worker processes, one per CPU. The store lives outside the source tree on purpose: CelebA's
+licence forbids redistributing the images or anything derived from them.
 
 Both loaders return ``(x, labels)``: ``x`` float32 (N, C, H, W) in [0, 1], ``labels`` (N, K) with
 ``info["attr_names"]`` naming the K columns (CelebA: int64 in {0, 1}; CSV: float32 as written).
@@ -26,7 +26,7 @@ import csv
 import logging
 import zipfile
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -35,10 +35,11 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig
-from .imageio import (  # noqa: F401  (crop_resize, load_image_files, cache_dir: re-exported)
-    IMAGE_SUFFIXES, cache_dir, cached, check_options, crop_resize, decode_in_workers, file_fingerprint,
-    listing_fingerprint, load_image_files, open_image, to_unit_float,
+from .imageio import (  # noqa: F401  (load_image_files, cache_dir, to_unit_float: re-exported)
+    IMAGE_SUFFIXES, cache_dir, check_options, crop_resize, decode_chunks, file_fingerprint, listing_fingerprint,
+    load_image_files, open_image, to_unit_float,
 )
+from .store import ImageStore, StoreWriter, build_store, split_dataset
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +102,23 @@ def _decode_members(members: list[str], source: str, is_zip: bool, size: int | N
             archive.close()
 
 
-def _decode_all(source: _ImageSource, names: Sequence[str], size: int | None, channels: int) -> np.ndarray:
+def _decode_all(source: _ImageSource, names: Sequence[str], size: int | None, channels: int) -> Iterator[np.ndarray]:
+    """Decoded uint8 (n, size, size, C) chunks of ``names`` in order, from worker processes."""
     members = [source.members[name] for name in names]
-    chunks = decode_in_workers(_decode_members, members, str(source.path), source._zip is not None, size, channels)
-    if any(c.shape[1:] != chunks[0].shape[1:] for c in chunks):
-        other = next(c for c in chunks if c.shape[1:] != chunks[0].shape[1:])
-        raise DataError(f"{source.path}: images crop to {other.shape[2]}x{other.shape[1]} and to "
-                        f"{chunks[0].shape[2]}x{chunks[0].shape[1]}; set data.image_size to resize them all")
-    return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+    yield from decode_chunks(_decode_members, members, str(source.path), source._zip is not None, size, channels)
+
+
+def _stored(kind: str, source: _ImageSource, names: Sequence[str], size: int | None, channels: int,
+            identity: dict[str, Any], fingerprint: dict[str, Any]) -> ImageStore:
+    """The store of ``names`` decoded from ``source``: opened if current, else decoded into it."""
+
+    def same_size(writer: StoreWriter, chunk: np.ndarray) -> None:
+        if writer.image_shape is not None and chunk.shape[1:3] != writer.image_shape[:2]:
+            raise DataError(f"{source.path}: images crop to {chunk.shape[2]}x{chunk.shape[1]} and to "
+                            f"{writer.image_shape[1]}x{writer.image_shape[0]}; set data.image_size to resize them all")
+
+    return build_store(kind, {**identity, "size": size, "channels": channels}, fingerprint, len(names),
+                       lambda: _decode_all(source, names, size, channels), check=same_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,12 +132,11 @@ def _split_index(n: int, split: Split, options: dict[str, Any], source: str) -> 
     return slice(n - test_size, n) if split == "test" else slice(0, n - test_size)
 
 
-def _dataset(name: str, images: np.ndarray, labels: Tensor, attr_names: list[str], filenames: list[str],
+def _dataset(name: str, store: ImageStore, labels: Tensor, attr_names: list[str], filenames: list[str],
              split: Split, config: DataConfig, source: Path) -> ArrayDataset:
-    part = _split_index(len(images), split, config.options, str(source))
-    x = to_unit_float(images[part])
+    part = _split_index(len(store), split, config.options, str(source))
     info = {
-        "name": name, "image_shape": tuple(x.shape[1:]), "attr_names": list(attr_names),
+        "name": name, "image_shape": tuple(store.shape[1:]), "attr_names": list(attr_names),
         "num_attributes": len(attr_names), "filenames": filenames[part], "path": str(source), "num_classes": None,
     }
     y = labels[part]
@@ -135,8 +144,10 @@ def _dataset(name: str, images: np.ndarray, labels: Tensor, attr_names: list[str
         column, num_classes = _label_column(labels, attr_names, str(config.options["label"]), source)
         y = labels[part, column].long()
         info.update(label=attr_names[column], num_classes=num_classes)
-    log.info("loaded %d %s images %s with %d attributes from %s", len(x), split, tuple(x.shape[1:]), len(attr_names), source)
-    return ArrayDataset((x, y), info)
+    dataset = split_dataset(store, part, (y,), info, config.storage)
+    log.info("loaded %d %s images %s with %d attributes from %s", len(dataset), split, tuple(store.shape[1:]),
+             len(attr_names), source)
+    return dataset
 
 
 def _label_column(labels: Tensor, names: list[str], label: str, source: Path) -> tuple[int, int]:
@@ -235,13 +246,13 @@ def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
                         attr_path, len(files) - len(keep), len(files), images_path, len(keep))
         files = [files[i] for i in keep]
         attributes = attributes[keep]
-        key = {"kind": "celeba", "images": source.fingerprint(), "attributes": file_fingerprint(attr_path),
-               "size": size, "channels": channels}
-        arrays = cached("celeba", key, lambda: {"images": _decode_all(source, files, size, channels)})
+        fingerprint = {"images": source.fingerprint(), "attributes": file_fingerprint(attr_path)}
+        store = _stored("celeba", source, files, size, channels, {"kind": "celeba", "images": str(images_path.resolve()),
+                        "attributes": str(attr_path.resolve())}, fingerprint)
     finally:
         source.close()
     labels = torch.from_numpy(attributes.astype(np.int64))
-    return _dataset("celeba", arrays["images"], labels, names, files, split, config, images_path)
+    return _dataset("celeba", store, labels, names, files, split, config, images_path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,9 +309,9 @@ def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
             raise DataError(f"{csv_path} lists {len(missing)} image(s) not found under {root}, e.g. {missing[0]}")
         files = [Path(f).name for f in files]
         channels = config.channels or 3
-        key = {"kind": "labelled-folder", "images": source.fingerprint(), "csv": file_fingerprint(csv_path),
-               "size": config.image_size, "channels": channels}
-        arrays = cached("labelled", key, lambda: {"images": _decode_all(source, files, config.image_size, channels)})
+        fingerprint = {"images": source.fingerprint(), "csv": file_fingerprint(csv_path)}
+        store = _stored("labelled", source, files, config.image_size, channels,
+                        {"kind": "labelled-folder", "images": str(root.resolve()), "csv": str(csv_path.resolve())}, fingerprint)
     finally:
         source.close()
-    return _dataset("labelled-folder", arrays["images"], torch.from_numpy(labels), names, files, split, config, root)
+    return _dataset("labelled-folder", store, torch.from_numpy(labels), names, files, split, config, root)

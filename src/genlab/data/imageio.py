@@ -189,7 +189,7 @@ def listing_fingerprint(root: Path, files: Sequence[str | Path]) -> dict[str, An
 
 
 # ----------------------------------------------------------------------------------------------
-# The decode cache.
+# Where decoded images are kept (genlab.data.store).
 
 
 def cache_dir() -> Path:
@@ -197,36 +197,6 @@ def cache_dir() -> Path:
     licence forbids redistributing the images or anything derived from them."""
     env = os.environ.get("GENLAB_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "genlab"
-
-
-CACHE_VERSION = 1  # bump when the decoding (crop, resize, layout) changes
-
-
-def cached(kind: str, key: dict[str, Any], build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Arrays from the cache file for ``key``, else ``build()`` them and write the file atomically."""
-    import json
-
-    from ..checkpoint import atomic_write_bytes
-
-    digest = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{kind}-{key.get('size')}-{digest}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            log.debug("read cached %s from %s", kind, path)
-            return arrays
-        except Exception as exc:  # a truncated or foreign file: rebuild it
-            log.warning("ignoring unreadable cache file %s (%s)", path, exc)
-    arrays = build()
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # uncompressed: loading is a memory copy
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-        log.info("cached %s arrays in %s", kind, path)
-    except OSError as exc:  # a read-only home still loads, only slower next time
-        log.warning("cannot write cache file %s (%s)", path, exc)
-    return arrays
 
 
 # ----------------------------------------------------------------------------------------------

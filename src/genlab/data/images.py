@@ -4,8 +4,9 @@ image folders, plus binarization.
 Every loader returns an :class:`~genlab.data.base.ArrayDataset` whose ``x`` is float32 in [0, 1]
 shaped ``(N, C, H, W)`` and whose optional second tensor holds int64 labels ``(N,)``. Array data is
 converted, resized and re-coloured as whole tensors (no per-sample Python work); only reading an
-image folder loops, once per file, in worker processes, and its decoded array is cached (the
-CelebA loader's cache, keyed by the folder's file list, sizes and mtimes), so a folder decodes once.
+image folder loops, once per file, in worker processes, into the memory-mapped uint8 store of
+:mod:`genlab.data.store` (checked against the folder's file list, sizes and mtimes), so a folder
+decodes once; ``data.storage`` says whether training reads it into memory or from the map.
 
 MNIST: LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document recognition",
 Proc. IEEE 1998. Fashion-MNIST: Xiao, Rasul, Vollgraf, arXiv:1708.07747, 2017. Dynamic
@@ -19,7 +20,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -30,9 +31,9 @@ from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig, binarize, dynamic_binarize  # noqa: F401  (re-exported)
 from .imageio import (  # noqa: F401  (GREY_MODES, IMAGE_SUFFIXES, open_image: re-exported)
-    GREY_MODES, IMAGE_SUFFIXES, cached, decode_in_workers, fit_image, is_grey, listing_fingerprint, open_image,
-    to_unit_float,
+    GREY_MODES, IMAGE_SUFFIXES, decode_chunks, fit_image, is_grey, listing_fingerprint, open_image, to_unit_float,
 )
+from .store import StoreWriter, build_store, split_dataset
 
 log = logging.getLogger(__name__)
 
@@ -416,12 +417,19 @@ def _size_mismatch(first: Path, first_shape: tuple[int, ...], other: Path, other
     )
 
 
+def decode_image_chunks(files: Sequence[str | Path], *, channels: int | None, image_size: int | None,
+                       workers: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded uint8 (n, H, W, C) chunks of ``files`` in order, from worker processes when there are
+    many. A chunk is grey (C = 1) only when ``channels`` is 1, or None and all its images are grey."""
+    yield from decode_chunks(_decode_files, [str(f) for f in files], channels, image_size, workers=workers)
+
+
 def decode_images(files: Sequence[Path], *, channels: int | None, image_size: int | None,
                   workers: int | None = None) -> np.ndarray:
     """Decode ``files`` to one uint8 (N, H, W, C) array, in worker processes when there are many.
     ``channels=None``: grey (C = 1) when every image is grey, else RGB (grey images repeat their
     channel, as PIL's ``convert("RGB")`` does). Sizes must agree unless ``image_size`` resizes."""
-    chunks = decode_in_workers(_decode_files, [str(f) for f in files], channels, image_size, workers=workers)
+    chunks = list(decode_image_chunks(files, channels=channels, image_size=image_size, workers=workers))
     starts = np.cumsum([0] + [len(c) for c in chunks])
     for chunk, start in zip(chunks, starts):
         if chunk.shape[1:3] != chunks[0].shape[1:3]:
@@ -466,15 +474,19 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
     if any(labelled) and not all(labelled):
         raise DataError(f"{root}: train/ and test/ must both use class sub-folders or neither")
 
-    # Both splits decode together (so colour and size agree across them), once: the array is
-    # cached, keyed by the folder's file list, sizes and mtimes, and the next load reads it back.
-    key = {"kind": "folder", "images": listing_fingerprint(root, listing), "size": config.image_size,
-           "channels": config.channels}
-    arrays = cached("folder", key, lambda: {"images": decode_images(listing, channels=config.channels,
-                                                                     image_size=config.image_size)})
+    # Both splits decode together (so colour and size agree across them), once, into the store
+    # (genlab.data.store), checked against the folder's file list, sizes and mtimes on every open.
+    identity = {"kind": "folder", "path": str(root.resolve()), "size": config.image_size, "channels": config.channels}
+
+    def same_size(writer: StoreWriter, chunk: np.ndarray) -> None:
+        if writer.image_shape is not None and chunk.shape[1:3] != writer.image_shape[:2]:
+            raise _size_mismatch(Path(listing[0]), (*writer.image_shape,), Path(listing[writer.written]), chunk.shape)
+
+    store = build_store("folder", identity, listing_fingerprint(root, listing), len(listing),
+                        lambda: decode_image_chunks(listing, channels=config.channels, image_size=config.image_size),
+                        check=same_size)
     files, names = per_split[split]
     row = {path: i for i, path in enumerate(listing)}
-    x = to_unit_float(arrays["images"][[row[path] for path in files]])  # (N, C, H, W)
     info: dict[str, Any] = {"path": str(root)}
     y, num_classes = None, None
     if labelled[0]:
@@ -482,8 +494,11 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
         lookup = {n: i for i, n in enumerate(class_names)}
         y = torch.tensor([lookup[n] for n in names], dtype=torch.int64)
         num_classes, info["class_names"] = len(class_names), class_names
-    log.info("loaded %d %s images %s from %s", len(x), split, tuple(x.shape[1:]), root)
-    return make_dataset(x, y, config, name="folder", num_classes=num_classes, **info)
+    # decoded at image_size and channels already, so make_dataset's adapt_images has nothing to do
+    info = {"name": "folder", "image_shape": store.shape[1:], "num_classes": num_classes, **info}
+    dataset = split_dataset(store, [row[path] for path in files], () if y is None else (y,), info, config.storage)
+    log.info("loaded %d %s images %s from %s", len(dataset), split, tuple(store.shape[1:]), root)
+    return dataset
 
 
 # ----------------------------------------------------------------------------------------------
