@@ -207,7 +207,8 @@ class StoreWriter:
         grey = np.memmap(old_file, dtype=np.uint8, mode="r", shape=old.shape)
         self.array = np.memmap(self.file, dtype=np.uint8, mode="w+", shape=(self.count, channels, *old.shape[2:]))
         for start in range(0, self.written, 4096):  # blocks: the copy never holds the whole store
-            self.array[start : start + 4096] = grey[start : min(start + 4096, self.written)]  # broadcast over C
+            stop = min(start + 4096, self.written)
+            self.array[start:stop] = grey[start:stop]  # (n, 1, H, W) broadcast over C
         del grey, old
         old_file.unlink()
 
