@@ -2,6 +2,7 @@
 no trust in an interrupted build, bit-identical training from the map and from memory, per-rank reads."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from genlab.data.store import StoredDataset, build_store, open_store
 from genlab.errors import ConfigError, DataError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+_REAL_CHUNKS = images._npz_chunks
 
 
 def _folder(root: Path, n: int = 40, shape: tuple[int, ...] = (8, 8), split: bool = False, seed: int = 0) -> Path:
@@ -279,3 +281,37 @@ def test_each_rank_reads_only_its_rows(tmp_path, cache, monkeypatch):
     for step, batch in enumerate(whole):
         for t, (a, b) in zip(batch, zip(parts[0][step], parts[1][step])):
             assert torch.equal(torch.cat([a, b]), t)
+
+
+# ---------------------------------------------------------------------------------------------- npz
+
+
+@pytest.mark.parametrize("shape", [(30, 64), (30, 8, 8), (30, 8, 8, 3), (30, 3, 8, 8)], ids=["flat", "hw", "nhwc", "nchw"])
+@pytest.mark.parametrize("compressed", [False, True], ids=["stored", "deflated"])
+def test_uint8_npz_streams_into_the_store(tmp_path, cache, shape, compressed, monkeypatch):
+    from genlab.data.images import array_to_unit_float, split_indices, to_nchw
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, shape, dtype=np.uint8), np.arange(30) % 5
+    path = tmp_path / "d.npz"
+    (np.savez_compressed if compressed else np.savez)(path, x=x, y=y)
+    monkeypatch.setattr(images, "_npz_chunks", functools.partial(_REAL_CHUNKS, rows=7))  # several chunks of 7 rows
+    expected = to_nchw(array_to_unit_float(x, "x"), "x")  # the in-memory conversion, whole
+    for split in ("train", "test"):
+        index = split_indices(30, 0, split, "d")
+        for storage in ("memory", "mmap"):
+            data = load_dataset(DataConfig(name="npz", path=str(path), storage=storage), split)
+            assert isinstance(data, StoredDataset) == (storage == "mmap")
+            assert torch.equal(data.x, expected[index]) and torch.equal(data.y, torch.as_tensor(y)[index])
+            assert data.info["num_classes"] == 5 and data.info["image_shape"] == tuple(expected.shape[1:])
+    assert len(list(cache.glob("npz-*"))) == 1
+
+
+def test_float_or_resized_npz_stays_on_the_in_memory_path(tmp_path, cache):
+    path = tmp_path / "f.npz"
+    np.savez(path, x=np.random.default_rng(0).random((20, 8, 8)).astype(np.float32))
+    assert not isinstance(load_dataset(DataConfig(name="npz", path=str(path), storage="mmap"), "train"), StoredDataset)
+    path = tmp_path / "u.npz"
+    np.savez(path, x=np.zeros((20, 8, 8), np.uint8))
+    small = load_dataset(DataConfig(name="npz", path=str(path), image_size=4, storage="mmap"), "train")
+    assert small.x.shape[1:] == (1, 4, 4) and not list(cache.glob("npz-*"))

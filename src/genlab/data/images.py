@@ -31,9 +31,10 @@ from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig, binarize, dynamic_binarize  # noqa: F401  (re-exported)
 from .imageio import (  # noqa: F401  (GREY_MODES, IMAGE_SUFFIXES, open_image: re-exported)
-    GREY_MODES, IMAGE_SUFFIXES, decode_chunks, fit_image, is_grey, listing_fingerprint, open_image, to_unit_float,
+    GREY_MODES, IMAGE_SUFFIXES, decode_chunks, file_fingerprint, fit_image, is_grey, listing_fingerprint, open_image,
+    to_unit_float,
 )
-from .store import StoreWriter, build_store, split_dataset
+from .store import ImageStore, StoreWriter, build_store, split_dataset
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +314,126 @@ load_fashion_mnist = _idx_named("fashion-mnist", "fashion-mnist", FASHION_CLASSE
 # .npz arrays.
 
 
+def _npz_keys(path: Path, keys: set[str]) -> tuple[str, str | None, bool]:
+    """(images key, labels key or None, whether x_test is there) of an npz file's arrays."""
+    x_key = "x_train" if "x_train" in keys else "x" if "x" in keys else None
+    if x_key is None:
+        raise DataError(f"{path}: no 'x' or 'x_train' array; found {sorted(keys) or 'none'}")
+    y_key = "y_train" if x_key == "x_train" else "y"
+    y_key = y_key if y_key in keys else None
+    has_test = "x_test" in keys
+    if has_test and y_key is not None and "y_test" not in keys:
+        raise DataError(f"{path}: has {y_key} but no y_test for x_test")
+    return x_key, y_key, has_test
+
+
+def _npz_layout(shape: tuple[int, ...]) -> tuple[str, tuple[int, int, int]] | None:
+    """How :func:`to_nchw` reads an array of ``shape``: ("flat"|"hw"|"nhwc"|"nchw", (C, H, W)); None
+    for shapes it refuses (the in-memory path then says why)."""
+    if len(shape) == 2:
+        side = math.isqrt(shape[1])
+        return ("flat", (1, side, side)) if side and side * side == shape[1] else None
+    if len(shape) == 3:
+        return "hw", (1, shape[1], shape[2])
+    if len(shape) == 4:
+        if shape[3] in (1, 3) and shape[1] not in (1, 3):
+            return "nhwc", (shape[3], shape[1], shape[2])
+        if shape[1] in (1, 3):
+            return "nchw", (shape[1], shape[2], shape[3])
+    return None
+
+
+def _read_npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the .npy stream ``f``, which is left at the first data byte."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)  # 2.0 and 3.0 share the layout (3.0 only allows utf-8 names)
+
+
+def _npz_header(archive: Any, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    with archive.open(key + ".npy") as f:
+        return _read_npy_header(f)
+
+
+def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], layout: str, rows: int = 4096) -> Iterator[np.ndarray]:
+    """The uint8 array ``key`` of an npz file as (n, H, W, C) chunks, read from the archive as a
+    stream (compressed or not): the whole array is never in memory."""
+    import zipfile
+
+    row_bytes = math.prod(shape[1:])
+    with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as f:
+        _read_npy_header(f)
+        for start in range(0, shape[0], rows):
+            n = min(rows, shape[0] - start)
+            block = np.frombuffer(f.read(n * row_bytes), dtype=np.uint8).reshape(n, *shape[1:])
+            if layout == "flat":
+                side = math.isqrt(shape[1])
+                block = block.reshape(n, side, side, 1)
+            elif layout == "hw":
+                block = block[..., None]
+            elif layout == "nchw":
+                block = block.transpose(0, 2, 3, 1)
+            yield block
+
+
+def _npz_from_store(path: Path, config: DataConfig, split: Split) -> ArrayDataset | None:
+    """The npz dataset from the image store when its images are C-ordered uint8 that need no resize
+    or re-colouring; None otherwise (float or bool pixels, a resize: the in-memory path)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            keys = {n[:-4] for n in archive.namelist() if n.endswith(".npy")}
+            x_key, y_key, has_test = _npz_keys(path, keys)
+            members = [x_key, "x_test"] if has_test else [x_key]
+            headers = {k: _npz_header(archive, k) for k in members}
+    except DataError:
+        raise
+    except Exception:  # not a zip, a pickled member, a bad header: the in-memory path names the problem
+        return None
+    layouts = {}
+    for key, (shape, fortran, dtype) in headers.items():
+        layout = _npz_layout(tuple(shape))
+        if dtype != np.uint8 or fortran or layout is None or shape[0] == 0:
+            return None
+        c, h, w = layout[1]
+        if config.channels not in (None, c) or (config.image_size is not None and (h, w) != (config.image_size,) * 2):
+            return None
+        layouts[key] = layout
+    if has_test and layouts["x_test"][1] != layouts[x_key][1]:
+        return None  # the in-memory path reports the mismatch
+    fingerprint = file_fingerprint(path)
+
+    def store_of(key: str) -> ImageStore:
+        shape = tuple(headers[key][0])
+        identity = {"kind": "npz", "path": str(path.resolve()), "member": key, "size": None}
+        return build_store("npz", identity, fingerprint, shape[0], lambda: _npz_chunks(path, key, shape, layouts[key][0]))
+
+    with np.load(path, allow_pickle=False) as npz:  # labels are small: read them whole
+        labels = {k: npz[k] for k in (y_key, "y_test" if has_test and y_key else None) if k}
+    train_store = store_of(x_key)
+    y = None if y_key is None else to_labels(labels[y_key], len(train_store), f"{path}[{y_key}]")
+    num_classes = None if y is None else int(y.max()) + 1
+    rows: Any
+    if has_test:
+        test_store = store_of("x_test")
+        y_test = None if y_key is None else to_labels(labels["y_test"], len(test_store), f"{path}[y_test]")
+        if y_test is not None:
+            num_classes = max(num_classes or 0, int(y_test.max()) + 1)
+        image_store, rows = (test_store, slice(None)) if split == "test" else (train_store, slice(None))
+        y = y_test if split == "test" else y
+    else:
+        image_store = train_store
+        rows = split_indices(len(train_store), config.seed, split, str(path))
+        y = None if y is None else y[rows]
+    info = {"name": "npz", "image_shape": image_store.shape[1:], "num_classes": num_classes if y is not None else None,
+            "path": str(path)}
+    dataset = split_dataset(image_store, rows, () if y is None else (y,), info, config.storage)
+    log.info("loaded %d %s images %s from %s", len(dataset), split, tuple(image_store.shape[1:]), path)
+    return dataset
+
+
 @register_dataset("npz")
 def load_npz(config: DataConfig, split: Split) -> ArrayDataset:
     """``x``/``y`` (split 90/10 by seed) or ``x_train``/``y_train``/``x_test``/``y_test`` arrays."""
@@ -321,19 +442,15 @@ def load_npz(config: DataConfig, split: Split) -> ArrayDataset:
     path = Path(config.path)
     if not path.is_file():
         raise DataError(f"npz file not found: {path}")
+    stored = _npz_from_store(path, config, split)  # uint8 images: decoded once into the store, mapped
+    if stored is not None:
+        return stored
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled objects), OSError
         raise DataError(f"{path}: cannot read npz file ({type(exc).__name__}: {exc})") from None
-    x_key = "x_train" if "x_train" in arrays else "x" if "x" in arrays else None
-    if x_key is None:
-        raise DataError(f"{path}: no 'x' or 'x_train' array; found {sorted(arrays) or 'none'}")
-    y_key = "y_train" if x_key == "x_train" else "y"
-    y_key = y_key if y_key in arrays else None
-    has_test = "x_test" in arrays
-    if has_test and y_key is not None and "y_test" not in arrays:
-        raise DataError(f"{path}: has {y_key} but no y_test for x_test")
+    x_key, y_key, has_test = _npz_keys(path, set(arrays))
 
     def read(xk: str, yk: str | None) -> tuple[Tensor, Tensor | None]:
         source = f"{path}[{xk}]"
