@@ -315,3 +315,15 @@ def test_float_or_resized_npz_stays_on_the_in_memory_path(tmp_path, cache):
     np.savez(path, x=np.zeros((20, 8, 8), np.uint8))
     small = load_dataset(DataConfig(name="npz", path=str(path), image_size=4, storage="mmap"), "train")
     assert small.x.shape[1:] == (1, 4, 4) and not list(cache.glob("npz-*"))
+
+
+def test_storage_is_settled_after_the_limit_so_only_kept_rows_are_read_in(tmp_path, cache, monkeypatch):
+    root = _folder(tmp_path / "imgs")  # 40 images, 36 train, 8x8 grey: 256 float32 bytes each
+    read: list[int] = []
+    gather = StoredDataset._gather
+    monkeypatch.setattr(StoredDataset, "_gather", lambda self, rows: read.append(len(rows)) or gather(self, rows))
+    kept = load_dataset(DataConfig(name="folder", path=str(root), storage="memory", limit=10), "train")
+    assert not isinstance(kept, StoredDataset) and len(kept) == 10 and read == [10]
+    monkeypatch.setattr(store, "_physical_memory", lambda: int(20 * 256 / store.MEMORY_SHARE))  # 20 images fit
+    assert isinstance(load_dataset(DataConfig(name="folder", path=str(root)), "train"), StoredDataset)
+    assert not isinstance(load_dataset(DataConfig(name="folder", path=str(root), limit=20), "train"), StoredDataset)

@@ -258,6 +258,9 @@ def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "tr
     dataset = loader(config.replace(image_size=None) if cropped else config, split)
     if split == "train" and config.limit is not None:
         dataset = dataset.head(config.limit)
+    settle = getattr(dataset, "settle", None)  # images in the memory-mapped store: keep them mapped or read them in
+    if settle is not None:
+        dataset = settle(config.storage)
     dataset.info.setdefault("name", config.name)
     if cropped:  # a crop is made once, in memory
         dataset = centre_crop(getattr(dataset, "in_memory", lambda: dataset)(), config.crop, config.image_size)

@@ -144,7 +144,7 @@ def _dataset(name: str, store: ImageStore, labels: Tensor, attr_names: list[str]
         column, num_classes = _label_column(labels, attr_names, str(config.options["label"]), source)
         y = labels[part, column].long()
         info.update(label=attr_names[column], num_classes=num_classes)
-    dataset = split_dataset(store, part, (y,), info, config.storage)
+    dataset = split_dataset(store, part, (y,), info)
     log.info("loaded %d %s images %s with %d attributes from %s", len(dataset), split, tuple(store.shape[1:]),
              len(attr_names), source)
     return dataset

@@ -429,7 +429,7 @@ def _npz_from_store(path: Path, config: DataConfig, split: Split) -> ArrayDatase
         y = None if y is None else y[rows]
     info = {"name": "npz", "image_shape": image_store.shape[1:], "num_classes": num_classes if y is not None else None,
             "path": str(path)}
-    dataset = split_dataset(image_store, rows, () if y is None else (y,), info, config.storage)
+    dataset = split_dataset(image_store, rows, () if y is None else (y,), info)
     log.info("loaded %d %s images %s from %s", len(dataset), split, tuple(image_store.shape[1:]), path)
     return dataset
 
@@ -613,7 +613,7 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
         num_classes, info["class_names"] = len(class_names), class_names
     # decoded at image_size and channels already, so make_dataset's adapt_images has nothing to do
     info = {"name": "folder", "image_shape": store.shape[1:], "num_classes": num_classes, **info}
-    dataset = split_dataset(store, [row[path] for path in files], () if y is None else (y,), info, config.storage)
+    dataset = split_dataset(store, [row[path] for path in files], () if y is None else (y,), info)
     log.info("loaded %d %s images %s from %s", len(dataset), split, tuple(store.shape[1:]), root)
     return dataset
 

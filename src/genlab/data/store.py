@@ -12,13 +12,14 @@ shape needs. A changed source rebuilds the store in place (one folder per identi
 200k-image folder does not leave a stale 2.4 GB copy behind). Builders on one machine take a file
 lock, so two ranks of a ``torchrun`` decode once and the second one opens what the first wrote.
 
-A training split becomes either an in-memory float tensor (what genlab always did; the fastest
-when it fits) or a :class:`StoredDataset` that reads each batch's rows from the memory map and
-converts them to float on the fly, so a process's memory is bounded by its batch, not the dataset
-(the page cache, shared by the ranks of a machine, holds what the OS can spare). The choice follows
-``data.storage``: ``memory``, ``mmap``, or ``auto`` (the default) — memory while the split's float32
-tensor takes at most :data:`MEMORY_SHARE` of this machine's RAM divided among its local ranks; the
-choice is logged. Both give bit-identical batches: the same rows, the same ``/ 255`` in float32.
+A loader returns a split as a :class:`StoredDataset`, which reads each batch's rows from the
+memory map and converts them to float on the fly, so a process's memory is bounded by its batch,
+not the dataset (the page cache, shared by the ranks of a machine, holds what the OS can spare).
+:func:`~genlab.data.load_dataset` then settles it, after ``data.limit`` (so only kept rows are ever
+read in), per ``data.storage``: ``mmap`` keeps it mapped, ``memory`` reads it into a float tensor
+(what genlab always did), ``auto`` (the default) holds it in memory while its float32 tensor takes at
+most :data:`MEMORY_SHARE` of this machine's RAM divided among its local ranks; the choice is logged.
+Both give bit-identical batches: the same rows, the same ``/ 255`` in float32.
 """
 from __future__ import annotations
 
@@ -72,11 +73,6 @@ class ImageStore:
         A private (copy-on-write) mapping: the tensor is never written, and torch wants a writable one."""
         n = math.prod(self.shape)
         return torch.from_file(str(self.path / IMAGES), shared=False, size=n, dtype=torch.uint8).view(self.shape)
-
-    def rows_as_float(self, rows: Sequence[int] | np.ndarray | slice | None = None) -> Tensor:
-        """Float32 (n, C, H, W) in [0, 1] of ``rows`` (all by default), read from the map."""
-        array = self.array if rows is None else self.array[rows]
-        return torch.from_numpy(np.array(array)).float().div_(255.0)
 
 
 def store_path(kind: str, identity: dict[str, Any], root: Path | None = None) -> Path:
@@ -358,6 +354,12 @@ class StoredDataset(ArrayDataset):
     def in_memory(self) -> ArrayDataset:
         return ArrayDataset(self.tensors, dict(self.info), self.transform)
 
+    def settle(self, storage: str) -> ArrayDataset:
+        """This dataset in memory or still mapped, as ``storage`` (``data.storage``) says; see
+        :func:`choose_storage`."""
+        chosen = choose_storage(storage, len(self), self.store.shape[1:], str(self.info.get("name", "data")))
+        return self if chosen == "mmap" else self.in_memory()
+
 
 def _physical_memory() -> int:
     try:
@@ -383,21 +385,14 @@ def choose_storage(mode: str, count: int, image_shape: Sequence[int], name: str)
 
 
 def split_dataset(store: ImageStore, rows: Tensor | Sequence[int] | slice, labels: tuple[Tensor, ...],
-                  info: dict[str, Any], storage: str) -> ArrayDataset:
-    """The examples ``rows`` of ``store`` as a dataset, in memory or mapped as ``storage`` says
-    (``auto``: :func:`choose_storage`). ``labels`` are per example (already in ``rows`` order)."""
+                  info: dict[str, Any]) -> StoredDataset:
+    """The examples ``rows`` of ``store`` (``labels`` already in ``rows`` order) as a dataset that reads
+    the map; :func:`genlab.data.load_dataset` then settles where it lives (:meth:`StoredDataset.settle`),
+    after ``data.limit``, so only what is kept is ever held in memory."""
     if isinstance(rows, slice):
         rows = torch.arange(len(store))[rows]
     rows = torch.as_tensor(rows, dtype=torch.long)
-    image_shape = store.shape[1:]
-    info = {**info, "image_shape": tuple(image_shape)}
-    if choose_storage(storage, len(rows), image_shape, str(info.get("name", "data"))) == "mmap":
-        return StoredDataset(store, rows, labels, info)
-    # contiguous rows are one slice of the map (a sequential read); others a gather
-    lo = int(rows[0]) if len(rows) else 0
-    contiguous = len(rows) and bool((rows == torch.arange(lo, lo + len(rows))).all())
-    index: Any = slice(lo, lo + len(rows)) if contiguous else rows.numpy()
-    return ArrayDataset((store.rows_as_float(index), *labels), info)
+    return StoredDataset(store, rows, labels, {**info, "image_shape": tuple(store.shape[1:])})
 
 
 __all__ = ["ImageStore", "StoredDataset", "StoreWriter", "build_store", "choose_storage", "open_store",
