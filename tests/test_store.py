@@ -327,3 +327,15 @@ def test_storage_is_settled_after_the_limit_so_only_kept_rows_are_read_in(tmp_pa
     monkeypatch.setattr(store, "_physical_memory", lambda: int(20 * 256 / store.MEMORY_SHARE))  # 20 images fit
     assert isinstance(load_dataset(DataConfig(name="folder", path=str(root)), "train"), StoredDataset)
     assert not isinstance(load_dataset(DataConfig(name="folder", path=str(root), limit=20), "train"), StoredDataset)
+
+
+def test_a_store_decoded_in_worker_processes_equals_one_decoded_here(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "imgs", n=30)
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "serial"))
+    serial = load_dataset(DataConfig(name="folder", path=str(root), storage="mmap"), "train")
+    monkeypatch.setattr(imageio, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(imageio, "cpu_count", lambda: 2)  # 2 workers, chunks of 4 files, a window of 4 in flight
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "parallel"))
+    parallel = load_dataset(DataConfig(name="folder", path=str(root), storage="mmap"), "train")
+    assert parallel.store.path.parent == tmp_path / "parallel"
+    assert np.array_equal(parallel.store.array, serial.store.array)

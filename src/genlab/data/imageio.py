@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import logging
 import os
 import warnings
@@ -148,16 +149,29 @@ def decode_chunks(decode_chunk: Callable[..., Any], items: Sequence[Any], *args:
         for i in range(0, len(items), size):
             yield decode_chunk(list(items[i : i + size]), *args)
         return
+    import collections
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # a few chunks per worker balance uneven files, at most ~512 images per chunk bound the memory in
-    # flight; fork starts fast and the workers touch no torch
+    # a few chunks per worker balance uneven files, at most 512 images per chunk; fork starts fast and
+    # the workers touch no torch
     size = min(512, -(-len(items) // (4 * workers)))
-    chunks = [list(items[i : i + size]) for i in range(0, len(items), size)]
+    chunks = iter([list(items[i : i + size]) for i in range(0, len(items), size)])
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        yield from pool.map(decode_chunk, chunks, *([a] * len(chunks) for a in args))
+        # a window of 2 chunks per worker in flight: decoded chunks never pile up in this process
+        # faster than the caller consumes them (Executor.map would submit them all at once)
+        pending = collections.deque(pool.submit(decode_chunk, c, *args) for c in itertools.islice(chunks, 2 * workers))
+        try:
+            while pending:
+                result = pending.popleft().result()
+                following = next(chunks, None)
+                if following is not None:
+                    pending.append(pool.submit(decode_chunk, following, *args))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def decode_in_workers(decode_chunk: Callable[..., Any], items: Sequence[Any], *args: Any,
