@@ -1,7 +1,10 @@
-"""In-memory datasets and a batch loader with no per-example Python work.
+"""Datasets and a batch loader with no per-example Python work.
 
-genlab's datasets fit in memory (MNIST at float32 is 188 MB), so a dataset is a tuple of tensors
-and a batch is one fancy-index per tensor: no ``Dataset.__getitem__`` per example and no collate.
+A dataset is a tuple of tensors and a batch is one fancy-index per tensor: no
+``Dataset.__getitem__`` per example and no collate. Decoded images larger than memory stay in the
+memory-mapped uint8 store of :mod:`genlab.data.store`, whose :class:`~genlab.data.store.StoredDataset`
+keeps this contract (a batch is still one index, its rows read from the map), and
+:func:`load_dataset` settles which of the two a split is (``data.storage``).
 All randomness of the data pipeline (the shuffle, dynamic binarization) is a pure function of
 ``(seed, epoch, step)``, so a resumed run sees exactly the batches the uninterrupted run saw.
 """
