@@ -71,6 +71,8 @@ def test_round_trip_mmap_equals_memory_and_the_files(tmp_path, cache, split):
     # and the bytes are the files' pixels: one image read back by PIL
     manifest = json.loads((_store_dir(cache) / "manifest.json").read_text())
     assert manifest["shape"] == [40, 1, 8, 8] and manifest["bytes"] == 40 * 64 and manifest["layout"] == "NCHW"
+    runs = manifest["extras"]["labels"]["class_folder_runs"]  # the rows' class folders, in row order
+    assert sum(count for _, count in runs) == 40 and [name for name, _ in runs] == ["0", "1", "2", "3"] * (1 + split)
     first = sorted((root / "train" if split else root).rglob("*.png"))[0]  # the store's row 0
     stored = store.ImageStore(_store_dir(cache), manifest).array[0, 0]
     assert np.array_equal(stored, np.asarray(Image.open(first)))

@@ -109,7 +109,7 @@ def _decode_all(source: _ImageSource, names: Sequence[str], size: int | None, ch
 
 
 def _stored(kind: str, source: _ImageSource, names: Sequence[str], size: int | None, channels: int,
-            identity: dict[str, Any], fingerprint: dict[str, Any]) -> ImageStore:
+            identity: dict[str, Any], fingerprint: dict[str, Any], label_names: list[str]) -> ImageStore:
     """The store of ``names`` decoded from ``source``: opened if current, else decoded into it."""
 
     def same_size(writer: StoreWriter, chunk: np.ndarray) -> None:
@@ -118,7 +118,8 @@ def _stored(kind: str, source: _ImageSource, names: Sequence[str], size: int | N
                             f"{writer.image_shape[1]}x{writer.image_shape[0]}; set data.image_size to resize them all")
 
     return build_store(kind, {**identity, "size": size, "channels": channels}, fingerprint, len(names),
-                       lambda: _decode_all(source, names, size, channels), check=same_size)
+                       lambda: _decode_all(source, names, size, channels), check=same_size,
+                       extras={"labels": {"names": list(label_names), "from": "the label file in the fingerprint"}})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
         attributes = attributes[keep]
         fingerprint = {"images": source.fingerprint(), "attributes": file_fingerprint(attr_path)}
         store = _stored("celeba", source, files, size, channels, {"kind": "celeba", "images": str(images_path.resolve()),
-                        "attributes": str(attr_path.resolve())}, fingerprint)
+                        "attributes": str(attr_path.resolve())}, fingerprint, names)
     finally:
         source.close()
     labels = torch.from_numpy(attributes.astype(np.int64))
@@ -311,7 +312,8 @@ def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
         channels = config.channels or 3
         fingerprint = {"images": source.fingerprint(), "csv": file_fingerprint(csv_path)}
         store = _stored("labelled", source, files, config.image_size, channels,
-                        {"kind": "labelled-folder", "images": str(root.resolve()), "csv": str(csv_path.resolve())}, fingerprint)
+                        {"kind": "labelled-folder", "images": str(root.resolve()), "csv": str(csv_path.resolve())}, fingerprint,
+                        names)
     finally:
         source.close()
     return _dataset("labelled-folder", store, torch.from_numpy(labels), names, files, split, config, root)

@@ -599,9 +599,18 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
         if writer.image_shape is not None and chunk.shape[1:3] != writer.image_shape[:2]:
             raise _size_mismatch(Path(listing[0]), (*writer.image_shape,), Path(listing[writer.written]), chunk.shape)
 
+    # the manifest records the rows' class folders, run-length coded (a class's files are consecutive)
+    class_of = {path: name for s in per_split.values() for path, name in zip(*s)}
+    classes = [class_of[path] for path in listing]
+    runs: list[list[Any]] = []
+    for name in classes:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
     store = build_store("folder", identity, listing_fingerprint(root, listing), len(listing),
                         lambda: decode_image_chunks(listing, channels=config.channels, image_size=config.image_size),
-                        check=same_size)
+                        check=same_size, extras={"labels": {"class_folder_runs": runs} if labelled[0] else None})
     files, names = per_split[split]
     row = {path: i for i, path in enumerate(listing)}
     info: dict[str, Any] = {"path": str(root)}
