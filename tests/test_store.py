@@ -341,3 +341,13 @@ def test_a_store_decoded_in_worker_processes_equals_one_decoded_here(tmp_path, m
     parallel = load_dataset(DataConfig(name="folder", path=str(root), storage="mmap"), "train")
     assert parallel.store.path.parent == tmp_path / "parallel"
     assert np.array_equal(parallel.store.array, serial.store.array)
+
+
+def test_a_decode_cache_written_before_the_store_is_left_alone_and_the_store_built(tmp_path, cache):
+    root = _folder(tmp_path / "imgs", n=12)
+    cache.mkdir()
+    old = cache / "folder-None-0123456789abcdef.npz"  # the former .npz decode cache's naming
+    np.savez(old, images=np.zeros((12, 8, 8, 1), np.uint8))
+    data = load_dataset(DataConfig(name="folder", path=str(root), storage="memory"), "train")
+    assert float(data.x.max()) > 0  # decoded from the files, not the zeros of the old file
+    assert old.is_file() and len(list(cache.glob("folder-*/manifest.json"))) == 1
