@@ -332,9 +332,9 @@ def test_folder_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     root = _digit_folder(tmp_path / "digits")
     config = DataConfig(name="folder", path=str(root))
     first_train, first_test = load_dataset(config, "train"), load_dataset(config, "test")  # miss, then hit
-    assert len(list(cache.glob("folder-*.npz"))) == 1
+    assert len(list(cache.glob("folder-*"))) == 1
     with monkeypatch.context() as m:  # hit: both splits come from the one cached array
-        m.setattr(images, "decode_images", _no_decoding)
+        m.setattr(images, "decode_image_chunks", _no_decoding)
         train, test = load_dataset(config, "train"), load_dataset(config, "test")
         assert torch.equal(train.x, first_train.x) and torch.equal(train.y, first_train.y)
         assert torch.equal(test.x, first_test.x) and (len(train), len(test)) == (9, 3)
@@ -352,7 +352,7 @@ def test_folder_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     for change in changes:
         change()
         with monkeypatch.context() as m:
-            m.setattr(images, "decode_images", _no_decoding)
+            m.setattr(images, "decode_image_chunks", _no_decoding)
             with pytest.raises(AssertionError, match="decoded"):
                 load_dataset(config, "train")
         after = load_dataset(config, "train")  # decodes what is there now
@@ -361,7 +361,7 @@ def test_folder_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
 
 
 def test_folder_decoding_in_worker_processes_matches_one_process(tmp_path, monkeypatch):
-    from genlab.data import celeba, images
+    from genlab.data import imageio, images
 
     folder = tmp_path / "mixed"
     rng = np.random.default_rng(1)
@@ -370,7 +370,7 @@ def test_folder_decoding_in_worker_processes_matches_one_process(tmp_path, monke
     save_png(folder / "9.png", rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
     files = sorted(folder.iterdir())
     serial = images.decode_images(files, channels=None, image_size=None, workers=1)
-    monkeypatch.setattr(celeba, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(imageio, "PARALLEL_MIN_FILES", 1)
     parallel = images.decode_images(files, channels=None, image_size=None, workers=2)  # 8 chunks of 1-2 files
     assert parallel.shape == serial.shape == (9, 6, 6, 3) and np.array_equal(parallel, serial)
     assert np.array_equal(serial[0, ..., 0], serial[0, ..., 2])  # grey repeated into three channels
@@ -444,3 +444,40 @@ def test_binarization_refuses_non_unit_data():
     for mode in ("static", "dynamic"):
         with pytest.raises(DataError, match=r"cannot binarize dataset 'toy'.*\[0, 1\]"):
             binarize(signed, mode)
+
+
+# ---------------------------------------------------------------------------------------------- one image I/O path
+
+
+def test_every_loader_shares_the_one_image_io_module():
+    from genlab.data import celeba, imageio, images, paired, unpaired
+
+    for module in (celeba, images, paired, unpaired):
+        assert getattr(module, "IMAGE_SUFFIXES", imageio.IMAGE_SUFFIXES) is imageio.IMAGE_SUFFIXES
+        assert getattr(module, "check_options", imageio.check_options) is imageio.check_options
+    assert images.to_unit_float is celeba.to_unit_float is imageio.to_unit_float
+    assert paired.images_to_tensor is imageio.images_to_tensor
+
+
+def test_options_validator_names_unknown_and_missing_keys():
+    from genlab.data.imageio import check_options
+
+    config = DataConfig(name="paired", options={"direction": "BtoA"})
+    assert check_options(config, {"direction": "AtoB", "x": 1}) == {"direction": "BtoA", "x": 1}
+    with pytest.raises(DataError, match=r"unknown data.options direction for 'paired'; valid: none"):
+        check_options(config, {})
+    with pytest.raises(DataError, match=r"dataset 'paired' needs data.options.x"):
+        check_options(config, {"direction": None, "x": None}, required=("x",))
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from genlab.data.imageio import open_image, to_unit_float
+
+    values = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    image = open_image(tmp_path / "deep.png")
+    assert image.mode == "L" and np.asarray(image).tolist() == [[0, 100, 255]]
+    x = to_unit_float(np.asarray(image)[None, :, :, None])
+    assert x.shape == (1, 1, 1, 3) and x.dtype == torch.float32 and float(x.max()) == 1.0

@@ -22,7 +22,7 @@ def _load(args: argparse.Namespace):
 
 
 def _read_images(model, paths: list[str]):
-    from ..data.celeba import load_image_files
+    from ..data.imageio import load_image_files
     from ..latent import image_shape
 
     return load_image_files(paths, image_shape(model))

@@ -1,7 +1,10 @@
-"""In-memory datasets and a batch loader with no per-example Python work.
+"""Datasets and a batch loader with no per-example Python work.
 
-genlab's datasets fit in memory (MNIST at float32 is 188 MB), so a dataset is a tuple of tensors
-and a batch is one fancy-index per tensor: no ``Dataset.__getitem__`` per example and no collate.
+A dataset is a tuple of tensors and a batch is one fancy-index per tensor: no
+``Dataset.__getitem__`` per example and no collate. Decoded images larger than memory stay in the
+memory-mapped uint8 store of :mod:`genlab.data.store`, whose :class:`~genlab.data.store.StoredDataset`
+keeps this contract (a batch is still one index, its rows read from the map), and
+:func:`load_dataset` settles which of the two a split is (``data.storage``).
 All randomness of the data pipeline (the shuffle, dynamic binarization) is a pure function of
 ``(seed, epoch, step)``, so a resumed run sees exactly the batches the uninterrupted run saw.
 """
@@ -182,6 +185,9 @@ class DataConfig(Config):
     size: int | None = None  # number of examples for generated (toy) data
     seed: int = 0  # for generated data and data splits
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # loader-specific extras
+    # where decoded images live while training (genlab.data.store): "memory" (float tensors), "mmap" (each
+    # batch read from the memory-mapped uint8 store), "auto" (memory while it fits, logged). Same batches either way.
+    storage: Literal["auto", "memory", "mmap"] = "auto"
 
     def validate(self) -> None:
         check(0.0 < self.threshold < 1.0, f"data.threshold must be in (0, 1), got {self.threshold}")
@@ -190,6 +196,7 @@ class DataConfig(Config):
         check(self.crop is None or 0.0 < self.crop <= 1.0, f"data.crop must be in (0, 1], got {self.crop}")
         check(self.limit is None or self.limit >= 1, f"data.limit must be >= 1, got {self.limit}")
         check(self.size is None or self.size >= 1, f"data.size must be >= 1, got {self.size}")
+        check(self.storage in ("auto", "memory", "mmap"), f"data.storage must be auto, memory or mmap, got {self.storage!r}")
 
 
 # Binarization (wired into load_dataset, so it applies to every loader).
@@ -221,6 +228,10 @@ def binarize(dataset: ArrayDataset, mode: str, threshold: float = 0.5) -> ArrayD
         return dataset
     if mode not in ("static", "dynamic"):
         raise DataError(f"unknown binarization {mode!r}; valid: none, static, dynamic")
+    with_transform = getattr(dataset, "with_transform", None)
+    if mode == "dynamic" and with_transform is not None:  # a memory-mapped store: uint8 / 255 lies in [0, 1]
+        transform = dynamic_binarize if dataset.transform is None else _Chain(dataset.transform, dynamic_binarize)
+        return with_transform(transform, {**dataset.info, "binarize": mode})
     x, name = dataset.x, dataset.info.get("name", "?")
     if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
         raise DataError(f"cannot binarize dataset {name!r}: it needs finite float values in [0, 1]")
@@ -250,9 +261,12 @@ def load_dataset(config: DataConfig | str, split: Literal["train", "test"] = "tr
     dataset = loader(config.replace(image_size=None) if cropped else config, split)
     if split == "train" and config.limit is not None:
         dataset = dataset.head(config.limit)
+    settle = getattr(dataset, "settle", None)  # images in the memory-mapped store: keep them mapped or read them in
+    if settle is not None:
+        dataset = settle(config.storage)
     dataset.info.setdefault("name", config.name)
-    if cropped:
-        dataset = centre_crop(dataset, config.crop, config.image_size)
+    if cropped:  # a crop is made once, in memory
+        dataset = centre_crop(getattr(dataset, "in_memory", lambda: dataset)(), config.crop, config.image_size)
     if config.binarize != "none":  # after the limit: static thresholding then touches only what is kept
         dataset = binarize(dataset, config.binarize, config.threshold)
     return dataset

@@ -6,12 +6,12 @@ line, a line of 40 attribute names, then ``filename v1 .. v40`` with values -1/+
 the centred square crop of each face (for the 178x218 originals, the usual central 178x178) and
 resizes it to ``config.image_size`` (default 64) with PIL bicubic.
 
-Decoding 10,000+ JPEGs takes seconds, so the decoded, resized uint8 array is cached as an ``.npz``
-under ``$GENLAB_CACHE`` (default ``~/.cache/genlab``), keyed by the source files (a zip's path, size
-and mtime; a folder's file list with every file's size and mtime) and the output size: the second
-load reads one array. A miss decodes in worker processes, one per CPU. Image folders
-(:func:`genlab.data.images.load_folder`) share this cache. The cache lives outside the source
-tree on purpose: CelebA's licence forbids redistributing the images or anything derived from them.
+Decoding 10,000+ JPEGs takes seconds, so the decoded, resized uint8 array goes into the
+memory-mapped store of :mod:`genlab.data.store` under ``$GENLAB_CACHE`` (default ``~/.cache/genlab``),
+checked against the source files (a zip's path, size and mtime; a folder's file list with every
+file's size and mtime) and the output size: the second load maps one array. A miss decodes in
+worker processes, one per CPU. The store lives outside the source tree on purpose: CelebA's
+licence forbids redistributing the images or anything derived from them.
 
 Both loaders return ``(x, labels)``: ``x`` float32 (N, C, H, W) in [0, 1], ``labels`` (N, K) with
 ``info["attr_names"]`` naming the K columns (CelebA: int64 in {0, 1}; CSV: float32 as written).
@@ -23,14 +23,10 @@ an attribute classifier is trained: ``genlab train classifier --data celeba:DIR 
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
-import json
 import logging
-import os
 import zipfile
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -39,64 +35,16 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig
+from .imageio import (  # noqa: F401  (load_image_files, cache_dir, to_unit_float: re-exported)
+    IMAGE_SUFFIXES, cache_dir, check_options, crop_resize, decode_chunks, file_fingerprint, listing_fingerprint,
+    load_image_files, open_image, to_unit_float,
+)
+from .store import ImageStore, StoreWriter, build_store, split_dataset
 
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "test"]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-CACHE_VERSION = 1  # bump when the decoding (crop, resize, layout) changes
-PARALLEL_MIN_FILES = 1000  # fewer files decode in this process (starting workers costs more)
 DEFAULT_FACE_SIZE = 64
-
-
-# ----------------------------------------------------------------------------------------------
-# Decoding one image: centre square crop, resize.
-
-
-def crop_resize(image: Any, size: int | None, channels: int = 3) -> np.ndarray:
-    """PIL image -> uint8 (size, size, C): the centred square crop, bicubic-resized to ``size``
-    (``None`` keeps the cropped side)."""
-    from PIL import Image
-
-    image = image.convert("L" if channels == 1 else "RGB")
-    w, h = image.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    image = image.crop((left, top, left + side, top + side))
-    if size is not None and side != size:
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[:, :, None] if array.ndim == 2 else array
-
-
-def _decode(data: bytes | Path, name: str, size: int | None, channels: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
-            return crop_resize(image, size, channels)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{name}: unreadable or corrupt image ({exc})") from None
-
-
-def load_image_files(paths: Sequence[str | Path], image_shape: Sequence[int]) -> Tensor:
-    """Image files -> float32 (N, C, H, W) in [0, 1] matching a model's ``image_shape`` (centre
-    square crop, then resize to H; H must equal W)."""
-    c, h, w = image_shape
-    if h != w:
-        raise DataError(f"centre-crop loading needs square images, model wants {h}x{w}")
-    arrays = []
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise DataError(f"image file not found: {path}")
-        arrays.append(_decode(path, str(path), h, c))
-    return _to_float(np.stack(arrays))
-
-
-def _to_float(images: np.ndarray) -> Tensor:
-    # (N, H, W, C) uint8 -> (N, C, H, W) float32 in [0, 1]
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,50 +70,12 @@ class _ImageSource:
 
     def fingerprint(self) -> dict[str, Any]:
         if self._zip is not None:
-            return _file_fingerprint(self.path)
+            return file_fingerprint(self.path)
         return listing_fingerprint(self.path, sorted(self.members.values()))
 
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
-
-
-def _file_fingerprint(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime": stat.st_mtime_ns}
-
-
-def listing_fingerprint(root: Path, files: Sequence[str | Path]) -> dict[str, Any]:
-    """A folder's identity for the cache: every file's path (relative to ``root``), size and mtime,
-    hashed, so adding, removing, renaming, rewriting or touching any file changes it."""
-    digest = hashlib.sha256()
-    prefix = os.path.join(str(root), "")
-    for file in map(str, files):
-        stat = os.stat(file)
-        # slicing the common prefix off is ~10x faster than os.path.relpath on 70k files
-        name = file[len(prefix):] if file.startswith(prefix) else os.path.relpath(file, root)
-        digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    return {"path": str(Path(root).resolve()), "files": len(files), "listing": digest.hexdigest()}
-
-
-def decode_in_workers(decode_chunk: Any, items: Sequence[Any], *args: Any, workers: int | None = None) -> list[Any]:
-    """``[decode_chunk(chunk, *args) for chunk in chunks of items]``, in order. With at least
-    ``PARALLEL_MIN_FILES`` items and more than one CPU the chunks run in worker processes (image
-    decoding is CPU-bound Python + C; threads would share one interpreter lock).
-    ``decode_chunk`` must be a module-level function (it is sent to the workers by name)."""
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if workers <= 1 or len(items) < PARALLEL_MIN_FILES:
-        return [decode_chunk(list(items), *args)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # a few chunks per worker balance uneven files; fork starts fast and the workers touch no torch
-    size = -(-len(items) // (4 * workers))
-    chunks = [list(items[i : i + size]) for i in range(0, len(items), size)]
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        return list(pool.map(decode_chunk, chunks, *([a] * len(chunks) for a in args)))
 
 
 def _decode_members(members: list[str], source: str, is_zip: bool, size: int | None, channels: int) -> np.ndarray:
@@ -176,7 +86,7 @@ def _decode_members(members: list[str], source: str, is_zip: bool, size: int | N
         for i, member in enumerate(members):
             data: bytes | Path = archive.read(member) if archive is not None else Path(member)
             name = f"{source}:{member.rsplit('/', 1)[-1]}"
-            array = _decode(data, name, size, channels)
+            array = crop_resize(open_image(data, name), size, channels)
             if out is None:
                 out = np.empty((len(members), *array.shape), dtype=np.uint8)
             elif array.shape != out.shape[1:]:
@@ -192,49 +102,24 @@ def _decode_members(members: list[str], source: str, is_zip: bool, size: int | N
             archive.close()
 
 
-def _decode_all(source: _ImageSource, names: Sequence[str], size: int | None, channels: int) -> np.ndarray:
+def _decode_all(source: _ImageSource, names: Sequence[str], size: int | None, channels: int) -> Iterator[np.ndarray]:
+    """Decoded uint8 (n, size, size, C) chunks of ``names`` in order, from worker processes."""
     members = [source.members[name] for name in names]
-    chunks = decode_in_workers(_decode_members, members, str(source.path), source._zip is not None, size, channels)
-    if any(c.shape[1:] != chunks[0].shape[1:] for c in chunks):
-        other = next(c for c in chunks if c.shape[1:] != chunks[0].shape[1:])
-        raise DataError(f"{source.path}: images crop to {other.shape[2]}x{other.shape[1]} and to "
-                        f"{chunks[0].shape[2]}x{chunks[0].shape[1]}; set data.image_size to resize them all")
-    return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+    yield from decode_chunks(_decode_members, members, str(source.path), source._zip is not None, size, channels)
 
 
-# ----------------------------------------------------------------------------------------------
-# The cache.
+def _stored(kind: str, source: _ImageSource, names: Sequence[str], size: int | None, channels: int,
+            identity: dict[str, Any], fingerprint: dict[str, Any], label_names: list[str]) -> ImageStore:
+    """The store of ``names`` decoded from ``source``: opened if current, else decoded into it."""
 
+    def same_size(writer: StoreWriter, chunk: np.ndarray) -> None:
+        if writer.image_shape is not None and chunk.shape[1:3] != writer.image_shape[:2]:
+            raise DataError(f"{source.path}: images crop to {chunk.shape[2]}x{chunk.shape[1]} and to "
+                            f"{writer.image_shape[1]}x{writer.image_shape[0]}; set data.image_size to resize them all")
 
-def cache_dir() -> Path:
-    """``$GENLAB_CACHE``, else ``~/.cache/genlab``."""
-    env = os.environ.get("GENLAB_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "genlab"
-
-
-def _cached(kind: str, key: dict[str, Any], build: Any) -> dict[str, np.ndarray]:
-    """Arrays from the cache file for ``key``, else ``build()`` them and write the file atomically."""
-    from ..checkpoint import atomic_write_bytes
-
-    digest = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{kind}-{key.get('size')}-{digest}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            log.debug("read cached %s from %s", kind, path)
-            return arrays
-        except Exception as exc:  # a truncated or foreign file: rebuild it
-            log.warning("ignoring unreadable cache file %s (%s)", path, exc)
-    arrays = build()
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # uncompressed: loading is a memory copy
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-        log.info("cached %s arrays in %s", kind, path)
-    except OSError as exc:  # a read-only home still loads, only slower next time
-        log.warning("cannot write cache file %s (%s)", path, exc)
-    return arrays
+    return build_store(kind, {**identity, "size": size, "channels": channels}, fingerprint, len(names),
+                       lambda: _decode_all(source, names, size, channels), check=same_size,
+                       extras={"labels": {"names": list(label_names), "from": "the label file in the fingerprint"}})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,12 +133,11 @@ def _split_index(n: int, split: Split, options: dict[str, Any], source: str) -> 
     return slice(n - test_size, n) if split == "test" else slice(0, n - test_size)
 
 
-def _dataset(name: str, images: np.ndarray, labels: Tensor, attr_names: list[str], filenames: list[str],
+def _dataset(name: str, store: ImageStore, labels: Tensor, attr_names: list[str], filenames: list[str],
              split: Split, config: DataConfig, source: Path) -> ArrayDataset:
-    part = _split_index(len(images), split, config.options, str(source))
-    x = _to_float(images[part])
+    part = _split_index(len(store), split, config.options, str(source))
     info = {
-        "name": name, "image_shape": tuple(x.shape[1:]), "attr_names": list(attr_names),
+        "name": name, "image_shape": tuple(store.shape[1:]), "attr_names": list(attr_names),
         "num_attributes": len(attr_names), "filenames": filenames[part], "path": str(source), "num_classes": None,
     }
     y = labels[part]
@@ -261,8 +145,10 @@ def _dataset(name: str, images: np.ndarray, labels: Tensor, attr_names: list[str
         column, num_classes = _label_column(labels, attr_names, str(config.options["label"]), source)
         y = labels[part, column].long()
         info.update(label=attr_names[column], num_classes=num_classes)
-    log.info("loaded %d %s images %s with %d attributes from %s", len(x), split, tuple(x.shape[1:]), len(attr_names), source)
-    return ArrayDataset((x, y), info)
+    dataset = split_dataset(store, part, (y,), info)
+    log.info("loaded %d %s images %s with %d attributes from %s", len(dataset), split, tuple(store.shape[1:]),
+             len(attr_names), source)
+    return dataset
 
 
 def _label_column(labels: Tensor, names: list[str], label: str, source: Path) -> tuple[int, int]:
@@ -274,12 +160,6 @@ def _label_column(labels: Tensor, names: list[str], label: str, source: Path) ->
     if bool((values < 0).any()) or bool((values != values.round()).any()):
         raise DataError(f"{source}: label {label!r} must hold class indices (integers >= 0)")
     return column, max(int(values.max()) + 1, 2)
-
-
-def _unknown_options(config: DataConfig, valid: set[str]) -> None:
-    unknown = sorted(set(config.options) - valid)
-    if unknown:
-        raise DataError(f"unknown data.options {', '.join(unknown)} for {config.name!r}; valid: {', '.join(sorted(valid))}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,7 +232,7 @@ def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
     ``list_attr_celeba*.txt``, or the zip/folder itself with ``options.attr_file``)."""
     if config.path is None:
         raise DataError("dataset 'celeba' needs its folder: --data celeba:/path/to/celeba")
-    _unknown_options(config, {"attr_file", "test_size", "label"})
+    check_options(config, dict.fromkeys(("attr_file", "test_size", "label")))
     images_path, attr_path = _find_celeba(Path(config.path), config.options)
     size = config.image_size or DEFAULT_FACE_SIZE
     channels = config.channels or 3
@@ -367,13 +247,13 @@ def load_celeba(config: DataConfig, split: Split) -> ArrayDataset:
                         attr_path, len(files) - len(keep), len(files), images_path, len(keep))
         files = [files[i] for i in keep]
         attributes = attributes[keep]
-        key = {"kind": "celeba", "images": source.fingerprint(), "attributes": _file_fingerprint(attr_path),
-               "size": size, "channels": channels}
-        arrays = _cached("celeba", key, lambda: {"images": _decode_all(source, files, size, channels)})
+        fingerprint = {"images": source.fingerprint(), "attributes": file_fingerprint(attr_path)}
+        store = _stored("celeba", source, files, size, channels, {"kind": "celeba", "images": str(images_path.resolve()),
+                        "attributes": str(attr_path.resolve())}, fingerprint, names)
     finally:
         source.close()
     labels = torch.from_numpy(attributes.astype(np.int64))
-    return _dataset("celeba", arrays["images"], labels, names, files, split, config, images_path)
+    return _dataset("celeba", store, labels, names, files, split, config, images_path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -409,7 +289,7 @@ def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
     the one ``*.csv`` in the folder). Rows follow the CSV's order."""
     if config.path is None:
         raise DataError("dataset 'labelled-folder' needs a folder: --data labelled-folder:/path/to/images")
-    _unknown_options(config, {"csv", "test_size", "label"})
+    check_options(config, dict.fromkeys(("csv", "test_size", "label")))
     root = Path(config.path)
     if not root.exists():
         raise DataError(f"labelled-folder path not found: {root}")
@@ -430,9 +310,10 @@ def load_labelled_folder(config: DataConfig, split: Split) -> ArrayDataset:
             raise DataError(f"{csv_path} lists {len(missing)} image(s) not found under {root}, e.g. {missing[0]}")
         files = [Path(f).name for f in files]
         channels = config.channels or 3
-        key = {"kind": "labelled-folder", "images": source.fingerprint(), "csv": _file_fingerprint(csv_path),
-               "size": config.image_size, "channels": channels}
-        arrays = _cached("labelled", key, lambda: {"images": _decode_all(source, files, config.image_size, channels)})
+        fingerprint = {"images": source.fingerprint(), "csv": file_fingerprint(csv_path)}
+        store = _stored("labelled", source, files, config.image_size, channels,
+                        {"kind": "labelled-folder", "images": str(root.resolve()), "csv": str(csv_path.resolve())}, fingerprint,
+                        names)
     finally:
         source.close()
-    return _dataset("labelled-folder", arrays["images"], torch.from_numpy(labels), names, files, split, config, root)
+    return _dataset("labelled-folder", store, torch.from_numpy(labels), names, files, split, config, root)

@@ -4,8 +4,9 @@ image folders, plus binarization.
 Every loader returns an :class:`~genlab.data.base.ArrayDataset` whose ``x`` is float32 in [0, 1]
 shaped ``(N, C, H, W)`` and whose optional second tensor holds int64 labels ``(N,)``. Array data is
 converted, resized and re-coloured as whole tensors (no per-sample Python work); only reading an
-image folder loops, once per file, in worker processes, and its decoded array is cached (the
-CelebA loader's cache, keyed by the folder's file list, sizes and mtimes), so a folder decodes once.
+image folder loops, once per file, in worker processes, into the memory-mapped uint8 store of
+:mod:`genlab.data.store` (checked against the folder's file list, sizes and mtimes), so a folder
+decodes once; ``data.storage`` says whether training reads it into memory or from the map.
 
 MNIST: LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document recognition",
 Proc. IEEE 1998. Fashion-MNIST: Xiao, Rasul, Vollgraf, arXiv:1708.07747, 2017. Dynamic
@@ -19,7 +20,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -29,11 +30,15 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig, binarize, dynamic_binarize  # noqa: F401  (re-exported)
+from .imageio import (  # noqa: F401  (GREY_MODES, IMAGE_SUFFIXES, open_image: re-exported)
+    GREY_MODES, IMAGE_SUFFIXES, decode_chunks, file_fingerprint, fit_image, is_grey, listing_fingerprint, open_image,
+    to_unit_float,
+)
+from .store import ImageStore, StoreWriter, build_store, split_dataset
 
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "test"]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses, so arrays and files agree.
 LUMA = (0.299, 0.587, 0.114)
@@ -47,7 +52,7 @@ FASHION_CLASSES = (
 # Array conversion: dtype/range checks, layout, colour, size. All vectorised over the batch.
 
 
-def to_unit_float(array: np.ndarray, source: str) -> Tensor:
+def array_to_unit_float(array: np.ndarray, source: str) -> Tensor:
     """uint8/integer 0..255 -> float32 /255; float must already lie in [0, 1]; bool -> 0/1."""
     if array.dtype == np.bool_:
         return torch.from_numpy(array.astype(np.float32))
@@ -309,6 +314,126 @@ load_fashion_mnist = _idx_named("fashion-mnist", "fashion-mnist", FASHION_CLASSE
 # .npz arrays.
 
 
+def _npz_keys(path: Path, keys: set[str]) -> tuple[str, str | None, bool]:
+    """(images key, labels key or None, whether x_test is there) of an npz file's arrays."""
+    x_key = "x_train" if "x_train" in keys else "x" if "x" in keys else None
+    if x_key is None:
+        raise DataError(f"{path}: no 'x' or 'x_train' array; found {sorted(keys) or 'none'}")
+    y_key = "y_train" if x_key == "x_train" else "y"
+    y_key = y_key if y_key in keys else None
+    has_test = "x_test" in keys
+    if has_test and y_key is not None and "y_test" not in keys:
+        raise DataError(f"{path}: has {y_key} but no y_test for x_test")
+    return x_key, y_key, has_test
+
+
+def _npz_layout(shape: tuple[int, ...]) -> tuple[str, tuple[int, int, int]] | None:
+    """How :func:`to_nchw` reads an array of ``shape``: ("flat"|"hw"|"nhwc"|"nchw", (C, H, W)); None
+    for shapes it refuses (the in-memory path then says why)."""
+    if len(shape) == 2:
+        side = math.isqrt(shape[1])
+        return ("flat", (1, side, side)) if side and side * side == shape[1] else None
+    if len(shape) == 3:
+        return "hw", (1, shape[1], shape[2])
+    if len(shape) == 4:
+        if shape[3] in (1, 3) and shape[1] not in (1, 3):
+            return "nhwc", (shape[3], shape[1], shape[2])
+        if shape[1] in (1, 3):
+            return "nchw", (shape[1], shape[2], shape[3])
+    return None
+
+
+def _read_npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the .npy stream ``f``, which is left at the first data byte."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)  # 2.0 and 3.0 share the layout (3.0 only allows utf-8 names)
+
+
+def _npz_header(archive: Any, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    with archive.open(key + ".npy") as f:
+        return _read_npy_header(f)
+
+
+def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], layout: str, rows: int = 4096) -> Iterator[np.ndarray]:
+    """The uint8 array ``key`` of an npz file as (n, H, W, C) chunks, read from the archive as a
+    stream (compressed or not): the whole array is never in memory."""
+    import zipfile
+
+    row_bytes = math.prod(shape[1:])
+    with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as f:
+        _read_npy_header(f)
+        for start in range(0, shape[0], rows):
+            n = min(rows, shape[0] - start)
+            block = np.frombuffer(f.read(n * row_bytes), dtype=np.uint8).reshape(n, *shape[1:])
+            if layout == "flat":
+                side = math.isqrt(shape[1])
+                block = block.reshape(n, side, side, 1)
+            elif layout == "hw":
+                block = block[..., None]
+            elif layout == "nchw":
+                block = block.transpose(0, 2, 3, 1)
+            yield block
+
+
+def _npz_from_store(path: Path, config: DataConfig, split: Split) -> ArrayDataset | None:
+    """The npz dataset from the image store when its images are C-ordered uint8 that need no resize
+    or re-colouring; None otherwise (float or bool pixels, a resize: the in-memory path)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            keys = {n[:-4] for n in archive.namelist() if n.endswith(".npy")}
+            x_key, y_key, has_test = _npz_keys(path, keys)
+            members = [x_key, "x_test"] if has_test else [x_key]
+            headers = {k: _npz_header(archive, k) for k in members}
+    except DataError:
+        raise
+    except Exception:  # not a zip, a pickled member, a bad header: the in-memory path names the problem
+        return None
+    layouts = {}
+    for key, (shape, fortran, dtype) in headers.items():
+        layout = _npz_layout(tuple(shape))
+        if dtype != np.uint8 or fortran or layout is None or shape[0] == 0:
+            return None
+        c, h, w = layout[1]
+        if config.channels not in (None, c) or (config.image_size is not None and (h, w) != (config.image_size,) * 2):
+            return None
+        layouts[key] = layout
+    if has_test and layouts["x_test"][1] != layouts[x_key][1]:
+        return None  # the in-memory path reports the mismatch
+    fingerprint = file_fingerprint(path)
+
+    def store_of(key: str) -> ImageStore:
+        shape = tuple(headers[key][0])
+        identity = {"kind": "npz", "path": str(path.resolve()), "member": key, "size": None}
+        return build_store("npz", identity, fingerprint, shape[0], lambda: _npz_chunks(path, key, shape, layouts[key][0]))
+
+    with np.load(path, allow_pickle=False) as npz:  # labels are small: read them whole
+        labels = {k: npz[k] for k in (y_key, "y_test" if has_test and y_key else None) if k}
+    train_store = store_of(x_key)
+    y = None if y_key is None else to_labels(labels[y_key], len(train_store), f"{path}[{y_key}]")
+    num_classes = None if y is None else int(y.max()) + 1
+    rows: Any
+    if has_test:
+        test_store = store_of("x_test")
+        y_test = None if y_key is None else to_labels(labels["y_test"], len(test_store), f"{path}[y_test]")
+        if y_test is not None:
+            num_classes = max(num_classes or 0, int(y_test.max()) + 1)
+        image_store, rows = (test_store, slice(None)) if split == "test" else (train_store, slice(None))
+        y = y_test if split == "test" else y
+    else:
+        image_store = train_store
+        rows = split_indices(len(train_store), config.seed, split, str(path))
+        y = None if y is None else y[rows]
+    info = {"name": "npz", "image_shape": image_store.shape[1:], "num_classes": num_classes if y is not None else None,
+            "path": str(path)}
+    dataset = split_dataset(image_store, rows, () if y is None else (y,), info)
+    log.info("loaded %d %s images %s from %s", len(dataset), split, tuple(image_store.shape[1:]), path)
+    return dataset
+
+
 @register_dataset("npz")
 def load_npz(config: DataConfig, split: Split) -> ArrayDataset:
     """``x``/``y`` (split 90/10 by seed) or ``x_train``/``y_train``/``x_test``/``y_test`` arrays."""
@@ -317,23 +442,19 @@ def load_npz(config: DataConfig, split: Split) -> ArrayDataset:
     path = Path(config.path)
     if not path.is_file():
         raise DataError(f"npz file not found: {path}")
+    stored = _npz_from_store(path, config, split)  # uint8 images: decoded once into the store, mapped
+    if stored is not None:
+        return stored
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled objects), OSError
         raise DataError(f"{path}: cannot read npz file ({type(exc).__name__}: {exc})") from None
-    x_key = "x_train" if "x_train" in arrays else "x" if "x" in arrays else None
-    if x_key is None:
-        raise DataError(f"{path}: no 'x' or 'x_train' array; found {sorted(arrays) or 'none'}")
-    y_key = "y_train" if x_key == "x_train" else "y"
-    y_key = y_key if y_key in arrays else None
-    has_test = "x_test" in arrays
-    if has_test and y_key is not None and "y_test" not in arrays:
-        raise DataError(f"{path}: has {y_key} but no y_test for x_test")
+    x_key, y_key, has_test = _npz_keys(path, set(arrays))
 
     def read(xk: str, yk: str | None) -> tuple[Tensor, Tensor | None]:
         source = f"{path}[{xk}]"
-        x = to_nchw(to_unit_float(arrays[xk], source), source)
+        x = to_nchw(array_to_unit_float(arrays[xk], source), source)
         y = None if yk is None else to_labels(arrays[yk], x.shape[0], f"{path}[{yk}]")
         return x, y
 
@@ -388,40 +509,14 @@ def _labelled_files(folder: Path) -> tuple[list[str], list[str | None]]:
     return files, names
 
 
-def open_image(path: Path):
-    """A decoded PIL image, or one DataError line naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-        return image
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable or corrupt image file ({exc})") from None
-
-
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-
-
 def _decode_files(paths: list[str], channels: int | None, image_size: int | None) -> np.ndarray:
     """One chunk of image files -> uint8 (n, H, W, C); runs in a worker process. ``channels=None``
     keeps grey as grey (C = 1) unless the chunk holds a colour image (then C = 3 for all)."""
-    from PIL import Image
-
-    images = []
-    for path in paths:
-        image = open_image(Path(path))
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep the top 8 bits' range
-            image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
-        images.append(image)
-    grey = channels == 1 or (channels is None and all(image.mode in GREY_MODES for image in images))
+    images = [open_image(path) for path in paths]
+    grey = channels == 1 or (channels is None and all(is_grey(image) for image in images))
     out: np.ndarray | None = None
     for i, (path, image) in enumerate(zip(paths, images)):
-        image = image.convert("L" if grey else "RGB")
-        if image_size is not None and image.size != (image_size, image_size):
-            image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=None)
-        array = np.asarray(image, dtype=np.uint8)
-        array = array[:, :, None] if array.ndim == 2 else array  # (H, W, C)
+        array = fit_image(image, image_size, grey)  # (H, W, C)
         if out is None:
             out, first = np.empty((len(paths), *array.shape), dtype=np.uint8), path
         elif array.shape != out.shape[1:]:
@@ -439,14 +534,19 @@ def _size_mismatch(first: Path, first_shape: tuple[int, ...], other: Path, other
     )
 
 
+def decode_image_chunks(files: Sequence[str | Path], *, channels: int | None, image_size: int | None,
+                       workers: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded uint8 (n, H, W, C) chunks of ``files`` in order, from worker processes when there are
+    many. A chunk is grey (C = 1) only when ``channels`` is 1, or None and all its images are grey."""
+    yield from decode_chunks(_decode_files, [str(f) for f in files], channels, image_size, workers=workers)
+
+
 def decode_images(files: Sequence[Path], *, channels: int | None, image_size: int | None,
                   workers: int | None = None) -> np.ndarray:
     """Decode ``files`` to one uint8 (N, H, W, C) array, in worker processes when there are many.
     ``channels=None``: grey (C = 1) when every image is grey, else RGB (grey images repeat their
     channel, as PIL's ``convert("RGB")`` does). Sizes must agree unless ``image_size`` resizes."""
-    from .celeba import decode_in_workers
-
-    chunks = decode_in_workers(_decode_files, [str(f) for f in files], channels, image_size, workers=workers)
+    chunks = list(decode_image_chunks(files, channels=channels, image_size=image_size, workers=workers))
     starts = np.cumsum([0] + [len(c) for c in chunks])
     for chunk, start in zip(chunks, starts):
         if chunk.shape[1:3] != chunks[0].shape[1:3]:
@@ -458,12 +558,7 @@ def decode_images(files: Sequence[Path], *, channels: int | None, image_size: in
 
 def read_images(files: Sequence[Path], *, channels: int, image_size: int | None) -> Tensor:
     """Decode ``files`` to one float32 (N, C, H, W) tensor in [0, 1], resizing with PIL if asked."""
-    return _unit_nchw(decode_images(files, channels=channels, image_size=image_size))
-
-
-def _unit_nchw(images: np.ndarray) -> Tensor:
-    # (N, H, W, C) uint8 -> (N, C, H, W) float32 in [0, 1]
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    return to_unit_float(decode_images(files, channels=channels, image_size=image_size))
 
 
 @register_dataset("folder")
@@ -496,17 +591,28 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
     if any(labelled) and not all(labelled):
         raise DataError(f"{root}: train/ and test/ must both use class sub-folders or neither")
 
-    # Both splits decode together (so colour and size agree across them), once: the array is
-    # cached, keyed by the folder's file list, sizes and mtimes, and the next load reads it back.
-    from .celeba import _cached, listing_fingerprint
+    # Both splits decode together (so colour and size agree across them), once, into the store
+    # (genlab.data.store), checked against the folder's file list, sizes and mtimes on every open.
+    identity = {"kind": "folder", "path": str(root.resolve()), "size": config.image_size, "channels": config.channels}
 
-    key = {"kind": "folder", "images": listing_fingerprint(root, listing), "size": config.image_size,
-           "channels": config.channels}
-    arrays = _cached("folder", key, lambda: {"images": decode_images(listing, channels=config.channels,
-                                                                     image_size=config.image_size)})
+    def same_size(writer: StoreWriter, chunk: np.ndarray) -> None:
+        if writer.image_shape is not None and chunk.shape[1:3] != writer.image_shape[:2]:
+            raise _size_mismatch(Path(listing[0]), (*writer.image_shape,), Path(listing[writer.written]), chunk.shape)
+
+    # the manifest records the rows' class folders, run-length coded (a class's files are consecutive)
+    class_of = {path: name for s in per_split.values() for path, name in zip(*s)}
+    classes = [class_of[path] for path in listing]
+    runs: list[list[Any]] = []
+    for name in classes:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    store = build_store("folder", identity, listing_fingerprint(root, listing), len(listing),
+                        lambda: decode_image_chunks(listing, channels=config.channels, image_size=config.image_size),
+                        check=same_size, extras={"labels": {"class_folder_runs": runs} if labelled[0] else None})
     files, names = per_split[split]
     row = {path: i for i, path in enumerate(listing)}
-    x = _unit_nchw(arrays["images"][[row[path] for path in files]])  # (N, C, H, W)
     info: dict[str, Any] = {"path": str(root)}
     y, num_classes = None, None
     if labelled[0]:
@@ -514,8 +620,11 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
         lookup = {n: i for i, n in enumerate(class_names)}
         y = torch.tensor([lookup[n] for n in names], dtype=torch.int64)
         num_classes, info["class_names"] = len(class_names), class_names
-    log.info("loaded %d %s images %s from %s", len(x), split, tuple(x.shape[1:]), root)
-    return make_dataset(x, y, config, name="folder", num_classes=num_classes, **info)
+    # decoded at image_size and channels already, so make_dataset's adapt_images has nothing to do
+    info = {"name": "folder", "image_shape": store.shape[1:], "num_classes": num_classes, **info}
+    dataset = split_dataset(store, [row[path] for path in files], () if y is None else (y,), info)
+    log.info("loaded %d %s images %s from %s", len(dataset), split, tuple(store.shape[1:]), root)
+    return dataset
 
 
 # ----------------------------------------------------------------------------------------------

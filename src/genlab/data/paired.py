@@ -18,7 +18,6 @@ The digit tasks are built from any registered MNIST-like loader (``data.options.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -26,7 +25,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,7 +32,8 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig, _mix, load_dataset
-from .images import GREY_MODES, IMAGE_SUFFIXES, Split, adapt_images, split_indices
+from .images import Split, adapt_images, split_indices
+from .imageio import IMAGE_SUFFIXES, check_options, images_to_tensor, open_image  # noqa: F401  (images_to_tensor: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +69,14 @@ class _ImageFiles:
             self._zip.close()
 
     def open(self, name: str) -> Any:
-        from PIL import Image, UnidentifiedImageError
-
+        where = f"{self.path}/{name}"
+        if self._zip is None:
+            return open_image(self.path / name, where)
         try:
-            if self._zip is not None:
-                image = Image.open(io.BytesIO(self._zip.read(name)))
-            else:
-                image = Image.open(self.path / name)
-            image.load()
-            return image
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, KeyError) as exc:
-            raise DataError(f"{self.path}/{name}: unreadable or corrupt image file ({exc})") from None
+            data = self._zip.read(name)
+        except (KeyError, OSError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{where}: unreadable or corrupt image file ({exc})") from None
+        return open_image(data, where)
 
 
 def _natural(name: str) -> list[Any]:
@@ -153,24 +149,6 @@ def _find_layout(names: list[str], split: Split, seed: int, where: str) -> tuple
     return "aligned", select(names)
 
 
-def images_to_tensor(images: list[Any], channels: int | None, size: int | None) -> Tensor:
-    """PIL images -> (N, C, H, W) float32 in [0, 1]: grey when ``channels`` is 1 (or None and every
-    image is grey), else RGB; resized to ``size``×``size`` when given (else all must share one size)."""
-    from PIL import Image
-
-    if channels is None:
-        channels = 1 if all(im.mode in GREY_MODES for im in images) else 3
-    mode = "L" if channels == 1 else "RGB"
-    arrays = []
-    for im in images:
-        im = im.convert(mode)
-        if size is not None and im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-        array = np.asarray(im, dtype=np.uint8)
-        arrays.append(array[:, :, None] if array.ndim == 2 else array)
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-
-
 def _check_sizes(sizes: list[tuple[int, int]], names: list[str], image_size: int | None, where: str) -> None:
     if image_size is None and len(set(sizes)) > 1:
         other = next(i for i, s in enumerate(sizes) if s != sizes[0])
@@ -230,19 +208,12 @@ def paired_dataset(a: Tensor, b: Tensor, name: str, **info: Any) -> ArrayDataset
                                  "num_classes": None, **info})
 
 
-def _options(config: DataConfig, allowed: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(config.options) - set(allowed))
-    if unknown:
-        raise DataError(f"unknown data.options for {config.name!r}: {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
-    return {**allowed, **config.options}
-
-
 @register_dataset("paired")
 def load_paired(config: DataConfig, split: Split) -> ArrayDataset:
     """Aligned A|B images or two folders with matching names, from ``config.path`` (folder or zip)."""
     if config.path is None:
         raise DataError("dataset 'paired' needs a folder or zip: --data paired:/path/to/pairs")
-    opts = _options(config, {"direction": "AtoB"})
+    opts = check_options(config, {"direction": "AtoB"})
     a, b = read_paired(config.path, split, direction=opts["direction"], image_size=config.image_size,
                        channels=config.channels, seed=config.seed)
     return paired_dataset(a, b, "paired", path=str(config.path), direction=opts["direction"])
@@ -269,7 +240,7 @@ def _facades_path(config: DataConfig) -> Path:
 @register_dataset("facades")
 def load_facades(config: DataConfig, split: Split) -> ArrayDataset:
     """CMP facades (400 train / 106 test pairs), labels -> photo by default, resized to 64 px."""
-    opts = _options(config, {"direction": "BtoA"})
+    opts = check_options(config, {"direction": "BtoA"})
     path = _facades_path(config)
     a, b = read_paired(path, split, direction=opts["direction"], image_size=config.image_size or 64,
                        channels=config.channels, seed=config.seed)
@@ -282,7 +253,7 @@ def load_facades(config: DataConfig, split: Split) -> ArrayDataset:
 
 def _digits(config: DataConfig, split: Split, extra: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
     """Digits of ``options.source`` as (N, 1, S, S) in [0, 1]: 28 px padded to 32, then resized."""
-    opts = _options(config, {"source": "mnist-embedded", **extra})
+    opts = check_options(config, {"source": "mnist-embedded", **extra})
     base = load_dataset(DataConfig(name=opts["source"], path=config.path, seed=config.seed), split)
     x = adapt_images(base.x, channels=1)
     if tuple(x.shape[2:]) == (28, 28):

@@ -48,7 +48,8 @@ from torch import Tensor
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayDataset, DataConfig, _mix, centre_crop, data_config_from_spec, load_dataset
-from .images import GREY_MODES, IMAGE_SUFFIXES, Split, adapt_images, open_image, read_images, split_indices
+from .images import Split, adapt_images, read_images, split_indices
+from .imageio import IMAGE_SUFFIXES, check_options, is_grey, open_image
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,6 @@ def unpaired_dataset(a: Tensor, b: Tensor, name: str, *, labels_a: Tensor | None
     return UnpairedDataset(tensors, info, other=other)
 
 
-def _options(config: DataConfig, allowed: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    unknown = sorted(set(config.options) - set(allowed))
-    if unknown:
-        raise DataError(f"unknown data.options for {config.name!r}: {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
-    for key in required:
-        if config.options.get(key) in (None, ""):
-            raise DataError(f"dataset {config.name!r} needs data.options.{key}")
-    return {**allowed, **config.options}
-
-
 # ----------------------------------------------------------------------------------------------
 # trainA/ trainB/ folders.
 
@@ -156,13 +147,13 @@ def load_unpaired_folder(config: DataConfig, split: Split) -> UnpairedDataset:
     root = Path(config.path)
     if not root.is_dir():
         raise DataError(f"unpaired folder not found: {root}")
-    _options(config, {})
+    check_options(config, {})
     files = {d: _domain_files(root, d, split, config.seed) for d in "AB"}
     first_train = _domain_files(root, "A", "train", config.seed)[0]
     size = config.image_size or open_image(first_train).size[0]
     tensors = {}
     for d in "AB":
-        channels = config.channels or (1 if open_image(files[d][0]).mode in GREY_MODES else 3)
+        channels = config.channels or (1 if is_grey(open_image(files[d][0])) else 3)
         tensors[d] = read_images(files[d], channels=channels, image_size=size)
     log.info("read %d A and %d B %s images (%d px) from %s", len(files["A"]), len(files["B"]), split, size, root)
     return unpaired_dataset(tensors["A"], tensors["B"], "unpaired", path=str(root))
@@ -180,7 +171,7 @@ def matched_size(*sizes: int) -> int:
 @register_dataset("domains")
 def load_domains(config: DataConfig, split: Split) -> UnpairedDataset:
     """Domain A = the dataset ``options.a`` names, B = ``options.b`` (``--data`` syntax), matched by the module doc's rule."""
-    opts = _options(config, {"a": None, "b": None, "crop_a": None, "crop_b": None}, required=("a", "b"))
+    opts = check_options(config, {"a": None, "b": None, "crop_a": None, "crop_b": None}, required=("a", "b"))
     parts = {}
     for key in ("a", "b"):
         sub = data_config_from_spec(str(opts[key]), DataConfig(seed=config.seed))
@@ -213,7 +204,7 @@ def load_domains(config: DataConfig, split: Split) -> UnpairedDataset:
 @register_dataset("celeba-attribute")
 def load_celeba_attribute(config: DataConfig, split: Split) -> UnpairedDataset:
     """CelebA faces without (A) and with (B) ``options.attribute``; ``options.test_size`` as for ``celeba``."""
-    opts = _options(config, {"attribute": None, "test_size": None, "attr_file": None}, required=("attribute",))
+    opts = check_options(config, {"attribute": None, "test_size": None, "attr_file": None}, required=("attribute",))
     passed = {k: opts[k] for k in ("test_size", "attr_file") if opts[k] is not None}
     faces = load_dataset(DataConfig(name="celeba", path=config.path, image_size=config.image_size,
                                     channels=config.channels, seed=config.seed, options=passed), split)
@@ -239,7 +230,7 @@ def load_celeba_attribute(config: DataConfig, split: Split) -> UnpairedDataset:
 @register_dataset("facades-unpaired")
 def load_facades_unpaired(config: DataConfig, split: Split) -> UnpairedDataset:
     """Facades label maps (A) and photos (B); training pairs discarded, test pairs kept for scoring."""
-    _options(config, {})
+    check_options(config, {})
     pairs = load_dataset(DataConfig(name="facades", path=config.path, image_size=config.image_size,
                                     channels=config.channels, seed=config.seed), split)
     labels_map, photos = pairs.tensors[0], pairs.tensors[1]  # facades' default direction: labels -> photo

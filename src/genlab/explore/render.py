@@ -490,7 +490,7 @@ def read_upload(data: bytes, image_shape: Sequence[int], *, max_bytes: int) -> T
     resize). Refuses files over ``max_bytes``, formats other than PNG/JPEG/BMP and huge dimensions."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..data.celeba import crop_resize
+    from ..data.imageio import crop_resize
 
     if not data:
         raise BadParameter("empty upload: send the image file as the request body")

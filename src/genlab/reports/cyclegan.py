@@ -142,8 +142,7 @@ def report_cyclegan(model: CycleGAN, run_dir: str | Path, train_data: Any, test_
 def translate_files(model: CycleGAN, images: Sequence[str | Path], *, out_dir: str | Path,
                     direction: Direction = "a2b") -> list[Path]:
     """One PNG per image file: input | translation | reconstruction (translated back)."""
-    from ..data.images import open_image
-    from ..data.paired import images_to_tensor
+    from ..data.imageio import images_to_tensor, open_image
     from ..models.pix2pix import _as_rgb
     from ..viz import save_image_grid
 

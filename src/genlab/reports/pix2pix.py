@@ -10,7 +10,7 @@ from typing import Any, Literal, Sequence
 import torch
 
 from ..checkpoint import load
-from ..data.paired import images_to_tensor
+from ..data.imageio import images_to_tensor
 from ..errors import ConfigError, DataError
 from ..metrics import compare_features, get_extractor
 from ..models.pix2pix import Pix2Pix, _as_rgb, mean_saturation, translate_dataset, translation_rows
