@@ -166,7 +166,9 @@ CAPABILITY_MODULE = "genlab/latent/protocols.py"
 HASATTR_EXEMPT_DIRS: tuple[str, ...] = ()
 HASATTR_FEATURE_TESTS = {
     ("genlab/runtime.py", 'hasattr(torch.Tensor, "_use_count")'),  # a private torch counter
-    ("genlab/data/celeba.py", 'hasattr(os, "sched_getaffinity")'),  # not on macOS
+    ("genlab/data/imageio.py", 'hasattr(os, "sched_getaffinity")'),  # not on macOS
+    ("genlab/data/store.py", 'hasattr(mmap, "MADV_RANDOM")'),  # not on every platform
+    ("genlab/data/store.py", "hasattr(os, 'getuid')"),  # not on Windows
     ("genlab/metrics/fid.py", 'hasattr(x, "detach")'),  # a tensor or an array, not a model
     ("genlab/lecture/runner.py", 'hasattr(bar, "set_postfix_str")'),  # a tqdm bar or a plain list
 }
