@@ -1,5 +1,6 @@
-"""Image grids as PNG files: PIL only, no torchvision, no matplotlib. Low enough for the Trainer's
-sample previews; the plots that need matplotlib are in :mod:`genlab.viz`."""
+"""Image grids as PNG files and 2-D points rasterised into an image: PIL only, no torchvision, no
+matplotlib. Low enough for the Trainer's sample previews and a model's ``preview``; the plots that need
+matplotlib are in :mod:`genlab.viz`."""
 from __future__ import annotations
 
 import io
@@ -47,3 +48,18 @@ def save_image_grid(images: Tensor, path: str | Path, nrow: int | None = None, s
     path = Path(path)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def scatter_image(real: Tensor, fake: Tensor, size: int = 192) -> Tensor:
+    """2-D points as an RGB image (3, size, size): real in grey, generated in red, shared axes."""
+    real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
+    both = torch.cat([real, fake])
+    lo, hi = both.min(0).values, both.max(0).values
+    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * 1.1 + 1e-6
+    image = torch.ones(3, size, size)
+    for points, colour in ((real, (0.55, 0.55, 0.55)), (fake, (0.85, 0.1, 0.1))):
+        pix = ((points - centre) / half * 0.5 + 0.5) * (size - 1)
+        col, row = pix[:, 0].round().long().clamp(0, size - 1), (size - 1 - pix[:, 1].round().long()).clamp(0, size - 1)
+        for c in range(3):
+            image[c, row, col] = colour[c]
+    return image

@@ -45,12 +45,12 @@ from torch import Tensor, nn
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
+from ..nn.pixels import as_rgb, to_signed, to_unit
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES
-from .pix2pix import _as_rgb, _to_signed, _to_unit
 
 Direction = Literal["a2b", "b2a"]
 DIRECTIONS = ("a2b", "b2a")
@@ -258,8 +258,8 @@ class CycleGAN(GenerativeModel):
         """CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); every argument signed, [-1, 1]."""
         f = self.semantic_classifier()
         with torch.no_grad():
-            labels_a, labels_b = f(_to_unit(a)).argmax(1), f(_to_unit(b)).argmax(1)
-        return F.cross_entropy(f(_to_unit(fake_b)), labels_a) + F.cross_entropy(f(_to_unit(fake_a)), labels_b)
+            labels_a, labels_b = f(to_unit(a)).argmax(1), f(to_unit(b)).argmax(1)
+        return F.cross_entropy(f(to_unit(fake_b)), labels_a) + F.cross_entropy(f(to_unit(fake_a)), labels_b)
 
     def _adversarial_generator(self, logits: Tensor) -> Tensor:
         loss = GENERATOR_LOSSES[self.config.gan_loss](logits)
@@ -287,8 +287,8 @@ class CycleGAN(GenerativeModel):
 
     def loss(self, batch: Batch, phase: str = "generators") -> LossOutput:
         cfg = self.config
-        a = _to_signed(as_images(batch[0], cfg.image_shape, "cyclegan domain A"))  # (B, C_a, S, S)
-        b = _to_signed(as_images(batch[1], cfg.shape_b, "cyclegan domain B"))  # (B, C_b, S, S)
+        a = to_signed(as_images(batch[0], cfg.image_shape, "cyclegan domain A"))  # (B, C_a, S, S)
+        b = to_signed(as_images(batch[1], cfg.shape_b, "cyclegan domain B"))  # (B, C_b, S, S)
         if phase == "generators":
             t = self.cycle_terms(a, b)
             with _no_parameter_grads(self.discriminator_a, self.discriminator_b):  # this phase steps only G and F
@@ -337,7 +337,7 @@ class CycleGAN(GenerativeModel):
         fake_b, fake_a = self.translate(a, "a2b"), self.translate(b, "b2a")
         rec_a, rec_b = self.translate(fake_b, "b2a"), self.translate(fake_a, "a2b")
         c = max(a.shape[1], b.shape[1])
-        return torch.stack([_as_rgb(x, c) for x in (a, fake_b, rec_a, b, fake_a, rec_b)])
+        return torch.stack([as_rgb(x, c) for x in (a, fake_b, rec_a, b, fake_a, rec_b)])
 
     # ------------------------------------------------------------------ inference
     def input_shape(self, direction: Direction) -> tuple[int, int, int]:
@@ -351,7 +351,7 @@ class CycleGAN(GenerativeModel):
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise DataError(f"cyclegan {direction} input must be (N, {', '.join(map(str, expected))}); got {tuple(x.shape)}")
         net = self.generator_ab if direction == "a2b" else self.generator_ba
-        return _to_unit(net(_to_signed(x)))
+        return to_unit(net(to_signed(x)))
 
     def forward(self, a: Tensor) -> Tensor:
         """G(a): (N, C_a, S, S) -> (N, C_b, S, S) in [0, 1]."""

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
+from ..grids import scatter_image
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_model
@@ -363,20 +364,3 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
 def r1_penalty(real_score: Tensor, real: Tensor) -> Tensor:
     """R1: E‖∇_x D(x)‖² on real data (``real`` must require grad and produce ``real_score``)."""
     return _input_gradient(real_score, real).square().sum(dim=1).mean()
-
-
-# ---------------------------------------------------------------------- previews
-
-def scatter_image(real: Tensor, fake: Tensor, size: int = 192) -> Tensor:
-    """2-D points as an RGB image (3, size, size): real in grey, generated in red, shared axes."""
-    real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
-    both = torch.cat([real, fake])
-    lo, hi = both.min(0).values, both.max(0).values
-    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * 1.1 + 1e-6
-    image = torch.ones(3, size, size)
-    for points, colour in ((real, (0.55, 0.55, 0.55)), (fake, (0.85, 0.1, 0.1))):
-        pix = ((points - centre) / half * 0.5 + 0.5) * (size - 1)
-        col, row = pix[:, 0].round().long().clamp(0, size - 1), (size - 1 - pix[:, 1].round().long()).clamp(0, size - 1)
-        for c in range(3):
-            image[c, row, col] = colour[c]
-    return image

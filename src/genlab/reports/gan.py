@@ -13,7 +13,8 @@ import torch
 from ..data.base import ArrayDataset
 from ..errors import DataError
 from ..metrics import compare_features, count_modes, get_extractor
-from ..models.gan import CGAN, GAN, scatter_image
+from ..grids import scatter_image
+from ..models.gan import CGAN, GAN
 from ..registry import register_evaluator, register_reporter
 from ..viz import save_image_grid
 
