@@ -57,8 +57,10 @@ def bias_mnist(ctx: Context) -> dict[str, Any]:
 
 
 def _check_celeba(n: dict[str, Any], budget: str) -> Conditions:
-    return [(f"the majority ({n['majority_class']}) grows in the samples by {n['amplification']:+.3f} "
-             "(corrected share, > 0)", (n["amplification"] or 0) > 0)]
+    amplification = n["amplification"]  # None when the audit could not correct the shares
+    shown = "an unmeasured amount" if amplification is None else f"{amplification:+.3f}"
+    return [(f"the majority ({n['majority_class']}) grows in the samples by {shown} (corrected share, > 0)",
+             amplification is not None and amplification > 0)]
 
 
 @lecture_figure("bias-celeba", slides="112-113",
