@@ -148,7 +148,7 @@ def train(
 
     net, train_data, test_data = build(spec, explicit)
     if test_data is not None:  # a keep_best metric that does not exist fails here, dry run or not
-        check_keep_best(net, test_data.head(spec.train.batch_size).tensors, spec.train)
+        check_keep_best(net, test_data.batch(torch.arange(min(spec.train.batch_size, len(test_data)))), spec.train)
     if dry_run:
         batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
         with torch.no_grad():

@@ -319,6 +319,17 @@ class CycleGAN(GenerativeModel):
         return LossOutput(loss_a + loss_b, {"loss_a": loss_a, "loss_b": loss_b})
 
     @torch.no_grad()
+    def evaluate(self, batch: Batch) -> dict[str, Tensor]:
+        """Both phases' terms on an ``(a, b)`` batch of the two domains, as the Trainer's evaluation
+        draws it from an unpaired dataset (``UnpairedDataset.batch``); domain A's tensors alone
+        (images, or images and labels) are refused in one line instead of failing deep in a network."""
+        if len(batch) < 2 or batch[1].dim() != 4:
+            got = ", ".join(str(tuple(t.shape)) for t in batch)
+            raise DataError(f"cyclegan evaluates (a, b) batches of both domains, as UnpairedDataset.batch draws them; "
+                            f"got tensors of shapes {got} (domain A alone?)")
+        return super().evaluate(batch)
+
+    @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
         """Up to 8 cells a / G(a) / F(G(a)) then 8 cells b / F(b) / G(F(b)), stacked vertically in each cell."""
         rows = self.cycle_rows(batch[0][:8], batch[1][:8])  # (6, k, C, S, S)
