@@ -386,12 +386,20 @@ def test_evaluator_cycle_errors_and_content_preservation():
         evaluate_cyclegan(model, ArrayDataset((data.domain_a[0],)))
 
 
-def test_reporter_and_translate_cli_both_directions(tmp_path, capsys):
+def test_reporter_and_translate_cli_both_directions(tmp_path, capsys, monkeypatch):
+    import genlab.viz
+
     model = tiny(image_shape_b=[3, 8, 8], num_filters=4).eval()
     data = domains(c_b=3)
+    drawn = []
+    draw = genlab.viz.image_rows
+    monkeypatch.setattr(genlab.viz, "image_rows", lambda rows, path, **kw: drawn.append(rows) or draw(rows, path, **kw))
     metrics = report_cyclegan(model, tmp_path, data, data)
-    figure = Image.open(tmp_path / "cycle.png")
-    assert figure.size == (2 * (2 + 5 * 10), 2 * (2 + 6 * 10))  # 5 columns (min of 6 and 5), 6 rows of 8 px + padding
+    (rows,) = drawn  # cycle.png: six labelled rows, 5 columns (min of 6 and 5), grey A shown as RGB
+    assert [label for label, _ in rows] == ["a (domain A)", "G(a)", "F(G(a))", "b (domain B)", "F(b)", "G(F(b))"]
+    assert all(images.shape == (5, 3, 8, 8) for _, images in rows)
+    assert torch.equal(rows[0][1][:, :1], data.domain_a[0][:5]) and torch.equal(rows[3][1], data.domain_b[0][:5])
+    assert Image.open(tmp_path / "cycle.png").size[0] > 200
     assert {"test/cycle_a", "test/cycle_b"} <= set(metrics)
     model.save_pretrained(str(tmp_path / "model"))
     Image.fromarray(np.full((12, 12), 200, np.uint8), "L").save(tmp_path / "grey.png")

@@ -19,6 +19,9 @@ from torch import Tensor
 from .grids import make_grid, save_image_grid, to_uint8  # noqa: F401  (re-exported)
 
 
+MARKERS_ONLY_BELOW = 12  # a curve with at most this many points is drawn as markers alone
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -55,12 +58,20 @@ def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:
     keys = sorted(series)
     cols = min(4, max(1, len(keys)))
     rows = max(1, math.ceil(len(keys) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    fig.subplots_adjust(left=0.35 / cols, right=0.98, bottom=0.3 / rows, top=1 - 0.3 / rows, wspace=0.35, hspace=0.5)
+    width, height = 3.2 * cols, 2.6 * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    # margins in inches, so that titles and the step labels fit at any number of rows
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.3 / height,
+                        wspace=0.35, hspace=0.75)
     for ax, key in zip(axes.flat, keys):
         xs, ys = series[key]
-        ax.plot(xs, ys, lw=1)
+        if len(xs) <= MARKERS_ONLY_BELOW:
+            # a few evaluations: points, not a line that reads as a trend between two of them
+            ax.plot(xs, ys, "o", ms=3.5)
+        else:
+            ax.plot(xs, ys, lw=1)
         ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=7, labelpad=1)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
@@ -108,18 +119,20 @@ def _images(t: Tensor) -> np.ndarray:
     return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
 
 
-def plot_samples_vs_data(samples: Tensor, data: Tensor, path: str | Path, *, title: str = "") -> Path:
-    """2-D points: one scatter with both. Images: a data grid beside a sample grid."""
+def plot_samples_vs_data(samples: Tensor, data: Tensor, path: str | Path, *, title: str = "", mark_mean: bool = True) -> Path:
+    """2-D points: one scatter with both (and the data mean marked, unless not ``mark_mean``).
+    Images: a data grid beside a sample grid."""
     plt = _pyplot()
     if samples.dim() == 2 and samples.shape[1] == 2:
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.scatter(data[:, 0], data[:, 1], s=2, c="tab:blue", alpha=0.4, label="data")
         ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:red", alpha=0.6, label="samples")
-        centre = data.mean(0)
         ax.set_aspect("equal")
         ax.legend(markerscale=4, fontsize=8)
-        ax.plot(float(centre[0]), float(centre[1]), "k+", ms=14)
-        ax.annotate("data mean", (float(centre[0]), float(centre[1])), xytext=(8, 8), textcoords="offset points", fontsize=8)
+        if mark_mean:
+            centre = data.mean(0)
+            ax.plot(float(centre[0]), float(centre[1]), "k+", ms=14)
+            ax.annotate("data mean", (float(centre[0]), float(centre[1])), xytext=(8, 8), textcoords="offset points", fontsize=8)
     else:
         fig, axes = plt.subplots(1, 2, figsize=(10, 5))
         for ax, images, label in zip(axes, (data[:64], samples[:64]), ("data", "samples")):
@@ -127,5 +140,113 @@ def plot_samples_vs_data(samples: Tensor, data: Tensor, path: str | Path, *, tit
             ax.set_title(label)
             ax.axis("off")
     fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def image_panels(panels: Sequence[tuple[str, Tensor, int]], path: str | Path, *, title: str = "",
+                 panel_width: float = 4.5, columns: int | None = None) -> Path:
+    """One titled grid per ``(title, images (N, C, H, W) in [0, 1], images per row)``."""
+    plt = _pyplot()
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, panel_width * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, images, nrow) in zip(axes.flat, panels):
+        grid = to_uint8(make_grid(images.float().clamp(0, 1), nrow=nrow))
+        ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, *, xlabel: str, ylabel: str,
+           title: str = "", hlines: dict[str, float] | None = None, ax: Any = None) -> Path:
+    """Line plot of named ``(x, y)`` series, with optional labelled horizontal reference lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (x, y) in series.items():
+        ax.plot(list(x), list(y), marker=".", label=label)
+    for label, value in (hlines or {}).items():
+        ax.axhline(value, ls="--", c="grey", lw=1)
+        ax.annotate(label, (ax.get_xlim()[0], value), xytext=(4, 3), textcoords="offset points", fontsize=8, color="grey")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@torch.no_grad()
+def latent_map(codes: np.ndarray, labels: np.ndarray, decoded: Tensor, extent: tuple[float, float, float, float],
+               path: str | Path, *, title: str = "") -> Path:
+    """Left: 2-D codes coloured by class. Right: images decoded on a regular grid over ``extent``
+    (x0, x1, y0, y1), ``decoded`` (n*n, C, H, W) row-major from the top-left (high y) corner."""
+    plt = _pyplot()
+    n = int(round(len(decoded) ** 0.5))
+    fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(11, 5.2))
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title("codes of test digits", fontsize=10)
+    grid = to_uint8(make_grid(decoded, nrow=n, padding=0))
+    ax_img.imshow(grid, cmap="gray", extent=extent, aspect="auto")
+    ax_img.set_title("decoded on a grid over the same square", fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float]], path: str | Path, *, ylabel: str,
+                 title: str = "") -> Path:
+    """One bar per series side by side in each group (e.g. a class's share in the data and in the samples)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(groups) + 2), 3.8))
+    width = 0.8 / max(1, len(series))
+    xs = np.arange(len(groups))
+    for k, (label, values) in enumerate(series.items()):
+        ax.bar(xs + (k - (len(series) - 1) / 2) * width, list(values), width, label=label)
+    ax.set_xticks(list(xs), list(groups), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def image_rows(rows: Sequence[tuple[str, Tensor]], path: str | Path, *, title: str = "", cell: float = 0.6) -> Path:
+    """Labelled rows of images: each ``(label, images (k, C, H, W) in [0, 1])`` is one row with its
+    label on the left (which row is the original, which the reconstruction)."""
+    plt = _pyplot()
+    k = max(r[1].shape[0] for r in rows)
+    channels = max(r[1].shape[1] for r in rows)
+    images = []
+    for _, row in rows:  # pad short rows with white cells, grey rows to the widest channel count
+        row = row.detach().float().cpu().clamp(0, 1)
+        if row.shape[1] == 1 and channels > 1:
+            row = row.expand(-1, channels, -1, -1)
+        if row.shape[0] < k:
+            row = torch.cat([row, torch.ones(k - row.shape[0], *row.shape[1:])])
+        images.append(row)
+    h = images[0].shape[2]
+    padding = max(1, h // 14)
+    grid = to_uint8(make_grid(torch.cat(images), nrow=k, padding=padding))
+    height, width = grid.shape[:2]
+    fig, ax = plt.subplots(figsize=(max(3.0, cell * k + 1.6), cell * len(rows) + (0.5 if title else 0.2)))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_yticks([padding + (h + padding) * i + h / 2 for i in range(len(rows))], [label for label, _ in rows], fontsize=8)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -329,6 +329,10 @@ class CycleGAN(GenerativeModel):
                             f"got tensors of shapes {got} (domain A alone?)")
         return super().evaluate(batch)
 
+    # written above the Trainer's samples.png: which image of a cell is which
+    preview_caption: ClassVar[str] = ("each cell, top to bottom: a, G(a), F(G(a)) in the first half of the cells; "
+                                      "b, F(b), G(F(b)) in the second")
+
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
         """Up to 8 cells a / G(a) / F(G(a)) then 8 cells b / F(b) / G(F(b)), stacked vertically in each cell."""

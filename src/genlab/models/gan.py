@@ -289,6 +289,11 @@ class GAN(GenerativeModel):
             z = truncated_normal(shape, truncation, generator=generator, device=self.device)
         return self.decode(z, label)
 
+    @property
+    def preview_caption(self) -> str | None:
+        """Above samples.png: on 2-D data, which colour is which."""
+        return None if self.is_image else "grey: data, red: generated samples"
+
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor | None:
         if self.is_image:
@@ -334,6 +339,10 @@ class CGAN(GAN):
         if y.numel() != n or int(y.min()) < 0 or int(y.max()) >= k:
             raise ConfigError(f"label must be one class or {n} classes in [0, {k}), got {label!r}")
         return y
+
+    @property
+    def preview_caption(self) -> str | None:
+        return f"row k: 8 samples of class k (k = 0 .. {self.config.num_classes - 1})" if self.is_image else super().preview_caption
 
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor | None:

@@ -153,6 +153,8 @@ class Pix2Pix(GenerativeModel):
             total = total + self.config.adversarial_weight * adv
         return LossOutput(total, terms)
 
+    preview_caption: ClassVar[str] = "each cell, top to bottom: input, output, target"  # above samples.png
+
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
         """Up to 16 cells, each the input above the output above the target, in [0, 1]."""

@@ -129,12 +129,13 @@ def evaluate_cyclegan(model: CycleGAN, test_data: Any, *, batch_size: int = 200,
 @register_reporter("cyclegan")
 def report_cyclegan(model: CycleGAN, run_dir: str | Path, train_data: Any, test_data: Any) -> dict[str, float]:
     """``cycle.png``: rows a, G(a), F(G(a)), b, F(b), G(F(b)) of 8 test images each; returns the test metrics."""
-    from ..viz import save_image_grid
+    from ..viz import image_rows
 
     data = test_data if test_data is not None else train_data
-    rows = model.cycle_rows(data.domain_a[0][:8], data.domain_b[0][:8])  # (6, k, C, S, S)
-    path = Path(run_dir) / "cycle.png"
-    save_image_grid(rows.flatten(0, 1).cpu(), path, nrow=rows.shape[1], scale=2)
+    rows = model.cycle_rows(data.domain_a[0][:8], data.domain_b[0][:8]).cpu()  # (6, k, C, S, S)
+    labels = ("a (domain A)", "G(a)", "F(G(a))", "b (domain B)", "F(b)", "G(F(b))")
+    path = image_rows(list(zip(labels, rows)), Path(run_dir) / "cycle.png",
+                      title="test images, their translations, and back")
     log.info("wrote %s", path)
     metrics = evaluate_cyclegan(model, data)
     return {f"test/{k}": float(v) for k, v in metrics.items() if not k.startswith("n_")}

@@ -510,8 +510,9 @@ class Trainer:
         if images is None:
             return None
         path = self.out_dir / "samples" / f"step-{self.step:08d}.png"
-        save_image_grid(images, path)
-        save_image_grid(images, self.out_dir / "samples.png")
+        caption = getattr(self.model, "preview_caption", None)  # what the rows or cells show, when the family says
+        save_image_grid(images, path, caption=caption)
+        save_image_grid(images, self.out_dir / "samples.png", caption=caption)
         self._plot_curves()
         return path
 
