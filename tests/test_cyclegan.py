@@ -422,6 +422,26 @@ def test_translate_cli_refuses_b2a_for_pix2pix(tmp_path, capsys):
     assert "one way only" in capsys.readouterr().err
 
 
+def test_the_semantic_classifier_is_loaded_by_the_caller_not_the_model(tmp_path):
+    """The model never opens a path: with only model.semantic_classifier set it refuses the semantic
+    term in one line; genlab train (api.build) loads the run named there and hands it over."""
+    from genlab import api, build_model
+
+    clf = build_model("classifier", {"image_shape": [1, 32, 32], "num_classes": 10, "channels": [2], "kernel_size": 3,
+                                     "hidden_dim": 4})
+    clf.save_pretrained(str(tmp_path / "clf"))
+    config = {"image_shape": [1, 32, 32], "num_filters": 2, "discriminator_filters": 2, "residual_blocks": 1,
+              "semantic_weight": 1.0, "semantic_classifier": str(tmp_path / "clf"), "identity_weight": 0.0}
+    with pytest.raises(ConfigError, match="needs a classifier"):
+        build_model("cyclegan", config).loss((torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)), "generators")
+    overrides = [f"--model.{k}={v}" for k, v in config.items() if k != "image_shape"]
+    spec, explicit = api.resolve("cyclegan", data="domains", overrides=overrides + [
+        "--data.options.a=mnist-embedded", "--data.options.b=mnist-embedded", "--data.limit=64"])
+    model, train_data, _ = api.build(spec, explicit)
+    assert torch.equal(next(model.semantic_classifier().parameters()), next(clf.parameters()))
+    assert "semantic" in model.loss(train_data.batch(torch.arange(2)), "generators").terms
+
+
 def test_semantic_consistency_term_is_cross_entropy_to_the_source_prediction_and_reaches_the_generators():
     model = tiny(semantic_weight=2.0, identity_weight=0.0)
     with pytest.raises(ConfigError, match="semantic_classifier"):

@@ -27,7 +27,8 @@ called on its own it regenerates them.
 frozen classifier f (``semantic_classifier``: CyCADA's source classifier, trained on whichever domain,
 A or B, has labels) must give a translation the label it gives the original,
 CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); the domains must share one image shape.
-The classifier is loaded when training first needs it and is not part of the saved model.
+The caller hands the classifier over (:meth:`set_semantic_classifier`; ``genlab train`` loads
+the run named by ``semantic_classifier``); it is not part of the saved model.
 
 Batches are ``(a, b)``, two *unrelated* images in [0, 1] of shapes ``image_shape`` and
 ``image_shape_b`` (see :mod:`genlab.data.unpaired`); the networks work in [-1, 1], λ multiplies
@@ -246,12 +247,13 @@ class CycleGAN(GenerativeModel):
         self._semantic = [classifier]
 
     def semantic_classifier(self) -> nn.Module:
+        """The frozen classifier of the semantic term, on the model's device. The model does not load
+        it: whoever builds the model does (``genlab train`` reads ``model.semantic_classifier``)."""
         if not self._semantic:
-            if self.config.semantic_classifier is None:
-                raise ConfigError("model.semantic_weight > 0 needs model.semantic_classifier (a classifier run of the labelled domain)")
-            from ..checkpoint import load
-
-            self.set_semantic_classifier(load(self.config.semantic_classifier, device=self.device))
+            raise ConfigError("model.semantic_weight > 0 needs a classifier: set model.semantic_classifier (a classifier "
+                              "run of the labelled domain) for genlab train, or call set_semantic_classifier(module)")
+        if next(self._semantic[0].parameters()).device != self.device:  # the Trainer moved the model after it was set
+            self._semantic[0].to(self.device)
         return self._semantic[0]
 
     def semantic_loss(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> Tensor:
