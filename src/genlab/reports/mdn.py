@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from torch import Tensor
 
 from ..data.toy import arm_from_info, forward_kinematics, inverse_kinematics
