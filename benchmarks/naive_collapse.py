@@ -17,7 +17,7 @@ import torch
 
 from genlab.data import DataConfig, load_dataset
 from genlab.models import build_model
-from genlab.models.naive import collapse_stats
+from genlab.reports.naive import collapse_stats
 from genlab.training import TrainConfig, Trainer
 
 SETTINGS = [

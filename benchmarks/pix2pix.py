@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from genlab import api
-from genlab.models.pix2pix import translate_dataset
+from genlab.reports.pix2pix import translate_dataset
 from genlab.reports.pix2pix import evaluate_pix2pix
 
 DIGITS = ["--model.num_filters=16", "--model.discriminator_filters=16", "--train.batch_size=32",

@@ -9,7 +9,7 @@ samples over the data.
 import torch
 
 from genlab.data import load_dataset
-from genlab.figures import plot_samples_vs_data
+from genlab.viz import plot_samples_vs_data
 from genlab.metrics import count_modes
 from genlab.models import build_model
 from genlab.training import TrainConfig, Trainer

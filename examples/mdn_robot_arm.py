@@ -7,7 +7,7 @@ each one reaches (forward kinematics of the predicted angles within 0.05 of the 
 Gaussian averages elbow-up and elbow-down answers where both exist and misses those targets.
 """
 from genlab.data import load_dataset
-from genlab.figures import plot_arm_modes
+from genlab.reports.mdn import plot_arm_modes
 from genlab.models import build_model
 from genlab.reports.mdn import evaluate_conditional
 from genlab.training import TrainConfig, Trainer

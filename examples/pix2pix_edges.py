@@ -9,7 +9,7 @@ import torch
 
 from genlab.data import load_dataset
 from genlab.models import build_model
-from genlab.models.pix2pix import translate_dataset
+from genlab.reports.pix2pix import translate_dataset
 from genlab.training import TrainConfig, Trainer
 from genlab.viz import save_image_grid
 

@@ -159,3 +159,28 @@ def test_field_help_reads_metadata_then_the_comment_beside_then_the_block_above(
 
     assert field_help(Example) == {"width": "the width of every layer", "depth": "how many layers",
                                    "rate": "dropout rate", "plain": ""}
+def test_figure_writes_under_runs_by_default_and_refuses_a_run_it_cannot_use(tmp_path, monkeypatch, capsys):
+    """``genlab figure`` is the lecture runner on one id: its files go to the ignored runs/figures/ID
+    (never ./figures), and --run reaches only the figures that take one."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["figure", "random-generator", "--quick"]) == 0
+    assert (tmp_path / "runs" / "figures" / "random-generator" / "random-generator.png").is_file()
+    assert not (tmp_path / "figures").exists()
+    out = capsys.readouterr().out
+    assert "random-generator: pass" in out and "held: output |excess kurtosis|" in out
+    assert "runs/" in (Path(__file__).resolve().parents[1] / ".gitignore").read_text().split()
+
+    assert main(["figure", "random-generator", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "takes no trained run" in err and "robot-arm" in err and "adversarial" in err and len(err.strip().splitlines()) == 1
+
+
+def test_figure_run_of_the_wrong_family_is_one_clear_error(tmp_path, capsys):
+    from genlab import build_model
+
+    build_model("naive", {"x_dim": 2, "latent_dim": 2}).save_pretrained(str(tmp_path / "naive"))
+    assert main(["figure", "robot-arm", "--quick", "--run", str(tmp_path / "naive"), "-o", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "holds a 'naive' model; this figure takes a mdn run" in out and "robot-arm: error" in out

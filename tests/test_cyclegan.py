@@ -386,12 +386,20 @@ def test_evaluator_cycle_errors_and_content_preservation():
         evaluate_cyclegan(model, ArrayDataset((data.domain_a[0],)))
 
 
-def test_reporter_and_translate_cli_both_directions(tmp_path, capsys):
+def test_reporter_and_translate_cli_both_directions(tmp_path, capsys, monkeypatch):
+    import genlab.viz
+
     model = tiny(image_shape_b=[3, 8, 8], num_filters=4).eval()
     data = domains(c_b=3)
+    drawn = []
+    draw = genlab.viz.image_rows
+    monkeypatch.setattr(genlab.viz, "image_rows", lambda rows, path, **kw: drawn.append(rows) or draw(rows, path, **kw))
     metrics = report_cyclegan(model, tmp_path, data, data)
-    figure = Image.open(tmp_path / "cycle.png")
-    assert figure.size == (2 * (2 + 5 * 10), 2 * (2 + 6 * 10))  # 5 columns (min of 6 and 5), 6 rows of 8 px + padding
+    (rows,) = drawn  # cycle.png: six labelled rows, 5 columns (min of 6 and 5), grey A shown as RGB
+    assert [label for label, _ in rows] == ["a (domain A)", "G(a)", "F(G(a))", "b (domain B)", "F(b)", "G(F(b))"]
+    assert all(images.shape == (5, 3, 8, 8) for _, images in rows)
+    assert torch.equal(rows[0][1][:, :1], data.domain_a[0][:5]) and torch.equal(rows[3][1], data.domain_b[0][:5])
+    assert Image.open(tmp_path / "cycle.png").size[0] > 200
     assert {"test/cycle_a", "test/cycle_b"} <= set(metrics)
     model.save_pretrained(str(tmp_path / "model"))
     Image.fromarray(np.full((12, 12), 200, np.uint8), "L").save(tmp_path / "grey.png")
@@ -412,6 +420,26 @@ def test_translate_cli_refuses_b2a_for_pix2pix(tmp_path, capsys):
     Image.fromarray(np.zeros((16, 16), np.uint8), "L").save(tmp_path / "x.png")
     assert main(["translate", str(tmp_path / "m"), str(tmp_path / "x.png"), "--direction", "b2a"]) == 2
     assert "one way only" in capsys.readouterr().err
+
+
+def test_the_semantic_classifier_is_loaded_by_the_caller_not_the_model(tmp_path):
+    """The model never opens a path: with only model.semantic_classifier set it refuses the semantic
+    term in one line; genlab train (api.build) loads the run named there and hands it over."""
+    from genlab import api, build_model
+
+    clf = build_model("classifier", {"image_shape": [1, 32, 32], "num_classes": 10, "channels": [2], "kernel_size": 3,
+                                     "hidden_dim": 4})
+    clf.save_pretrained(str(tmp_path / "clf"))
+    config = {"image_shape": [1, 32, 32], "num_filters": 2, "discriminator_filters": 2, "residual_blocks": 1,
+              "semantic_weight": 1.0, "semantic_classifier": str(tmp_path / "clf"), "identity_weight": 0.0}
+    with pytest.raises(ConfigError, match="needs a classifier"):
+        build_model("cyclegan", config).loss((torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)), "generators")
+    overrides = [f"--model.{k}={v}" for k, v in config.items() if k != "image_shape"]
+    spec, explicit = api.resolve("cyclegan", data="domains", overrides=overrides + [
+        "--data.options.a=mnist-embedded", "--data.options.b=mnist-embedded", "--data.limit=64"])
+    model, train_data, _ = api.build(spec, explicit)
+    assert torch.equal(next(model.semantic_classifier().parameters()), next(clf.parameters()))
+    assert "semantic" in model.loss(train_data.batch(torch.arange(2)), "generators").terms
 
 
 def test_semantic_consistency_term_is_cross_entropy_to_the_source_prediction_and_reaches_the_generators():

@@ -688,3 +688,27 @@ def test_a_missing_model_config_is_refused_and_an_unfinished_run_says_which_chec
     said = [r.getMessage() for r in caplog.records if "latest checkpoint" in r.getMessage()]
     assert len(said) == 1 and str(run / "checkpoints" / "step-00000004") in said[0]
     assert spec is not None and spec.model == "vae"
+@pytest.mark.parametrize("labelled", [True, False], ids=["labelled-a", "unlabelled-a"])
+def test_cyclegan_keep_best_checks_its_metric_on_both_domains(tmp_path, labelled):
+    """train.keep_best's pre-flight evaluated domain A's tensors alone: with labels it failed with a
+    shape error about domain B, without them with an IndexError. It now evaluates an (a, b) batch,
+    as every later evaluation does, and keeps the best weights."""
+    from genlab import build_model
+    from genlab.data.unpaired import unpaired_dataset
+    from genlab.errors import DataError
+    from genlab.training import TrainConfig, Trainer
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(12, 1, 8, 8, generator=g), torch.rand(10, 3, 8, 8, generator=g)
+    labels = {"labels_a": torch.randint(10, (12,), generator=g)} if labelled else {}
+    data = unpaired_dataset(a, b, "tiny", **labels)
+    torch.manual_seed(0)
+    model = build_model("cyclegan", {"image_shape": [1, 8, 8], "image_shape_b": [3, 8, 8], "num_filters": 2,
+                                     "discriminator_filters": 2, "residual_blocks": 1, "pool_size": 2})
+    config = TrainConfig(max_steps=4, batch_size=4, lr=1e-3, seed=0, progress=False, tensorboard=False, device="cpu",
+                         eval_every=2, sample_every=10**9, checkpoint_every=10**9, keep_best="generators/cycle_a",
+                         fused_optimizer=False)
+    Trainer(model, data, config, eval_data=data, out_dir=tmp_path).fit()
+    assert (tmp_path / "best" / "config.json").is_file()
+    with pytest.raises(DataError, match="both domains"):
+        model.evaluate(data.tensors)  # domain A alone: one clear line

@@ -389,9 +389,10 @@ def test_cli_latent_commands(face_run, monkeypatch, capsys):
     run, data = face_run
     a, b = str(data / "000.png"), str(data / "001.png")
     assert _cli(monkeypatch, "interpolate", str(run), "--seeds", "3", "4", "--steps", "5", "--slerp") == 0
-    assert _png_size(run / "interpolate.png") == (2 + 5 * 10, 2 + 10)  # 5 cells of 8 px + 2 px padding
+    # 5 cells of 8 px + 2 px padding, enlarged 14x so that each image is at least 112 px
+    assert _png_size(run / "interpolate.png") == (14 * (2 + 5 * 10), 14 * (2 + 10))
     assert _cli(monkeypatch, "interpolate", str(run), "--from", a, "--to", b, "--steps", "4", "-o", str(run / "ab.png")) == 0
-    assert _png_size(run / "ab.png")[0] == 2 + 6 * 10  # the two originals frame the 4 steps
+    assert _png_size(run / "ab.png")[0] == 14 * (2 + 6 * 10)  # the two originals frame the 4 steps
     assert _cli(monkeypatch, "grid", str(run), "--steps", "3") == 0
     assert _png_size(run / "grid.png") == (32, 32)
     assert _cli(monkeypatch, "attribute", str(run), "--attr", "Smiling", "--labelled", "5", "--scales=-1,0,1", "--count", "2") == 0

@@ -14,12 +14,12 @@ PACKAGE = Path(genlab.__file__).parent
 # modules that must stay pure: models, networks, output distributions, data, the training loop
 LOWER = ("genlab.models", "genlab.nn", "genlab.distributions", "genlab.data", "genlab.training")
 # what they must never import: plotting, family reports, the CLI, the lecture, the explorer
-ABOVE = ("genlab.viz", "genlab.figures", "matplotlib", "genlab.reports", "genlab.cli", "genlab.lecture",
+ABOVE = ("genlab.viz", "matplotlib", "genlab.reports", "genlab.cli", "genlab.lecture",
          "genlab.explore", "genlab.api")
 # the README's architecture, top to bottom: a module imports only from its own row and the rows below
 ROWS = (
     ("cli", "__main__"),
-    ("lecture", "explore", "figures"),
+    ("lecture", "explore"),
     ("api",),
     ("reports",),
     ("metrics", "latent", "viz"),
@@ -140,6 +140,42 @@ def test_models_nn_distributions_data_and_training_import_nothing_above_them():
     wrong = [f"{m} imports {t} (line {line})" for m, edges in sorted(graph.items()) if _within(m, LOWER)
              for t, line in sorted(edges.items()) if _within(t, ABOVE)]
     assert not wrong, "\n".join(wrong)
+
+
+def test_matplotlib_is_imported_only_by_the_reports_viz_and_the_lecture():
+    graph = import_graph()
+    allowed = ("genlab.reports", "genlab.viz", "genlab.lecture")
+    wrong = [f"{m} imports {t} (line {line})" for m, edges in sorted(graph.items()) if not _within(m, allowed)
+             for t, line in sorted(edges.items()) if _within(t, ("matplotlib",))]
+    assert not wrong, "matplotlib outside reports/, viz.py and lecture/:\n" + "\n".join(wrong)
+    assert "matplotlib" in graph["genlab.viz"]  # the walk does see it where it is
+
+
+def _figure_registries(path: Path) -> list[str]:
+    """Module-level names that look like a figure registry: a dict/Registry bound to a name with
+    FIGURE in it, or a ``Registry("... figure ...")``, or a ``@figure``-style decorator factory."""
+    found = []
+    for node in ast.parse(path.read_text(), str(path)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        value = getattr(node, "value", None)
+        for target in targets:
+            if isinstance(target, ast.Name) and "FIGURE" in target.id.upper() and isinstance(value, (ast.Dict, ast.Call)):
+                found.append(target.id)
+        if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "Registry":
+            label = " ".join(a.value for a in value.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
+            if "figure" in label and not any(isinstance(t, ast.Name) and "FIGURE" in t.id.upper() for t in targets):
+                found.append(label)
+    return found
+
+
+def test_there_is_one_figure_registry_the_lectures(tmp_path):
+    registries = {name: found for name, (path, _) in _modules(PACKAGE).items() if (found := _figure_registries(path))}
+    assert registries == {"genlab.lecture.core": ["FIGURES"]}, registries
+    assert "genlab.figures" not in _modules(PACKAGE)
+    # the detector does see a second registry of either form
+    probe = tmp_path / "probe.py"
+    probe.write_text("FIGURES: dict = {}\nPLOTS = Registry('extra figure')\n")
+    assert _figure_registries(probe) == ["FIGURES", "extra figure"]
 
 
 def test_every_family_evaluator_and_reporter_is_registered_in_reports():

@@ -8,7 +8,7 @@ from genlab.data import ArrayDataset, DataConfig, load_dataset
 from genlab.errors import DataError, GenlabError
 from genlab.models import build_model
 from genlab.data.toy import arm_from_info
-from genlab.models.mdn import arm_success
+from genlab.reports.mdn import arm_success
 from genlab.reports.mdn import evaluate_conditional
 from genlab.training import TrainConfig, Trainer
 

@@ -5,7 +5,8 @@ import torch
 from genlab.data import DataConfig, load_dataset
 from genlab.errors import ConfigError, DataError
 from genlab.models import build_model
-from genlab.models.naive import collapse_stats, spread
+from genlab.models.naive import spread
+from genlab.reports.naive import collapse_stats
 from genlab.training import TrainConfig, Trainer
 
 

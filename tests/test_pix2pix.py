@@ -10,8 +10,7 @@ from PIL import Image
 from genlab import build_model, load
 from genlab.cli import main
 from genlab.errors import ConfigError, DataError
-from genlab.models.pix2pix import mean_saturation
-from genlab.reports.pix2pix import evaluate_pix2pix, report_pix2pix
+from genlab.reports.pix2pix import evaluate_pix2pix, mean_saturation, report_pix2pix
 from genlab.nn.unet import PatchDiscriminator, UNetGenerator, patch_layers_for, patch_receptive_field
 from genlab.data.base import ArrayDataset
 from genlab.data.paired import hue_to_rgb
@@ -242,9 +241,9 @@ def test_translate_cli_writes_one_grid_per_image(tmp_path, capsys):
     code = main(["translate", str(tmp_path / "model"), str(tmp_path / "x.png"), "-n", "3", "-o", str(tmp_path / "out"),
                  "--half", "left"])
     assert code == 0
-    grid = Image.open(tmp_path / "out" / "x-translated.png")
+    grid = Image.open(tmp_path / "out" / "x-a2b.png")
     assert grid.size == (2 * (2 + 5 * 18), 2 * (2 + 18))  # input | 3 samples | deterministic
-    assert "x-translated.png" in capsys.readouterr().out
+    assert "x-a2b.png" in capsys.readouterr().out
     assert main(["translate", str(tmp_path / "model"), str(tmp_path / "x.png"), "--deterministic", "-o", str(tmp_path / "d")]) == 0
-    assert Image.open(tmp_path / "d" / "x-translated.png").size == (2 * (2 + 2 * 18), 2 * (2 + 18))  # input | output
+    assert Image.open(tmp_path / "d" / "x-a2b.png").size == (2 * (2 + 2 * 18), 2 * (2 + 18))  # input | output
     assert main(["translate", str(tmp_path / "model"), str(tmp_path / "missing.png")]) == 2

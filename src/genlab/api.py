@@ -103,7 +103,12 @@ def build(spec: RunSpec, explicit: set[str] | None = None) -> tuple[GenerativeMo
     config = cls.adapt_config(spec.model_config, train_data.info, explicit if explicit is not None else set(spec.model_config))
     spec.model_config = cls.config_class.from_dict(config).to_dict()
     seed_everything(spec.train.seed)  # the initial weights are part of what a seed reproduces
-    return build_model(spec.model, spec.model_config), train_data, test_data
+    model = build_model(spec.model, spec.model_config)
+    # a frozen classifier that a loss uses (CycleGAN's semantic term) is loaded here, not by the model
+    classifier = getattr(model.config, "semantic_classifier", None)
+    if classifier is not None and getattr(model.config, "semantic_weight", 0) > 0:
+        model.set_semantic_classifier(ckpt.load(classifier))
+    return model, train_data, test_data
 
 
 def train(
@@ -156,7 +161,7 @@ def train(
 
     net, train_data, test_data = build(spec, explicit)
     if test_data is not None:  # a keep_best metric that does not exist fails here, dry run or not
-        check_keep_best(net, test_data.head(spec.train.batch_size).tensors, spec.train)
+        check_keep_best(net, test_data.batch(torch.arange(min(spec.train.batch_size, len(test_data)))), spec.train)
     if dry_run:
         batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
         with torch.no_grad():

@@ -1,7 +1,7 @@
-"""Pictures (matplotlib): training curves, latent scatter plots, and the
-families' figures that reporters and the lecture share (conditional densities, robot-arm modes,
-samples over data, adversarial examples). Image grids (PIL only) are in :mod:`genlab.grids`, which
-the Trainer uses; this module re-exports them.
+"""Drawing primitives (matplotlib): training curves, latent scatter plots, points or images over
+data. They take tensors and arrays and run no model: a family's figures, which need its model's
+outputs, are in :mod:`genlab.reports` (``reports/<family>.py``). Image grids (PIL only) are in
+:mod:`genlab.grids`, which the Trainer uses; this module re-exports them.
 
 matplotlib is imported inside the functions that plot, with the non-interactive Agg backend, so
 importing genlab never opens a display.
@@ -17,6 +17,9 @@ import torch
 from torch import Tensor
 
 from .grids import make_grid, save_image_grid, to_uint8  # noqa: F401  (re-exported)
+
+
+MARKERS_ONLY_BELOW = 12  # a curve with at most this many points is drawn as markers alone
 
 
 def _pyplot() -> Any:
@@ -55,12 +58,20 @@ def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> Path:
     keys = sorted(series)
     cols = min(4, max(1, len(keys)))
     rows = max(1, math.ceil(len(keys) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    fig.subplots_adjust(left=0.35 / cols, right=0.98, bottom=0.3 / rows, top=1 - 0.3 / rows, wspace=0.35, hspace=0.5)
+    width, height = 3.2 * cols, 2.6 * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    # margins in inches, so that titles and the step labels fit at any number of rows
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.3 / height,
+                        wspace=0.35, hspace=0.75)
     for ax, key in zip(axes.flat, keys):
         xs, ys = series[key]
-        ax.plot(xs, ys, lw=1)
+        if len(xs) <= MARKERS_ONLY_BELOW:
+            # a few evaluations: points, not a line that reads as a trend between two of them
+            ax.plot(xs, ys, "o", ms=3.5)
+        else:
+            ax.plot(xs, ys, lw=1)
         ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=7, labelpad=1)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
@@ -87,111 +98,41 @@ def scatter_latent(codes: np.ndarray, labels: np.ndarray | None, path: str | Pat
     return save_figure(fig, path)
 
 
+def scatter_panels(panels: Sequence[tuple[str, Tensor | np.ndarray]], path: str | Path, *, size: float = 5.0) -> Path:
+    """Side by side, one scatter of many 2-D points (N, 2) per ``(title, points)``, equal axes."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
+    for ax, (title, points) in zip(axes[0], panels):
+        points = np.asarray(points)
+        ax.scatter(points[:, 0], points[:, 1], s=0.2, c="k", alpha=0.2, linewidths=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("x[0]")
+        ax.set_ylabel("x[1]")
+        ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def _images(t: Tensor) -> np.ndarray:
     """(C, H, W) in [0, 1] -> array for imshow."""
     a = t.detach().cpu().clamp(0, 1).numpy()
     return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
 
 
-# ----------------------------------------------------------------------------- the families' figures
-
-@torch.no_grad()
-def plot_conditional_density(models: dict[str, Any], data: Any, path: str | Path, *, resolution: int = 200) -> Path:
-    """One panel per model: p(y | x) on a grid as a heat map, the data on top, and the prediction.
-    For 1-D inputs and targets (the inverted sinusoid)."""
-    plt = _pyplot()
-    from matplotlib.colors import PowerNorm
-
-    x, y = data.tensors[0][:, 0], data.tensors[1][:, 0]
-    pad_x, pad_y = 0.1 * float(x.max() - x.min()), 0.1 * float(y.max() - y.min())
-    xs = torch.linspace(float(x.min()) - pad_x, float(x.max()) + pad_x, resolution)
-    ys = torch.linspace(float(y.min()) - pad_y, float(y.max()) + pad_y, resolution)
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.2), squeeze=False)
-    for ax, (label, model) in zip(axes[0], models.items()):
-        device = model.device
-        dist = model.distribution(xs[:, None].to(device))
-        logp = dist.log_prob(ys[:, None, None].to(device)).cpu()  # (Ny, Nx)
-        # gamma < 1 so that the spread-out density of the multi-valued middle shows beside the sharp ends
-        density = logp.exp().clamp(max=float(torch.quantile(logp.exp().flatten(), 0.99)))
-        ax.imshow(density.numpy(), origin="lower", extent=[float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])],
-                  aspect="auto", cmap="magma", norm=PowerNorm(gamma=0.4))
-        ax.scatter(x[:600].numpy(), y[:600].numpy(), s=2, c="white", alpha=0.35, linewidths=0)
-        ax.plot(xs.numpy(), model.predict(xs[:, None].to(device)).cpu()[:, 0].numpy(), c="cyan", lw=1.2, label="prediction")
-        nll = -float(model.log_prob(data.tensors[0].to(device), data.tensors[1].to(device)).mean())
-        ax.set_ylim(float(ys[0]), float(ys[-1]))
-        ax.set_title(f"{label}: p(t | x), test NLL {nll:.3f}")
-        ax.set_xlabel("x")
-        ax.set_ylabel("t")
-        ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-@torch.no_grad()
-def plot_arm_modes(model: Any, data: Any, path: str | Path, *, baseline: Any | None = None, num_arms: int = 4) -> Path:
-    """Left: joint-angle space, true solutions of each test target vs the model's two heaviest modes
-    (and a baseline's prediction). Right: arms drawn for a few two-solution targets."""
-    from .data.toy import arm_from_info, forward_kinematics, inverse_kinematics
-
-    plt = _pyplot()
-    arm = arm_from_info(data.info)
-    if arm is None:
-        raise ConfigError("plot_arm_modes needs robot-arm data")
-    targets = data.tensors[0][:1500]
-    solutions, valid = inverse_kinematics(targets, arm["lengths"], arm["theta1_range"], arm["theta2_range"])
-    modes, weights = model.modes(targets.to(model.device))
-    modes, weights = modes.cpu(), weights.cpu()
-    fig, (ax, ax_arm) = plt.subplots(1, 2, figsize=(11, 4.6))
-    true = solutions[valid]
-    ax.scatter(true[:, 0], true[:, 1], s=10, c="lightgrey", label="true solutions")
-    top = modes[:, : min(2, modes.shape[1])]
-    w = weights[:, : top.shape[1]]
-    heavy = w > 0.1
-    ax.scatter(top[heavy][:, 0], top[heavy][:, 1], s=3, c="tab:blue", label=f"{model.registry_name} modes (weight > 0.1)")
-    if baseline is not None:
-        pred = baseline.predict(targets.to(baseline.device)).cpu()
-        ax.scatter(pred[:, 0], pred[:, 1], s=3, c="tab:red", label=f"{baseline.registry_name} prediction")
-    ax.set_xlabel("shoulder angle (rad)")
-    ax.set_ylabel("elbow angle (rad)")
-    ax.legend(fontsize=8, markerscale=3)
-    ax.set_title("joint space")
-    two = torch.nonzero(valid.sum(1) == 2).flatten()[:num_arms]
-    colours = plt.get_cmap("tab10")
-    l1 = arm["lengths"][0]
-
-    def draw(angles: Tensor, colour: Any, style: str, width: float) -> None:
-        elbow = l1 * torch.stack([angles[0].cos(), angles[0].sin()])
-        end = forward_kinematics(angles, arm["lengths"])
-        ax_arm.plot([0, float(elbow[0]), float(end[0])], [0, float(elbow[1]), float(end[1])], style, c=colour, lw=width)
-
-    for j, i in enumerate(two.tolist()):
-        colour = colours(j)
-        for s in range(2):
-            draw(solutions[i, s], colour, ":", 2.5)
-        for k in range(top.shape[1]):
-            if w[i, k] > 0.1:
-                draw(top[i, k], colour, "-", 1.0)
-        if baseline is not None:
-            draw(baseline.predict(targets[i : i + 1].to(baseline.device)).cpu()[0], colour, "--", 1.0)
-        ax_arm.plot(*targets[i].tolist(), "x", c=colour, ms=9)
-    ax_arm.set_aspect("equal")
-    ax_arm.set_title("dotted: true solutions, solid: MDN modes" + (", dashed: baseline" if baseline is not None else ""), fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_samples_vs_data(samples: Tensor, data: Tensor, path: str | Path, *, title: str = "") -> Path:
-    """2-D points: one scatter with both. Images: a data grid beside a sample grid."""
+def plot_samples_vs_data(samples: Tensor, data: Tensor, path: str | Path, *, title: str = "", mark_mean: bool = True) -> Path:
+    """2-D points: one scatter with both (and the data mean marked, unless not ``mark_mean``).
+    Images: a data grid beside a sample grid."""
     plt = _pyplot()
     if samples.dim() == 2 and samples.shape[1] == 2:
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.scatter(data[:, 0], data[:, 1], s=2, c="tab:blue", alpha=0.4, label="data")
         ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:red", alpha=0.6, label="samples")
-        centre = data.mean(0)
         ax.set_aspect("equal")
         ax.legend(markerscale=4, fontsize=8)
-        ax.plot(float(centre[0]), float(centre[1]), "k+", ms=14)
-        ax.annotate("data mean", (float(centre[0]), float(centre[1])), xytext=(8, 8), textcoords="offset points", fontsize=8)
+        if mark_mean:
+            centre = data.mean(0)
+            ax.plot(float(centre[0]), float(centre[1]), "k+", ms=14)
+            ax.annotate("data mean", (float(centre[0]), float(centre[1])), xytext=(8, 8), textcoords="offset points", fontsize=8)
     else:
         fig, axes = plt.subplots(1, 2, figsize=(10, 5))
         for ax, images, label in zip(axes, (data[:64], samples[:64]), ("data", "samples")):
@@ -203,30 +144,109 @@ def plot_samples_vs_data(samples: Tensor, data: Tensor, path: str | Path, *, tit
     return save_figure(fig, path)
 
 
-@torch.no_grad()
-def plot_adversarial(model: Any, x: Tensor, x_adv: Tensor, y: Tensor, path: str | Path, *, title: str = "") -> Path:
-    """Rows: original, perturbation (amplified to fill [0, 1]), adversarial; predicted labels on top."""
+def image_panels(panels: Sequence[tuple[str, Tensor, int]], path: str | Path, *, title: str = "",
+                 panel_width: float = 4.5, columns: int | None = None) -> Path:
+    """One titled grid per ``(title, images (N, C, H, W) in [0, 1], images per row)``."""
     plt = _pyplot()
-    device = model.device
-    pred_clean = model(x.to(device)).argmax(1).cpu()
-    pred_adv = model(x_adv.to(device)).argmax(1).cpu()
-    delta = x_adv - x
-    scale = float(delta.abs().max()) or 1.0
-    amplified = 0.5 + 0.5 * delta / scale
-    n = x.shape[0]
-    fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
-    for i in range(n):
-        for row, (images, label) in enumerate(((x, f"{int(pred_clean[i])}"), (amplified, ""), (x_adv, f"{int(pred_adv[i])}"))):
-            ax = axes[row, i]
-            ax.imshow(_images(images[i]), cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if label:
-                wrong = row == 2 and int(pred_adv[i]) != int(y[i])
-                ax.set_title(f"pred {label}", fontsize=8, color="red" if wrong else "black")
-    axes[0, 0].set_ylabel("original", fontsize=8)
-    axes[1, 0].set_ylabel(f"delta x{0.5 / scale:.1f}", fontsize=8)
-    axes[2, 0].set_ylabel("adversarial", fontsize=8)
-    fig.suptitle(title, fontsize=9)
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, panel_width * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, images, nrow) in zip(axes.flat, panels):
+        grid = to_uint8(make_grid(images.float().clamp(0, 1), nrow=nrow))
+        ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, *, xlabel: str, ylabel: str,
+           title: str = "", hlines: dict[str, float] | None = None, ax: Any = None) -> Path:
+    """Line plot of named ``(x, y)`` series, with optional labelled horizontal reference lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (x, y) in series.items():
+        ax.plot(list(x), list(y), marker=".", label=label)
+    for label, value in (hlines or {}).items():
+        ax.axhline(value, ls="--", c="grey", lw=1)
+        ax.annotate(label, (ax.get_xlim()[0], value), xytext=(4, 3), textcoords="offset points", fontsize=8, color="grey")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@torch.no_grad()
+def latent_map(codes: np.ndarray, labels: np.ndarray, decoded: Tensor, extent: tuple[float, float, float, float],
+               path: str | Path, *, title: str = "") -> Path:
+    """Left: 2-D codes coloured by class. Right: images decoded on a regular grid over ``extent``
+    (x0, x1, y0, y1), ``decoded`` (n*n, C, H, W) row-major from the top-left (high y) corner."""
+    plt = _pyplot()
+    n = int(round(len(decoded) ** 0.5))
+    fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(11, 5.2))
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title("codes of test digits", fontsize=10)
+    grid = to_uint8(make_grid(decoded, nrow=n, padding=0))
+    ax_img.imshow(grid, cmap="gray", extent=extent, aspect="auto")
+    ax_img.set_title("decoded on a grid over the same square", fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float]], path: str | Path, *, ylabel: str,
+                 title: str = "") -> Path:
+    """One bar per series side by side in each group (e.g. a class's share in the data and in the samples)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(groups) + 2), 3.8))
+    width = 0.8 / max(1, len(series))
+    xs = np.arange(len(groups))
+    for k, (label, values) in enumerate(series.items()):
+        ax.bar(xs + (k - (len(series) - 1) / 2) * width, list(values), width, label=label)
+    ax.set_xticks(list(xs), list(groups), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def image_rows(rows: Sequence[tuple[str, Tensor]], path: str | Path, *, title: str = "", cell: float = 0.6) -> Path:
+    """Labelled rows of images: each ``(label, images (k, C, H, W) in [0, 1])`` is one row with its
+    label on the left (which row is the original, which the reconstruction)."""
+    plt = _pyplot()
+    k = max(r[1].shape[0] for r in rows)
+    channels = max(r[1].shape[1] for r in rows)
+    images = []
+    for _, row in rows:  # pad short rows with white cells, grey rows to the widest channel count
+        row = row.detach().float().cpu().clamp(0, 1)
+        if row.shape[1] == 1 and channels > 1:
+            row = row.expand(-1, channels, -1, -1)
+        if row.shape[0] < k:
+            row = torch.cat([row, torch.ones(k - row.shape[0], *row.shape[1:])])
+        images.append(row)
+    h = images[0].shape[2]
+    padding = max(1, h // 14)
+    grid = to_uint8(make_grid(torch.cat(images), nrow=k, padding=padding))
+    height, width = grid.shape[:2]
+    fig, ax = plt.subplots(figsize=(max(3.0, cell * k + 1.6), cell * len(rows) + (0.5 if title else 0.2)))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_yticks([padding + (h + padding) * i + h / 2 for i in range(len(rows))], [label for label, _ in rows], fontsize=8)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)

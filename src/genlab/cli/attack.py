@@ -32,7 +32,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 def attack(args: argparse.Namespace) -> int:
     from .. import api
     from ..attacks import format_table
-    from ..figures import attack_report
+    from ..reports.classifier import attack_report
 
     model, spec = api.load_run(args.run, device=args.device)
     data = api.run_data(spec, args.data)

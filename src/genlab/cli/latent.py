@@ -75,7 +75,8 @@ def interpolate(args: argparse.Namespace) -> int:
         z = seed_codes(model, seeds)
         images = interpolation_strip(model, z[0], z[1], args.steps, method=method)
         what = f"seeds {seeds[0]} -> {seeds[1]}"
-    out = save_image_grid(images, _output(args, "interpolate.png"), nrow=len(images))
+    # one row of small images: enlarged (nearest neighbour) to at least 112 px each, so the path is readable
+    out = save_image_grid(images, _output(args, "interpolate.png"), nrow=len(images), scale=max(1, -(-112 // images.shape[-1])))
     print(f"wrote {args.steps}-step {method} interpolation ({what}) to {out}")
     return 0
 

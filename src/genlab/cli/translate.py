@@ -24,24 +24,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 @command("translate", "translate images: pix2pix (input | n outputs | deterministic output) or CycleGAN "
          "(input | translation | reconstruction)", _arguments)
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load, read_model_config, resolve_model_dir
-    from ..errors import ConfigError
+    from ..checkpoint import load
+    from ..reports.translation import translate_files
 
     out = Path(args.output) if args.output else Path(args.run) / "translations"
-    family = read_model_config(resolve_model_dir(args.run))["model"]
-    if family == "cyclegan":
-        from ..reports.cyclegan import translate_files as translate_cycle
-
-        written = translate_cycle(load(args.run, device=args.device), args.images, out_dir=out, direction=args.direction)
-    elif family == "pix2pix":
-        from ..reports.pix2pix import translate_files
-
-        if args.direction != "a2b":
-            raise ConfigError("pix2pix translates one way only (input -> output): --direction a2b")
-        written = translate_files(args.run, args.images, out_dir=out, n=args.n, seed=args.seed,
-                                  stochastic=not args.deterministic, half=args.half, device=args.device)
-    else:
-        raise ConfigError(f"{args.run} holds a {family!r} model; genlab translate runs pix2pix and cyclegan models")
+    written = translate_files(load(args.run, device=args.device), args.images, out_dir=out, direction=args.direction,
+                              n=args.n, seed=args.seed, stochastic=not args.deterministic, half=args.half)
     for path in written:
         print(path)
     return 0

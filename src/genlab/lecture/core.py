@@ -44,6 +44,7 @@ class Figure:
     make: Callable[["Context"], dict[str, Any]]
     check: Callable[[dict[str, Any], str], Conditions]
     smoke_note: str = ""  # how the smoke budget's check is weaker than the full one
+    run: str = ""  # what a run given by ``genlab figure ID --run RUN`` must hold ("" = the figure takes none)
 
     @property
     def first_slide(self) -> int:
@@ -54,12 +55,13 @@ FIGURES: Registry[Figure] = Registry("lecture figure")
 
 
 def lecture_figure(id: str, *, slides: str, claim: str, check: Callable[[dict[str, Any], str], Conditions],
-                   smoke_note: str = "") -> Callable[[Callable[["Context"], dict[str, Any]]], Callable[["Context"], dict[str, Any]]]:
-    """Register ``make(ctx) -> {"paths": [...], **numbers}`` as figure ``id``."""
+                   smoke_note: str = "", run: str = "") -> Callable[[Callable[["Context"], dict[str, Any]]], Callable[["Context"], dict[str, Any]]]:
+    """Register ``make(ctx) -> {"paths": [...], **numbers}`` as figure ``id``. ``run`` says which
+    trained run the figure accepts in place of its own (``ctx.run``), e.g. "an MDN run"."""
 
     def decorator(make: Callable[["Context"], dict[str, Any]]) -> Callable[["Context"], dict[str, Any]]:
         part = make.__module__.rsplit(".", 1)[-1]
-        FIGURES.register(id)(Figure(id, slides, claim, part, make, check, smoke_note))
+        FIGURES.register(id)(Figure(id, slides, claim, part, make, check, smoke_note, run))
         return make
 
     return decorator
@@ -82,13 +84,15 @@ def default_data_root() -> Path | None:
 @dataclasses.dataclass
 class Context:
     """What a figure's ``make`` gets: the seed, the budget, its own output folder, the shared runs
-    folder and where real data lives."""
+    folder, where real data lives and, for a figure that accepts one (``Figure.run``), a trained run
+    folder to use instead of the shared run it would train."""
 
     seed: int = 0
     budget: Budget = "smoke"
     out: Path = Path("lecture")
     runs: Path = Path("lecture/runs")
     data_root: Path | None = None
+    run: Path | None = None  # genlab figure ID --run RUN
     _models: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  # loaded this process
     _recipes: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict, repr=False)
     _data: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict, repr=False)  # datasets loaded once
@@ -97,6 +101,21 @@ class Context:
         if self.budget not in BUDGETS:
             raise ConfigError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
         self.out, self.runs = Path(self.out), Path(self.runs)
+        self.run = Path(self.run) if self.run is not None else None
+
+    def given_run(self, family: str | tuple[str, ...]) -> Any:
+        """The model of ``ctx.run`` in eval mode, or None when no run was given; one clear error when
+        it holds another family's model."""
+        if self.run is None:
+            return None
+        families = (family,) if isinstance(family, str) else family
+        if str(self.run) not in self._models:
+            model = load(self.run)
+            if model.registry_name not in families:
+                raise ConfigError(f"{self.run} holds a {model.registry_name!r} model; this figure takes a "
+                                  f"{' or '.join(families)} run")
+            self._models[str(self.run)] = model.eval()
+        return self._models[str(self.run)]
 
     def pick(self, smoke: Any, full: Any) -> Any:
         """The smoke or the full value of a knob."""

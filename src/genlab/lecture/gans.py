@@ -27,12 +27,25 @@ def _check_adversarial(n: dict[str, Any], budget: str) -> Conditions:
 @lecture_figure("adversarial", slides="26-29",
                 claim="A digit classifier that is right on clean test digits is fooled by perturbations too small "
                       "to change the digit for a human (L-inf eps = 0.2): a discriminator is a network that can be gamed.",
-                check=_check_adversarial, smoke_note="smoke: classifier trained 400 steps, clean accuracy >= 0.9 (full: 0.97)")
+                check=_check_adversarial, smoke_note="smoke: classifier trained 400 steps, clean accuracy >= 0.9 (full: 0.97)",
+                run="a classifier run on MNIST digits, in place of classifier-mnist")
 def adversarial(ctx: Context) -> dict[str, Any]:
-    from .. import figures
+    from ..attacks import fgsm, pgd, robust_accuracy
+    from ..reports.classifier import plot_adversarial
 
-    ctx.shared("classifier-mnist")
-    return figures.adversarial(ctx.out, seed=ctx.seed, run=str(ctx.run_dir("classifier-mnist")))
+    eps = 0.2
+    model = ctx.given_run("classifier")
+    model = ctx.shared("classifier-mnist") if model is None else model
+    test = mnist(ctx, "test")
+    x, y = test.x[:10].to(model.device), test.y[:10].to(model.device)
+    paths = []
+    for name, x_adv in (("fgsm", fgsm(model, x, y, eps=eps)),
+                        ("pgd", pgd(model, x, y, eps=eps, steps=40, generator=torch.Generator(model.device).manual_seed(ctx.seed)))):
+        paths.append(str(plot_adversarial(model, x.cpu(), x_adv.cpu(), y.cpu(), ctx.out / f"adversarial-{name}.png",
+                                          title=f"{name.upper()}, L-inf eps = {eps}")))
+    return {"paths": paths, "eps": eps,
+            "clean_accuracy": robust_accuracy(model, test.x, test.y, method=None),
+            "fgsm_accuracy": robust_accuracy(model, test.x, test.y, method="fgsm", eps=eps)}
 
 
 # ------------------------------------------------------------------------------------ vanilla GAN on the ring
@@ -82,7 +95,7 @@ def _check_ring(n: dict[str, Any], budget: str) -> Conditions:
                       "and mode hopping.",
                 check=_check_ring, smoke_note="smoke: 4,000 steps, final high-quality fraction > 0.3 (full: 20,000 steps, 0.8)")
 def gan_ring(ctx: Context) -> dict[str, Any]:
-    from ..figures import plot_samples_vs_data
+    from ..viz import plot_samples_vs_data
 
     model = ctx.shared("gan-ring")
     history = json.loads((ctx.run_dir("gan-ring") / "modes.json").read_text())

@@ -33,8 +33,7 @@ def _check_sine(n: dict[str, Any], budget: str) -> Conditions:
                       "than one Gaussian, whose mean runs between the branches.",
                 check=_check_sine)
 def mdn_vs_gaussian(ctx: Context) -> dict[str, Any]:
-    from ..figures import plot_conditional_density
-    from ..reports.mdn import evaluate_conditional
+    from ..reports.mdn import evaluate_conditional, plot_conditional_density
 
     test = toy(ctx, "inverse-sine", 2000, "test")
     models = {"MDN (K=3)": ctx.shared("mdn-sine"), "single Gaussian": ctx.shared("gaussian-sine")}
@@ -69,13 +68,15 @@ def _check_arm(n: dict[str, Any], budget: str) -> Conditions:
                 claim="For robot-arm inverse kinematics (elbow up or down) the MDN's modes are both true solutions "
                       "and its best mode reaches the target; the MSE net predicts the average of two solutions, "
                       "which misses.",
-                check=_check_arm, smoke_note="smoke: 3,000 MDN steps and a 90 % reach threshold (full: 15,000, 99 %)")
+                check=_check_arm, smoke_note="smoke: 3,000 MDN steps and a 90 % reach threshold (full: 15,000, 99 %)",
+                run="an MDN run on robot-arm data, in place of mdn-arm")
 def robot_arm(ctx: Context) -> dict[str, Any]:
-    from ..figures import plot_arm_modes
-    from ..reports.mdn import evaluate_conditional
+    from ..reports.mdn import evaluate_conditional, plot_arm_modes
 
     test = toy(ctx, "robot-arm", 2000, "test")
-    model, baseline = ctx.shared("mdn-arm"), ctx.shared("mse-arm")
+    model = ctx.given_run("mdn")
+    model = ctx.shared("mdn-arm") if model is None else model
+    baseline = ctx.shared("mse-arm")
     path = plot_arm_modes(model, test, ctx.out / "robot-arm.png", baseline=baseline)
     numbers = {f"mdn/{k}": v for k, v in evaluate_conditional(model, test).items()}
     numbers.update({f"mse_net/{k}": v for k, v in evaluate_conditional(baseline, test).items()})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..latent import (
@@ -16,7 +15,7 @@ from ..latent import (
 from ..latent import decode as decode_codes
 from ..latent import has
 from .core import Conditions, Context, lecture_figure
-from .plots import curves, image_panels, latent_map
+from .plots import curves, image_panels
 from .shared import celeba, frechet, mnist, predict
 
 
@@ -122,31 +121,13 @@ def projection(ctx: Context) -> dict[str, Any]:
     return {"paths": [str(path)], **numbers}
 
 
-def knn_accuracy(train_codes: torch.Tensor, train_labels: torch.Tensor, codes: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
-    """k-nearest-neighbour classification accuracy of ``codes`` against labelled ``train_codes``."""
-    nearest = torch.cdist(codes, train_codes).topk(k, largest=False).indices  # (N, k)
-    votes = torch.nn.functional.one_hot(train_labels[nearest], int(train_labels.max()) + 1).sum(1)
-    return float((votes.argmax(1) == labels).float().mean())
-
-
 def map_2d(ctx: Context, model: Any, *, name: str, square: float | None = None) -> dict[str, Any]:
-    """Codes of test digits coloured by class beside decodings on a grid; kNN accuracy and code moments."""
-    train, test = mnist(ctx), mnist(ctx, "test")
-    codes = encode_all(model, test.x[:3000])
-    train_codes = encode_all(model, train.x[:5000])
-    labels = test.y[:3000]
-    if square is None:
-        lo, hi = np.percentile(codes.numpy(), [1, 99], axis=0)
-        extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
-    else:
-        extent = (-square, square, -square, square)
-    n = 15
-    xs, ys = torch.linspace(extent[0], extent[1], n), torch.linspace(extent[3], extent[2], n)
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # row-major from the top
-    path = latent_map(codes.numpy(), labels.numpy(), decode_codes(model, grid), extent, ctx.out / f"{name}.png",
-                      title=f"{name}: 2-D latent space of test digits")
-    return {"paths": [str(path)], "knn_accuracy": knn_accuracy(train_codes, train.y[:5000], codes, labels),
-            "code_mean": [round(float(v), 3) for v in codes.mean(0)], "code_std": [round(float(v), 3) for v in codes.std(0)]}
+    """The 2-D latent map of test digits (:func:`genlab.reports.autoencoder.latent_map_figure`)."""
+    from ..reports.autoencoder import latent_map_figure
+
+    stats = latent_map_figure(model, mnist(ctx), mnist(ctx, "test"), ctx.out / f"{name}.png", square=square,
+                              title=f"{name}: 2-D latent space of test digits")
+    return {"paths": [stats.pop("path")], **stats}
 
 
 def _check_ae_map(n: dict[str, Any], budget: str) -> Conditions:

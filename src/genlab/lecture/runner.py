@@ -129,15 +129,22 @@ def ordered_figures() -> list[Figure]:
 
 def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", only: Iterable[str] | None = None,
                 seed: int = 0, runs: str | Path | None = None, data_root: str | Path | None = None,
-                progress: bool = True, flat: bool = False) -> list[FigureResult]:
+                progress: bool = True, flat: bool = False, run: str | Path | None = None) -> list[FigureResult]:
     """Make, check and report the figures (all, or those in ``only``). Trained runs shared by several
     figures live in ``runs`` (default ``OUT/runs``) and are reused by later calls. ``flat`` writes a
-    single figure's files straight into ``out`` (``genlab figure ID``)."""
+    single figure's files straight into ``out`` (``genlab figure ID``). ``run`` is a trained run
+    folder that the figures which accept one (``Figure.run``) use instead of their shared run."""
     out = Path(out)
     order = [f.id for f in ordered_figures()]
     figures = select(ordered_figures(), only)
+    if run is not None:
+        refusing = [f.id for f in figures if not f.run]
+        if refusing:
+            takers = ", ".join(f"{f.id} ({f.run})" for f in ordered_figures() if f.run)
+            raise ConfigError(f"figure {', '.join(refusing)} takes no trained run; these do: {takers}")
     base = Context(seed=seed, budget=budget, out=out, runs=Path(runs) if runs is not None else out / "runs",
-                   data_root=Path(data_root) if data_root is not None else default_data_root())
+                   data_root=Path(data_root) if data_root is not None else default_data_root(),
+                   run=Path(run) if run is not None else None)
     earlier = {} if flat else _earlier_results(out / "lecture.json", base)
     results: list[FigureResult] = []
     bar = _progress(figures, progress)

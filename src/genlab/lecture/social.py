@@ -11,23 +11,13 @@ from .shared import celeba, mnist
 
 
 def _rates_plot(audit: dict[str, Any], path: Any, title: str) -> str:
-    from ..viz import _pyplot, save_figure
+    from ..viz import grouped_bars
 
-    plt = _pyplot()
     rows = audit["classes"]
-    names = [r["class"] for r in rows]
-    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(rows) + 2), 3.8))
-    width = 0.4
-    xs = range(len(rows))
-    ax.bar([x - width / 2 for x in xs], [r["data_rate"] for r in rows], width, label="training data")
     key = "generated_rate_corrected" if "generated_rate_corrected" in rows[0] else "generated_rate"
-    ax.bar([x + width / 2 for x in xs], [r[key] for r in rows], width, label="generated (corrected)")
-    ax.set_xticks(list(xs), names, fontsize=8)
-    ax.set_ylabel("share")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return str(save_figure(fig, path))
+    series = {"training data": [r["data_rate"] for r in rows],
+              "generated (corrected)" if key.endswith("corrected") else "generated": [r[key] for r in rows]}
+    return str(grouped_bars([str(r["class"]) for r in rows], series, path, ylabel="share", title=title))
 
 
 def _summary(audit: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +47,10 @@ def bias_mnist(ctx: Context) -> dict[str, Any]:
 
 
 def _check_celeba(n: dict[str, Any], budget: str) -> Conditions:
-    return [(f"the majority ({n['majority_class']}) grows in the samples by {n['amplification']:+.3f} "
-             "(corrected share, > 0)", (n["amplification"] or 0) > 0)]
+    amplification = n["amplification"]  # None when the audit could not correct the shares
+    shown = "an unmeasured amount" if amplification is None else f"{amplification:+.3f}"
+    return [(f"the majority ({n['majority_class']}) grows in the samples by {shown} (corrected share, > 0)",
+             amplification is not None and amplification > 0)]
 
 
 @lecture_figure("bias-celeba", slides="112-113",

@@ -54,7 +54,7 @@ def _check_edges(n: dict[str, Any], budget: str) -> Conditions:
                       "noise) differ only slightly, as Isola et al. observed.",
                 check=_check_edges, smoke_note="smoke: 300 steps, class agreement >= 0.8 (full: 1,200 steps, 0.95)")
 def pix2pix_edges(ctx: Context) -> dict[str, Any]:
-    from ..models.pix2pix import translate_dataset, translation_rows
+    from ..reports.pix2pix import translate_dataset, translation_rows
 
     model, classifier = ctx.shared("pix2pix-edges"), ctx.shared("classifier-mnist")
     test = _pairs(ctx, "edges2digits", "test")
@@ -81,7 +81,7 @@ def _check_colorize(n: dict[str, Any], budget: str) -> Conditions:
                       "pix2pix's adversarial loss commits to vivid colours.",
                 check=_check_colorize, smoke_note="smoke: 300 steps each, saturation margin > 0.05 (full: 1,200 steps, 0.2)")
 def pix2pix_colorize(ctx: Context) -> dict[str, Any]:
-    from ..models.pix2pix import mean_saturation, translate_dataset, translation_rows
+    from ..reports.pix2pix import mean_saturation, translate_dataset, translation_rows
 
     test = _pairs(ctx, "colorize", "test")
     numbers: dict[str, Any] = {}
@@ -145,7 +145,7 @@ def _check_cyclegan(n: dict[str, Any], budget: str) -> Conditions:
                       "itself is kept.",
                 check=_check_cyclegan, smoke_note="smoke: 1,000 steps, content kept on >= 80 % (full: 6,000 steps, 90 %)")
 def cyclegan_digits(ctx: Context) -> dict[str, Any]:
-    from ..models.pix2pix import mean_saturation
+    from ..reports.pix2pix import mean_saturation
 
     model, classifier = ctx.shared("cyclegan-digits"), ctx.shared("classifier-mnist")
     test = _colour_digits(ctx, "test")

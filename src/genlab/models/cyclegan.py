@@ -27,7 +27,8 @@ called on its own it regenerates them.
 frozen classifier f (``semantic_classifier``: CyCADA's source classifier, trained on whichever domain,
 A or B, has labels) must give a translation the label it gives the original,
 CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); the domains must share one image shape.
-The classifier is loaded when training first needs it and is not part of the saved model.
+The caller hands the classifier over (:meth:`set_semantic_classifier`; ``genlab train`` loads
+the run named by ``semantic_classifier``); it is not part of the saved model.
 
 Batches are ``(a, b)``, two *unrelated* images in [0, 1] of shapes ``image_shape`` and
 ``image_shape_b`` (see :mod:`genlab.data.unpaired`); the networks work in [-1, 1], λ multiplies
@@ -45,12 +46,12 @@ from torch import Tensor, nn
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
+from ..nn.pixels import as_rgb, to_signed, to_unit
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES
-from .pix2pix import _as_rgb, _to_signed, _to_unit
 
 Direction = Literal["a2b", "b2a"]
 DIRECTIONS = ("a2b", "b2a")
@@ -246,20 +247,21 @@ class CycleGAN(GenerativeModel):
         self._semantic = [classifier]
 
     def semantic_classifier(self) -> nn.Module:
+        """The frozen classifier of the semantic term, on the model's device. The model does not load
+        it: whoever builds the model does (``genlab train`` reads ``model.semantic_classifier``)."""
         if not self._semantic:
-            if self.config.semantic_classifier is None:
-                raise ConfigError("model.semantic_weight > 0 needs model.semantic_classifier (a classifier run of the labelled domain)")
-            from ..checkpoint import load
-
-            self.set_semantic_classifier(load(self.config.semantic_classifier, device=self.device))
+            raise ConfigError("model.semantic_weight > 0 needs a classifier: set model.semantic_classifier (a classifier "
+                              "run of the labelled domain) for genlab train, or call set_semantic_classifier(module)")
+        if next(self._semantic[0].parameters()).device != self.device:  # the Trainer moved the model after it was set
+            self._semantic[0].to(self.device)
         return self._semantic[0]
 
     def semantic_loss(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> Tensor:
         """CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); every argument signed, [-1, 1]."""
         f = self.semantic_classifier()
         with torch.no_grad():
-            labels_a, labels_b = f(_to_unit(a)).argmax(1), f(_to_unit(b)).argmax(1)
-        return F.cross_entropy(f(_to_unit(fake_b)), labels_a) + F.cross_entropy(f(_to_unit(fake_a)), labels_b)
+            labels_a, labels_b = f(to_unit(a)).argmax(1), f(to_unit(b)).argmax(1)
+        return F.cross_entropy(f(to_unit(fake_b)), labels_a) + F.cross_entropy(f(to_unit(fake_a)), labels_b)
 
     def _adversarial_generator(self, logits: Tensor) -> Tensor:
         loss = GENERATOR_LOSSES[self.config.gan_loss](logits)
@@ -287,8 +289,8 @@ class CycleGAN(GenerativeModel):
 
     def loss(self, batch: Batch, phase: str = "generators") -> LossOutput:
         cfg = self.config
-        a = _to_signed(as_images(batch[0], cfg.image_shape, "cyclegan domain A"))  # (B, C_a, S, S)
-        b = _to_signed(as_images(batch[1], cfg.shape_b, "cyclegan domain B"))  # (B, C_b, S, S)
+        a = to_signed(as_images(batch[0], cfg.image_shape, "cyclegan domain A"))  # (B, C_a, S, S)
+        b = to_signed(as_images(batch[1], cfg.shape_b, "cyclegan domain B"))  # (B, C_b, S, S)
         if phase == "generators":
             t = self.cycle_terms(a, b)
             with _no_parameter_grads(self.discriminator_a, self.discriminator_b):  # this phase steps only G and F
@@ -319,6 +321,21 @@ class CycleGAN(GenerativeModel):
         return LossOutput(loss_a + loss_b, {"loss_a": loss_a, "loss_b": loss_b})
 
     @torch.no_grad()
+    def evaluate(self, batch: Batch) -> dict[str, Tensor]:
+        """Both phases' terms on an ``(a, b)`` batch of the two domains, as the Trainer's evaluation
+        draws it from an unpaired dataset (``UnpairedDataset.batch``); domain A's tensors alone
+        (images, or images and labels) are refused in one line instead of failing deep in a network."""
+        if len(batch) < 2 or batch[1].dim() != 4:
+            got = ", ".join(str(tuple(t.shape)) for t in batch)
+            raise DataError(f"cyclegan evaluates (a, b) batches of both domains, as UnpairedDataset.batch draws them; "
+                            f"got tensors of shapes {got} (domain A alone?)")
+        return super().evaluate(batch)
+
+    # written above the Trainer's samples.png: which image of a cell is which
+    preview_caption: ClassVar[str] = ("each cell, top to bottom: a, G(a), F(G(a)) in the first half of the cells; "
+                                      "b, F(b), G(F(b)) in the second")
+
+    @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
         """Up to 8 cells a / G(a) / F(G(a)) then 8 cells b / F(b) / G(F(b)), stacked vertically in each cell."""
         rows = self.cycle_rows(batch[0][:8], batch[1][:8])  # (6, k, C, S, S)
@@ -337,7 +354,7 @@ class CycleGAN(GenerativeModel):
         fake_b, fake_a = self.translate(a, "a2b"), self.translate(b, "b2a")
         rec_a, rec_b = self.translate(fake_b, "b2a"), self.translate(fake_a, "a2b")
         c = max(a.shape[1], b.shape[1])
-        return torch.stack([_as_rgb(x, c) for x in (a, fake_b, rec_a, b, fake_a, rec_b)])
+        return torch.stack([as_rgb(x, c) for x in (a, fake_b, rec_a, b, fake_a, rec_b)])
 
     # ------------------------------------------------------------------ inference
     def input_shape(self, direction: Direction) -> tuple[int, int, int]:
@@ -351,7 +368,7 @@ class CycleGAN(GenerativeModel):
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise DataError(f"cyclegan {direction} input must be (N, {', '.join(map(str, expected))}); got {tuple(x.shape)}")
         net = self.generator_ab if direction == "a2b" else self.generator_ba
-        return _to_unit(net(_to_signed(x)))
+        return to_unit(net(to_signed(x)))
 
     def forward(self, a: Tensor) -> Tensor:
         """G(a): (N, C_a, S, S) -> (N, C_b, S, S) in [0, 1]."""

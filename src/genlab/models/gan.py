@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
+from ..grids import scatter_image
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_model
@@ -288,6 +289,11 @@ class GAN(GenerativeModel):
             z = truncated_normal(shape, truncation, generator=generator, device=self.device)
         return self.decode(z, label)
 
+    @property
+    def preview_caption(self) -> str | None:
+        """Above samples.png: on 2-D data, which colour is which."""
+        return None if self.is_image else "grey: data, red: generated samples"
+
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor | None:
         if self.is_image:
@@ -334,6 +340,10 @@ class CGAN(GAN):
             raise ConfigError(f"label must be one class or {n} classes in [0, {k}), got {label!r}")
         return y
 
+    @property
+    def preview_caption(self) -> str | None:
+        return f"row k: 8 samples of class k (k = 0 .. {self.config.num_classes - 1})" if self.is_image else super().preview_caption
+
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor | None:
         if self.is_image:  # rows of 8 samples per class
@@ -363,20 +373,3 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
 def r1_penalty(real_score: Tensor, real: Tensor) -> Tensor:
     """R1: E‖∇_x D(x)‖² on real data (``real`` must require grad and produce ``real_score``)."""
     return _input_gradient(real_score, real).square().sum(dim=1).mean()
-
-
-# ---------------------------------------------------------------------- previews
-
-def scatter_image(real: Tensor, fake: Tensor, size: int = 192) -> Tensor:
-    """2-D points as an RGB image (3, size, size): real in grey, generated in red, shared axes."""
-    real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
-    both = torch.cat([real, fake])
-    lo, hi = both.min(0).values, both.max(0).values
-    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * 1.1 + 1e-6
-    image = torch.ones(3, size, size)
-    for points, colour in ((real, (0.55, 0.55, 0.55)), (fake, (0.85, 0.1, 0.1))):
-        pix = ((points - centre) / half * 0.5 + 0.5) * (size - 1)
-        col, row = pix[:, 0].round().long().clamp(0, size - 1), (size - 1 - pix[:, 1].round().long()).clamp(0, size - 1)
-        for c in range(3):
-            image[c, row, col] = colour[c]
-    return image

@@ -207,16 +207,3 @@ class Regressor(ConditionalDensityModel):
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
         return self.distribution(x).mean
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-def arm_success(predicted_angles: Tensor, targets: Tensor, arm: dict[str, tuple[float, float]], *, tolerance: float = 0.05) -> tuple[Tensor, Tensor]:
-    """(hit (N,) bool: forward kinematics of the predicted angles lands within ``tolerance`` of the
-    target, two_solutions (N,) bool: the target has two valid joint configurations)."""
-    from ..data.toy import forward_kinematics, inverse_kinematics
-
-    reached = forward_kinematics(predicted_angles, arm["lengths"])
-    hit = (reached - targets).norm(dim=-1) <= tolerance
-    _, valid = inverse_kinematics(targets, arm["lengths"], arm["theta1_range"], arm["theta2_range"])
-    return hit, valid.sum(1) == 2

@@ -5,9 +5,9 @@ It does not work, and showing *how* it fails motivates GANs (Goodfellow et al. 2
 z is independent of the data point it is paired with, the best output for every z is the one that
 minimises the expected distance to a random data point, E_x d(G(z), x) -- the data mean for MSE, the
 coordinate-wise median for L1, the mean intensity for BCE. Every z is sent to the same point: the
-generator collapses all modes into the mean. :func:`collapse_stats` measures it (spread of samples /
-spread of data, distance of samples to the data mean), ``genlab figure naive-collapse`` draws it;
-the evaluator and end-of-training figure are in ``genlab.reports.naive``.
+generator collapses all modes into the mean. :func:`genlab.reports.naive.collapse_stats` measures it
+(spread of samples / spread of data, distance of samples to the data mean), ``genlab figure
+naive-collapse`` draws it; the evaluator and end-of-training figure are in ``genlab.reports.naive``.
 
 Batches are ``(x,)`` or ``(x, labels)``; only ``x`` is used. Points (B, x_dim) use an MLP generator;
 images (B, C, H, W) in [0, 1] an MLP or DCGAN generator with a sigmoid output.
@@ -103,27 +103,6 @@ class NaiveGenerator(GenerativeModel):
 
 
 def spread(x: Tensor) -> Tensor:
-    """Root mean squared distance of the points (B, ...) to their own mean."""
+    """Root mean squared distance of the points (B, ...) to their own mean (the logged ``spread_ratio``)."""
     flat = x.flatten(1)
     return (flat - flat.mean(0)).pow(2).sum(1).mean().sqrt()
-
-
-@torch.no_grad()
-def collapse_stats(samples: Tensor, data: Tensor) -> dict[str, float]:
-    """How far samples have collapsed toward the data mean.
-
-    ``spread_ratio``: spread(samples) / spread(data) (1 = as varied as the data, 0 = one point);
-    ``mean_distance_ratio``: mean distance of samples to the data mean / mean distance of data points
-    to it (small = samples sit at the data mean); ``mean_offset``: distance between the two means in
-    units of the data spread.
-    """
-    s, d = samples.flatten(1).double(), data.flatten(1).double()
-    centre = d.mean(0)
-    data_spread = float(spread(d))
-    return {
-        "spread_ratio": float(spread(s)) / data_spread,
-        "mean_distance_ratio": float((s - centre).norm(dim=1).mean() / (d - centre).norm(dim=1).mean()),
-        "mean_offset": float((s.mean(0) - centre).norm()) / data_spread,
-        "data_spread": data_spread,
-        "sample_spread": float(spread(s)),
-    }

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..config import Config, check
 from ..errors import DataError
+from ..nn.pixels import as_rgb, to_signed, to_unit
 from ..nn.unet import PatchDiscriminator, UNetGenerator, patch_layers_for
 from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
@@ -83,18 +84,6 @@ class Pix2PixConfig(Config):
         return (self.input_shape or self.image_shape)[0]
 
 
-def _to_signed(x: Tensor) -> Tensor:
-    return x * 2 - 1
-
-
-def _to_unit(x: Tensor) -> Tensor:
-    return (x + 1) / 2
-
-
-def _as_rgb(x: Tensor, channels: int) -> Tensor:
-    return x.expand(-1, channels, -1, -1) if x.shape[1] == 1 and channels > 1 else x
-
-
 @register_model("pix2pix")
 class Pix2Pix(GenerativeModel):
     """U-Net generator + PatchGAN discriminator; batches are ``(a, b)`` in [0, 1]."""
@@ -143,7 +132,7 @@ class Pix2Pix(GenerativeModel):
 
     def loss(self, batch: Batch, phase: str = "generator") -> LossOutput:
         a, b = self._check_input(batch[0]), as_images(batch[1], self.config.image_shape, "pix2pix target")
-        a, b = _to_signed(a), _to_signed(b)  # (B, C_in, S, S), (B, C_out, S, S)
+        a, b = to_signed(a), to_signed(b)  # (B, C_in, S, S), (B, C_out, S, S)
         if phase == "discriminator":
             assert self.discriminator is not None, "the L1-only model has no discriminator phase"
             with torch.no_grad():
@@ -164,6 +153,8 @@ class Pix2Pix(GenerativeModel):
             total = total + self.config.adversarial_weight * adv
         return LossOutput(total, terms)
 
+    preview_caption: ClassVar[str] = "each cell, top to bottom: input, output, target"  # above samples.png
+
     @torch.no_grad()
     def preview(self, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
         """Up to 16 cells, each the input above the output above the target, in [0, 1]."""
@@ -171,7 +162,7 @@ class Pix2Pix(GenerativeModel):
         out = self(a)
         c = max(a.shape[1], b.shape[1])
         gap = torch.ones(a.shape[0], c, 1, a.shape[3], device=a.device)
-        return torch.cat([_as_rgb(a, c), gap, _as_rgb(out, c), gap, _as_rgb(b, c)], dim=2)  # (k, C, 3S + 2, S)
+        return torch.cat([as_rgb(a, c), gap, as_rgb(out, c), gap, as_rgb(b, c)], dim=2)  # (k, C, 3S + 2, S)
 
     # ------------------------------------------------------------------ inference
     def _check_input(self, a: Tensor) -> Tensor:
@@ -186,7 +177,7 @@ class Pix2Pix(GenerativeModel):
     def forward(self, a: Tensor) -> Tensor:
         """Deterministic translation (no dropout in eval mode): (B, C_in, S, S) -> (B, C_out, S, S), [0, 1]."""
         a = self._check_input(a)
-        return _to_unit(self.generator(_to_signed(a)))
+        return to_unit(self.generator(to_signed(a)))
 
     @torch.no_grad()
     def translate(self, a: Tensor, n: int = 1, *, stochastic: bool = False,
@@ -201,52 +192,6 @@ class Pix2Pix(GenerativeModel):
         a = self._check_input(a)
         if n < 1:
             raise DataError(f"translate needs n >= 1, got {n}")
-        repeated = _to_signed(a).repeat_interleave(n, dim=0)  # (B * n, C_in, S, S)
+        repeated = to_signed(a).repeat_interleave(n, dim=0)  # (B * n, C_in, S, S)
         out = self.generator(repeated, dropout=stochastic, generator=generator)
-        return _to_unit(out).view(a.shape[0], n, *out.shape[1:])
-
-
-# ---------------------------------------------------------------------------------------------- measures
-
-
-def mean_saturation(images: Tensor, *, min_value: float = 0.2) -> float:
-    """Mean HSV saturation (max - min) / max over the pixels whose value (max channel) exceeds
-    ``min_value``: the ink of a digit, not the black background. 0 for grey images."""
-    if images.shape[1] != 3:
-        return 0.0
-    high, low = images.amax(1), images.amin(1)  # (N, H, W)
-    lit = high > min_value
-    if not bool(lit.any()):
-        return 0.0
-    return float(((high - low)[lit] / high[lit]).mean())
-
-
-@torch.no_grad()
-def translate_dataset(model: Pix2Pix, data: Any, *, batch_size: int = 100) -> tuple[Tensor, Tensor, Tensor]:
-    """(inputs, outputs, targets) for every pair of ``data``, deterministic outputs, on the CPU."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    a, b = data.tensors[0], data.tensors[1]
-    for start in range(0, len(a), batch_size):
-        outputs.append(model(a[start : start + batch_size].to(model.device)).cpu())
-    model.train(was_training)
-    return a, torch.cat(outputs), b
-
-
-@torch.no_grad()
-def translation_rows(model: Pix2Pix, a: Tensor, b: Tensor | None = None, *, n: int = 4, seed: int = 0) -> Tensor:
-    """Rows of [input, n stochastic outputs, deterministic output(, target)] as one (rows·k, C, S, S) batch."""
-    was_training = model.training
-    model.eval()
-    a = a.to(model.device)
-    g = torch.Generator(model.device).manual_seed(seed)
-    samples = model.translate(a, n, stochastic=True, generator=g)  # (B, n, C, S, S)
-    plain = model(a)[:, None]
-    model.train(was_training)
-    c = samples.shape[2]
-    parts = [_as_rgb(a, c)[:, None], samples, plain]
-    if b is not None:
-        parts.append(_as_rgb(b.to(model.device), c)[:, None])
-    rows = torch.cat(parts, dim=1)  # (B, k, C, S, S)
-    return rows.flatten(0, 1).cpu()
+        return to_unit(out).view(a.shape[0], n, *out.shape[1:])

@@ -8,14 +8,14 @@
   the Fréchet distance and KID of each translation against the real images of its target domain.
 * :func:`report_cyclegan` (``genlab train``): ``cycle.png``, the lecture's figure (slides 37-41) —
   rows a, G(a), F(G(a)) and b, F(b), G(F(b)) — and the test metrics for ``metrics.json``.
-* :func:`translate_files` (``genlab translate --direction a2b|b2a``): input | translation |
-  reconstruction, one PNG per input file.
+* :func:`cycle_strip`: input | translation | reconstruction, the row ``genlab translate`` writes
+  per file (:mod:`genlab.reports.translation`).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -24,6 +24,7 @@ from ..data.unpaired import UnpairedDataset
 from ..errors import ConfigError, DataError
 from ..latent.protocols import require
 from ..models.cyclegan import CycleGAN, Direction
+from ..nn.pixels import as_rgb
 from ..registry import register_evaluator, register_reporter
 
 log = logging.getLogger(__name__)
@@ -128,39 +129,25 @@ def evaluate_cyclegan(model: CycleGAN, test_data: Any, *, batch_size: int = 200,
 @register_reporter("cyclegan")
 def report_cyclegan(model: CycleGAN, run_dir: str | Path, train_data: Any, test_data: Any) -> dict[str, float]:
     """``cycle.png``: rows a, G(a), F(G(a)), b, F(b), G(F(b)) of 8 test images each; returns the test metrics."""
-    from ..viz import save_image_grid
+    from ..viz import image_rows
 
     data = test_data if test_data is not None else train_data
-    rows = model.cycle_rows(data.domain_a[0][:8], data.domain_b[0][:8])  # (6, k, C, S, S)
-    path = Path(run_dir) / "cycle.png"
-    save_image_grid(rows.flatten(0, 1).cpu(), path, nrow=rows.shape[1], scale=2)
+    rows = model.cycle_rows(data.domain_a[0][:8], data.domain_b[0][:8]).cpu()  # (6, k, C, S, S)
+    labels = ("a (domain A)", "G(a)", "F(G(a))", "b (domain B)", "F(b)", "G(F(b))")
+    path = image_rows(list(zip(labels, rows)), Path(run_dir) / "cycle.png",
+                      title="test images, their translations, and back")
     log.info("wrote %s", path)
     metrics = evaluate_cyclegan(model, data)
     return {f"test/{k}": float(v) for k, v in metrics.items() if not k.startswith("n_")}
 
 
-def translate_files(model: CycleGAN, images: Sequence[str | Path], *, out_dir: str | Path,
-                    direction: Direction = "a2b") -> list[Path]:
-    """One PNG per image file: input | translation | reconstruction (translated back)."""
-    from ..data.imageio import images_to_tensor, open_image
-    from ..models.pix2pix import _as_rgb
-    from ..viz import save_image_grid
-
-    channels, size, _ = model.input_shape(direction)
+@torch.no_grad()
+def cycle_strip(model: CycleGAN, x: Tensor, direction: Direction = "a2b") -> Tensor:
+    """(3, C, S, S) in [0, 1]: input, translation, reconstruction (translated back), for one input
+    (1, C_in, S, S); grey images repeated to RGB when the other domain is colour."""
     back: Direction = "b2a" if direction == "a2b" else "a2b"
-    out_dir = Path(out_dir)
-    written: list[Path] = []
-    for i, file in enumerate(images):
-        file = Path(file)
-        x = images_to_tensor([open_image(file)], channels, size).to(model.device)  # (1, C_in, S, S)
-        with torch.no_grad():
-            y = model.translate(x, direction)
-            x_back = model.translate(y, back)
-        c = max(x.shape[1], y.shape[1])
-        row = torch.cat([_as_rgb(x, c), _as_rgb(y, c), _as_rgb(x_back, c)]).cpu()
-        path = out_dir / f"{file.stem}-{direction}.png"
-        if path in written:
-            path = out_dir / f"{file.stem}-{i}-{direction}.png"
-        save_image_grid(row, path, nrow=3, scale=2)
-        written.append(path)
-    return written
+    x = x.to(model.device)
+    y = model.translate(x, direction)
+    x_back = model.translate(y, back)
+    c = max(x.shape[1], y.shape[1])
+    return torch.cat([as_rgb(x, c), as_rgb(y, c), as_rgb(x_back, c)]).cpu()

@@ -13,9 +13,9 @@ import torch
 from ..data.base import ArrayDataset
 from ..errors import DataError
 from ..metrics import compare_features, count_modes, get_extractor
-from ..models.gan import CGAN, GAN, scatter_image
+from ..models.gan import CGAN, GAN
 from ..registry import register_evaluator, register_reporter
-from ..viz import save_image_grid
+from ..viz import plot_samples_vs_data
 
 
 def _evaluate_modes(model: GAN, test_data: ArrayDataset, num_samples: int, seed: int) -> dict[str, Any]:
@@ -73,10 +73,12 @@ def evaluate_gan(model: GAN, test_data: ArrayDataset, *, num_samples: int | None
 @register_reporter("cgan")
 def report_gan(model: GAN, run_dir: Any, train_data: ArrayDataset, test_data: ArrayDataset | None) -> dict[str, Any] | None:
     """End of `genlab train` on ring/grid data: mode statistics (PacGAN protocol) into the summary and
-    a scatter of 2,500 samples over the test points as ``modes.png``."""
+    a scatter of 2,500 samples over the test points as ``modes.png`` (legend: data, samples)."""
     if test_data is None or "centres" not in test_data.info:
         return None
     stats = _evaluate_modes(model, test_data, 2500, seed=0)
     samples = model.sample(2500, generator=torch.Generator(model.device).manual_seed(0))
-    save_image_grid(scatter_image(test_data.x[:2500], samples, size=384)[None], Path(run_dir) / "modes.png")
+    plot_samples_vs_data(samples.cpu(), test_data.x[:2500], Path(run_dir) / "modes.png", mark_mean=False,
+                         title=f"{stats['modes']:.0f} of {len(test_data.info['centres'])} modes covered, "
+                               f"{stats['high_quality']:.0%} of samples within 3 sigma of one")
     return {k: v for k, v in stats.items() if isinstance(v, float)}

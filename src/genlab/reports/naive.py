@@ -1,15 +1,41 @@
 """Naive pairing's evaluator and end-of-training figure: how far the samples have collapsed toward the
-data mean (:func:`genlab.models.naive.collapse_stats`), and the samples drawn over the data."""
+data mean (:func:`collapse_stats`), and the samples drawn over the data."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ..viz import plot_samples_vs_data
-from ..models.naive import NaiveGenerator, collapse_stats
+from ..models.naive import NaiveGenerator, spread
 from ..registry import register_evaluator, register_reporter
+from ..viz import plot_samples_vs_data
+
+
+@torch.no_grad()
+def collapse_stats(samples: Tensor, data: Tensor) -> dict[str, float]:
+    """How far samples have collapsed toward the data mean.
+
+    ``spread_ratio``: spread(samples) / spread(data) (1 = as varied as the data, 0 = one point);
+    ``mean_distance_ratio``: mean distance of samples to the data mean / mean distance of data points
+    to it (small = samples sit at the data mean); ``mean_offset``: distance between the two means in
+    units of the data spread; ``excess_mse``: the expected squared distance of a sample to a random
+    data point (the naive MSE loss) above its minimum, the data's variance, in units of that variance
+    (``mean_offset² + spread_ratio²``; 0 = every sample at the data mean, the loss's optimum).
+    """
+    s, d = samples.flatten(1).double(), data.flatten(1).double()
+    centre = d.mean(0)
+    data_spread = float(spread(d))
+    spread_ratio, mean_offset = float(spread(s)) / data_spread, float((s.mean(0) - centre).norm()) / data_spread
+    return {
+        "spread_ratio": spread_ratio,
+        "mean_distance_ratio": float((s - centre).norm(dim=1).mean() / (d - centre).norm(dim=1).mean()),
+        "mean_offset": mean_offset,
+        "excess_mse": mean_offset ** 2 + spread_ratio ** 2,
+        "data_spread": data_spread,
+        "sample_spread": float(spread(s)),
+    }
 
 
 @register_evaluator("naive")

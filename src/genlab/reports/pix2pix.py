@@ -1,23 +1,66 @@
 """pix2pix's evaluator, end-of-training figure and file translation (Isola et al., "Image-to-Image
 Translation with Conditional Adversarial Networks", CVPR 2017): test L1, colour saturation, optional
-FID/KID in classifier features; ``translations.png``; ``genlab translate`` on image files."""
+FID/KID in classifier features; ``translations.png`` and the rows that the lecture and
+``genlab translate`` (:mod:`genlab.reports.translation`) draw."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any
 
 import torch
+from torch import Tensor
 
-from ..checkpoint import load
-from ..data.imageio import images_to_tensor
-from ..errors import ConfigError, DataError
 from ..metrics import compare_features, get_extractor
-from ..models.pix2pix import Pix2Pix, _as_rgb, mean_saturation, translate_dataset, translation_rows
+from ..models.pix2pix import Pix2Pix
+from ..nn.pixels import as_rgb
 from ..registry import register_evaluator, register_reporter
 from ..viz import save_image_grid
 
 log = logging.getLogger(__name__)
+
+
+def mean_saturation(images: Tensor, *, min_value: float = 0.2) -> float:
+    """Mean HSV saturation (max - min) / max over the pixels whose value (max channel) exceeds
+    ``min_value``: the ink of a digit, not the black background. 0 for grey images."""
+    if images.shape[1] != 3:
+        return 0.0
+    high, low = images.amax(1), images.amin(1)  # (N, H, W)
+    lit = high > min_value
+    if not bool(lit.any()):
+        return 0.0
+    return float(((high - low)[lit] / high[lit]).mean())
+
+
+@torch.no_grad()
+def translate_dataset(model: Pix2Pix, data: Any, *, batch_size: int = 100) -> tuple[Tensor, Tensor, Tensor]:
+    """(inputs, outputs, targets) for every pair of ``data``, deterministic outputs, on the CPU."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    a, b = data.tensors[0], data.tensors[1]
+    for start in range(0, len(a), batch_size):
+        outputs.append(model(a[start : start + batch_size].to(model.device)).cpu())
+    model.train(was_training)
+    return a, torch.cat(outputs), b
+
+
+@torch.no_grad()
+def translation_rows(model: Pix2Pix, a: Tensor, b: Tensor | None = None, *, n: int = 4, seed: int = 0) -> Tensor:
+    """Rows of [input, n stochastic outputs, deterministic output(, target)] as one (rows·k, C, S, S) batch."""
+    was_training = model.training
+    model.eval()
+    a = a.to(model.device)
+    g = torch.Generator(model.device).manual_seed(seed)
+    samples = model.translate(a, n, stochastic=True, generator=g)  # (B, n, C, S, S)
+    plain = model(a)[:, None]
+    model.train(was_training)
+    c = samples.shape[2]
+    parts = [as_rgb(a, c)[:, None], samples, plain]
+    if b is not None:
+        parts.append(as_rgb(b.to(model.device), c)[:, None])
+    rows = torch.cat(parts, dim=1)  # (B, k, C, S, S)
+    return rows.flatten(0, 1).cpu()
 
 
 @register_evaluator("pix2pix")
@@ -53,37 +96,3 @@ def report_pix2pix(model: Pix2Pix, run_dir: str | Path, train_data: Any, test_da
     log.info("wrote %s", path)
     metrics = evaluate_pix2pix(model, data)
     return {f"test/{k}": float(v) for k, v in metrics.items() if k != "n"}
-
-
-def translate_files(model_path: str | Path, images: Sequence[str | Path], *, out_dir: str | Path, n: int = 4,
-                    seed: int = 0, stochastic: bool = True, half: Literal["left", "right"] | None = None,
-                    device: str = "cpu") -> list[Path]:
-    """Translate image files with a saved pix2pix model: one PNG per input, ``input | n outputs |
-    deterministic output``. ``half`` takes that half of an aligned A|B image as the input."""
-    from PIL import Image
-
-    model = load(model_path, device=device)
-    if not isinstance(model, Pix2Pix):
-        raise ConfigError(f"{model_path} holds a {type(model).registry_name!r} model, not pix2pix")
-    channels, size, _ = model.config.input_shape or model.config.image_shape
-    out_dir = Path(out_dir)
-    written = []
-    for i, file in enumerate(images):
-        file = Path(file)
-        try:
-            image = Image.open(file)
-            image.load()
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{file}: unreadable image ({exc})") from None
-        if half is not None:
-            w, h = image.size
-            image = image.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
-        a = images_to_tensor([image], channels, size)  # (1, C_in, S, S)
-        rows = translation_rows(model, a, n=n, seed=seed + i) if stochastic else torch.cat(
-            [_as_rgb(a, model.config.image_shape[0]), model(a.to(model.device)).cpu()])
-        path = out_dir / f"{file.stem}-translated.png"
-        if path in written:  # two inputs with one name (from different folders)
-            path = out_dir / f"{file.stem}-{i}-translated.png"
-        save_image_grid(rows, path, nrow=rows.shape[0], scale=2)
-        written.append(path)
-    return written

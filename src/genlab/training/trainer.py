@@ -267,7 +267,7 @@ class Trainer:
             for path in ckpt.remove_orphans(self.out_dir):
                 log.info("removed %s, left by an interrupted write", path)
         if self.eval_data is not None:  # a keep_best metric that does not exist fails now, not at the first evaluation
-            check_keep_best(self.model, tuple(t.to(self.device) for t in self.eval_data.head(cfg.batch_size).tensors), cfg)
+            check_keep_best(self.model, tuple(t.to(self.device) for t in self.eval_data.batch(torch.arange(min(cfg.batch_size, len(self.eval_data))))), cfg)
         if resume:
             self._resume()
         elif self.out_dir is not None and self.dist.is_main:
@@ -510,8 +510,9 @@ class Trainer:
         if images is None:
             return None
         path = self.out_dir / "samples" / f"step-{self.step:08d}.png"
-        save_image_grid(images, path)
-        save_image_grid(images, self.out_dir / "samples.png")
+        caption = getattr(self.model, "preview_caption", None)  # what the rows or cells show, when the family says
+        save_image_grid(images, path, caption=caption)
+        save_image_grid(images, self.out_dir / "samples.png", caption=caption)
         self._plot_curves()
         return path
 
