@@ -170,7 +170,8 @@ HOLDS_AND_BREAKS = {
 
 
 def test_every_figure_has_a_holding_and_a_breaking_example():
-    assert set(HOLDS_AND_BREAKS) == set(load_parts())
+    from test_lecture_figures import HOLDS  # the figures of issue 26 are tested condition by condition there
+    assert set(HOLDS_AND_BREAKS) | set(HOLDS) == set(load_parts())
 
 
 @pytest.mark.parametrize("figure_id", sorted(HOLDS_AND_BREAKS))
