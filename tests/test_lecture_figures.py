@@ -90,6 +90,8 @@ HOLDS["decoder-choice"] = {
     "reconstruction_mse": {"Gaussian, fixed sigma 0.1": 0.021, "Gaussian, learned sigma": 0.064, "Laplace, learned scale": 0.076,
                            "Bernoulli (BCE)": 0.033, "continuous Bernoulli": 0.073},
 }
+HOLDS["pixel-gaussians"] = {"sigma_edge": 0.38, "sigma_background": 0.022, "sigma_error_correlation": 0.70,
+                            "edge_z_rms": 1.55, "nll_learned": -1420.0, "nll_one_sigma": -88.0}
 
 
 def _with(figure_id, key, index=None, **changes):
@@ -103,6 +105,10 @@ def _with(figure_id, key, index=None, **changes):
 
 
 BREAKS = {
+    "pixel-gaussians": [{"sigma_background": 0.2},  # as unsure on the background as at the edges
+                        {"sigma_error_correlation": 0.1},  # sigma unrelated to the errors
+                        {"edge_z_rms": 5.0},  # sigma far smaller than the errors
+                        {"nll_learned": -50.0}],  # the learned sigma a worse density than one sigma
     "elbo-gap": [_with("elbo-gap", "joint", 2, iwae_100=-169.0),  # a larger k gives a lower bound
                  _with("elbo-gap", "joint", 1, quadrature_error=0.02),  # the grid is too coarse
                  _with("elbo-gap", "joint", 0, log_px=-170.0),  # the likelihood did not rise
@@ -199,3 +205,17 @@ def test_discretised_likelihood_sums_to_one_over_the_bins():
                  ContinuousBernoulli(logits=torch.full((LEVELS,), -2.0))):
         total = discretised_log_prob(base, bins).exp().sum()
         assert abs(float(total) - 1) < 1e-4, (type(base).__name__, float(total))
+
+
+def test_edge_and_background_masks():
+    import torch
+
+    from genlab.lecture.pixels import pixel_masks
+
+    image = torch.zeros(1, 1, 12, 12)
+    image[0, 0, 4:8, 4:8] = 1.0  # a 4 x 4 square stroke
+    edge, background = pixel_masks(image)
+    assert bool(edge[0, 0, 4, 4]) and bool(edge[0, 0, 3, 5]) and not bool(edge[0, 0, 0, 0])
+    assert not bool(edge[0, 0, 5:7, 5:7].any())  # the inside of the stroke is no edge
+    assert bool(background[0, 0, 0, 0]) and not bool(background[0, 0, 2, 5]) and not bool(background[0, 0, 5, 5])
+    assert not bool((edge & background).any())

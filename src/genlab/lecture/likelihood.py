@@ -162,7 +162,7 @@ def _check_bounds(n: dict[str, Any], budget: str) -> Conditions:
 
 @lecture_figure("elbo-gap", slides="82",
                 claim="The ELBO lies under the log-likelihood, with the importance-weighted bounds in between and "
-                      "rising with k; the gap is KL(q || p(z|x)), so training q alone under a fixed decoder closes it "
+                      "rising with k; the gap is the KL divergence from q to the true posterior, so training q alone under a fixed decoder closes it "
                       "while log p(x), computed exactly over the 2-D latent plane, does not move.",
                 check=_check_bounds,
                 smoke_note="smoke: 64 test digits, 1,000 joint steps and 400 encoder-only steps (full: 256 digits, "
