@@ -2,8 +2,8 @@
 variance on images. The network sees a digit at 7 x 7 pixels and predicts every pixel of the 28 x 28
 digit as its own Gaussian, N(mean, sigma^2), trained by the Gaussian negative log-likelihood (Nix &
 Weigend 1994, "Estimating the mean and variance of the target probability distribution"). The mean is
-its best guess; sigma says where it is unsure: at the edges of the strokes, whose exact place the
-coarse input does not fix, and not on the background, which is always black."""
+its best guess; sigma says where it is unsure: on the strokes and at their edges, whose exact place and
+shape the coarse input does not fix, and not on the background, which is always black."""
 from __future__ import annotations
 
 from typing import Any
@@ -48,7 +48,7 @@ def _check_pixels(n: dict[str, Any], budget: str) -> Conditions:
 @lecture_figure("pixel-gaussians", slides="10",
                 claim="An image network whose output is a Gaussian per pixel (a mean and a learned variance) says "
                       "where it is unsure: predicting a digit from a 7 x 7 thumbnail, its standard deviation is "
-                      "high at the edges of the strokes and near zero on the background, and it tracks its errors.",
+                      "high on the strokes and their edges, near zero on the background, and it tracks its errors.",
                 check=_check_pixels, smoke_note="smoke: 1,000 training steps (full: 6,000)")
 def pixel_gaussians(ctx: Context) -> dict[str, Any]:
     torch.manual_seed(ctx.seed)
@@ -89,7 +89,7 @@ def pixel_gaussians(ctx: Context) -> dict[str, Any]:
                            {"edge": edge_pixel, "background": background_pixel}, ctx.out / "pixel-gaussians.png")
     return {"paths": [str(path)], "steps": steps, "test_images": len(test),
             "sigma_edge": float(sigma[edge].mean()), "sigma_background": float(sigma[background].mean()),
-            # measured, not checked: inside the strokes the thumbnail leaves the network unsure too
+            # measured, not checked: inside the strokes the thumbnail leaves the network as unsure as at the edges
             "sigma_stroke_inside": float(sigma[(test > 0.5) & ~edge].mean()) if bool(((test > 0.5) & ~edge).any()) else None,
             "error_edge": float(error.abs()[edge].mean()), "error_background": float(error.abs()[background].mean()),
             "edge_z_rms": float((error / sigma)[edge].pow(2).mean().sqrt()),
