@@ -165,7 +165,7 @@ def _check_bounds(n: dict[str, Any], budget: str) -> Conditions:
                       "rising with k; the gap is the KL divergence from q to the true posterior, so training q alone under a fixed decoder closes it "
                       "while log p(x), computed exactly over the 2-D latent plane, does not move.",
                 check=_check_bounds,
-                smoke_note="smoke: 64 test digits, 1,000 joint steps and 400 encoder-only steps (full: 256 digits, "
+                smoke_note="smoke: 64 test digits, 800 joint steps and 300 encoder-only steps (full: 256 digits, "
                            "6,000 and 2,000, twice as fine a quadrature grid)")
 def elbo_gap(ctx: Context) -> dict[str, Any]:
     torch.manual_seed(ctx.seed)
@@ -173,7 +173,7 @@ def elbo_gap(ctx: Context) -> dict[str, Any]:
     test = (mnist(ctx, "test").x[: ctx.pick(64, 256)].flatten(1) > 0.5).float()
     model = build_model("vae", {"latent_dim": 2, "hidden_dims": [256, 128], "likelihood": "bernoulli"})
     generator, samples = ctx.generator(82), ctx.pick(1000, 2000)
-    steps = ctx.pick(1000, 6000)
+    steps = ctx.pick(800, 6000)
     at = {ctx.pick(50, 100), steps // 8, steps // 2, steps}
     # a finer subdivision for the full budget, whose longer training narrows the posteriors
     quadrature = functools.partial(quadrature_log_px, subdivide=ctx.pick(4, 8))
@@ -185,7 +185,7 @@ def elbo_gap(ctx: Context) -> dict[str, Any]:
             layer.reset_parameters()
     model.decoder.requires_grad_(False)
     fixed = quadrature(model, test)
-    q_steps = ctx.pick(400, 2000)
+    q_steps = ctx.pick(300, 2000)
     q_only = [{"step": 0, **_measure(model, test, samples, generator, log_px=fixed)}]
     q_only += _train(model, model.encoder.parameters(), train, q_steps, generator, {q_steps // 8, q_steps // 2, q_steps},
                      lambda: _measure(model, test, samples, generator, log_px=fixed))

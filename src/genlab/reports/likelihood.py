@@ -47,7 +47,9 @@ def plot_bounds(joint: Sequence[dict[str, Any]], q_only: Sequence[dict[str, Any]
     (c0, c1), _ = q_only[-1]["q0"]
     posterior = (log_joint - torch.logsumexp(log_joint.flatten(), 0)).exp().numpy()  # [z0, z1]
     half = float(offsets[-1])
-    ax.contour(c0 + offsets.numpy(), c1 + offsets.numpy(), posterior.T, levels=6, cmap="Blues")
+    # levels at fractions of the peak: the default levels include one at about zero, which traces noise
+    ax.contour(c0 + offsets.numpy(), c1 + offsets.numpy(), posterior.T, levels=posterior.max() * np.array([0.05, 0.25, 0.5, 0.75]),
+               cmap="Blues", vmin=-0.3 * posterior.max())
     theta = np.linspace(0, 2 * math.pi, 100)
     for row, colour, label in ((q_only[0], "tab:red", "q before (fresh encoder)"), (q_only[-1], "tab:green", "q after")):
         (m0, m1), (s0, s1) = row["q0"]
