@@ -101,7 +101,7 @@ def test_a_broken_figure_is_reported_and_the_rest_still_run(tmp_path, test_figur
 
 
 def test_unknown_figure_is_one_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="unknown lecture figure 'nope'.*valid: mdn-vs-gaussian"):
+    with pytest.raises(ConfigError, match="unknown lecture figure 'nope'.*valid: .*mdn-vs-gaussian"):
         run_lecture(tmp_path, only=["nope"], progress=False)
 
 
@@ -194,7 +194,8 @@ BREAKS = [(figure_id, k) for figure_id, (_, breaks) in sorted(HOLDS_AND_BREAKS.i
 
 
 def test_every_figure_has_a_holding_and_a_breaking_example():
-    assert set(HOLDS_AND_BREAKS) == set(load_parts())
+    from test_lecture_figures import HOLDS  # the figures of issue 26 are tested condition by condition there
+    assert set(HOLDS_AND_BREAKS) | set(HOLDS) == set(load_parts())
 
 
 @pytest.mark.parametrize("figure_id", sorted(HOLDS_AND_BREAKS))

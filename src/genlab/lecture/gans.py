@@ -128,7 +128,7 @@ def _check_dcgan(n: dict[str, Any], budget: str) -> Conditions:
              f"{n['frechet/shuffled']:.1f}", n["frechet/dcgan"] < n["frechet/shuffled"])]
 
 
-@lecture_figure("dcgan-mnist", slides="33",
+@lecture_figure("dcgan-mnist", slides="31-33",
                 claim="A DCGAN trained on MNIST generates new digits of every class that a classifier reads "
                       "confidently.",
                 check=_check_dcgan, smoke_note="smoke: 1,000 steps at half width, >= 30 % confident samples (full: 5,000 steps, 70 %)")
@@ -157,7 +157,7 @@ def _check_cgan(n: dict[str, Any], budget: str) -> Conditions:
              "chance 0.1)", n["label_accuracy"] >= need)]
 
 
-@lecture_figure("cgan-mnist", slides="33",
+@lecture_figure("cgan-mnist", slides="34-36",
                 claim="A class-conditional GAN draws the digit it is asked for: row k of its samples is digit k.",
                 check=_check_cgan, smoke_note="smoke: 1,000 steps at half width, label accuracy >= 0.5 (full: 5,000 steps, 0.9)")
 def cgan_mnist(ctx: Context) -> dict[str, Any]:

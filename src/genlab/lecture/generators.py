@@ -17,7 +17,7 @@ def _check_random(n: dict[str, Any], budget: str) -> Conditions:
             (f"control: the N(0, I) input's |excess kurtosis| {z:.3f} < 0.1", z < 0.1)]
 
 
-@lecture_figure("random-generator", slides="18-19",
+@lecture_figure("random-generator", slides="17-18",
                 claim="An untrained 2 -> 12x100 ReLU -> 2 network maps 100,000 Gaussian points to a folded, "
                       "heavy-tailed, clearly non-Gaussian distribution: depth alone makes complex densities.",
                 check=_check_random)
@@ -65,7 +65,7 @@ def _check_conv(n: dict[str, Any], budget: str) -> Conditions:
              n["transposed/periodic8"] > 0.1 and n["noise/periodic8"] < 0.05)]
 
 
-@lecture_figure("untrained-conv", slides="20",
+@lecture_figure("untrained-conv", slides="19",
                 claim="Untrained convolutional generators already produce spatially structured images (smooth "
                       "blobs from up-sampling, checkerboards from transposed convolutions): the architecture is a prior.",
                 check=_check_conv)

@@ -28,7 +28,7 @@ def _check_sine(n: dict[str, Any], budget: str) -> Conditions:
     return [(f"MDN test NLL {mdn:.3f} is at least 0.2 nats below the single Gaussian's {gauss:.3f}", mdn < gauss - 0.2)]
 
 
-@lecture_figure("mdn-vs-gaussian", slides="11-13",
+@lecture_figure("mdn-vs-gaussian", slides="11-14",
                 claim="On the inverted sinusoid (several t for one x) a 3-component MDN models p(t | x) far better "
                       "than one Gaussian, whose mean runs between the branches.",
                 check=_check_sine)
@@ -64,7 +64,7 @@ def _check_arm(n: dict[str, Any], budget: str) -> Conditions:
             (f"the MSE net reaches only {mse:.1%} of them, at least 15 points fewer", mse <= mdn - 0.15)]
 
 
-@lecture_figure("robot-arm", slides="14",
+@lecture_figure("robot-arm", slides="12",
                 claim="For robot-arm inverse kinematics (elbow up or down) the MDN's modes are both true solutions "
                       "and its best mode reaches the target; the MSE net predicts the average of two solutions, "
                       "which misses.",

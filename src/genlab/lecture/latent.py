@@ -34,7 +34,7 @@ def _check_interpolation(n: dict[str, Any], budget: str) -> Conditions:
              f"{n['endpoint_classes_right']:.2f} of 20 pairs (>= 0.8)", n["endpoint_classes_right"] >= 0.8)]
 
 
-@lecture_figure("interpolation", slides="47-48",
+@lecture_figure("interpolation", slides="48-49",
                 claim="Decoding points on the line between the codes of two digits morphs one digit into the other "
                       "in small steps; four codes span a grid of in-between digits.",
                 check=_check_interpolation)
@@ -63,7 +63,7 @@ def _check_lerp(n: dict[str, Any], budget: str) -> Conditions:
             (f"slerp's midpoint norm is {n['slerp_mid_ratio']:.3f} of E|z| (within 5 %)", abs(n["slerp_mid_ratio"] - 1) < 0.05)]
 
 
-@lecture_figure("lerp-vs-slerp", slides="49-50",
+@lecture_figure("lerp-vs-slerp", slides="50",
                 claim="Between two N(0, I) codes a straight line passes near the origin, where codes almost never "
                       "lie (norm ~ sqrt(d/2) instead of sqrt(d)); slerp keeps the typical norm all the way.",
                 check=_check_lerp)
@@ -135,7 +135,7 @@ def _check_ae_map(n: dict[str, Any], budget: str) -> Conditions:
              n["knn_accuracy"] >= 0.6)]
 
 
-@lecture_figure("ae-latent-map", slides="53-58",
+@lecture_figure("ae-latent-map", slides="53-54",
                 claim="An autoencoder squeezed through 2 numbers arranges the digits by class in its latent plane, "
                       "and decoding a grid over that plane walks through the digits.",
                 check=_check_ae_map)
@@ -155,7 +155,7 @@ def _check_smiling(n: dict[str, Any], budget: str) -> Conditions:
              f"{removed[-1]:.2f}); together by {rise + drop:.2f} (>= {need})", rise > 0 and drop > 0 and rise + drop >= need)]
 
 
-@lecture_figure("smiling-vector", slides="59-62",
+@lecture_figure("smiling-vector", slides="59-61",
                 claim="The mean code of 20 smiling faces minus that of 20 non-smiling ones is a 'smiling vector': "
                       "adding it to a face's code makes the decoded face smile, subtracting it takes the smile away.",
                 check=_check_smiling, smoke_note="smoke: 32-px faces, a 600-step autoencoder and classifier, change >= 0.4 "

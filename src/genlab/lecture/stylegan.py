@@ -72,7 +72,7 @@ def _check_truncation(n: dict[str, Any], budget: str) -> Conditions:
              f"of them (>= {classes})", n["classes_at_psi1"] >= classes)]
 
 
-@lecture_figure("truncation", slides="42-44",
+@lecture_figure("truncation", slides="42",
                 claim="Truncation pulls w towards its average (w_avg + psi (w - w_avg)): as psi goes from 1 to 0 "
                       "the samples' diversity falls monotonically, down to one image, the average digit.",
                 check=_check_truncation,

@@ -49,7 +49,7 @@ def _check_edges(n: dict[str, Any], budget: str) -> Conditions:
              n["dropout_diversity"] < 0.05)]
 
 
-@lecture_figure("pix2pix-edges", slides="34-36",
+@lecture_figure("pix2pix-edges", slides="35-36",
                 claim="pix2pix turns the outline of a digit into that digit; its several outputs per input (dropout "
                       "noise) differ only slightly, as Isola et al. observed.",
                 check=_check_edges, smoke_note="smoke: 300 steps, class agreement >= 0.8 (full: 1,200 steps, 0.95)")
@@ -76,7 +76,7 @@ def _check_colorize(n: dict[str, Any], budget: str) -> Conditions:
              n["saturation/pix2pix"] > n["saturation/l1_only"] + margin)]
 
 
-@lecture_figure("pix2pix-colorize", slides="34-36",
+@lecture_figure("pix2pix-colorize", slides="34",
                 claim="Colouring a grey digit has many right answers; L1 alone averages them to a dull grey, while "
                       "pix2pix's adversarial loss commits to vivid colours.",
                 check=_check_colorize, smoke_note="smoke: 300 steps each, saturation margin > 0.05 (full: 1,200 steps, 0.2)")

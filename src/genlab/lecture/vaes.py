@@ -19,7 +19,7 @@ def _check_samples(n: dict[str, Any], budget: str) -> Conditions:
              n["frechet/vae_prior"] < n["frechet/ae_standard_normal"])]
 
 
-@lecture_figure("vae-vs-ae-samples", slides="67-100",
+@lecture_figure("vae-vs-ae-samples", slides="94-95",
                 claim="Decoding draws from N(0, I) gives digits for a VAE (its KL term puts the codes there) but "
                       "not for a plain autoencoder of the same size.",
                 check=_check_samples)
@@ -42,7 +42,7 @@ def _check_vae_map(n: dict[str, Any], budget: str) -> Conditions:
             (f"and are ordered by class: 5-NN accuracy {n['knn_accuracy']:.2f} (>= 0.5; chance 0.1)", n["knn_accuracy"] >= 0.5)]
 
 
-@lecture_figure("vae-latent-2d", slides="67-100",
+@lecture_figure("vae-latent-2d", slides="100",
                 claim="A VAE with a 2-D latent space lays the test digits out by class inside N(0, I), so the "
                       "square [-3, 3]^2 decodes to digits everywhere.",
                 check=_check_vae_map)
