@@ -158,3 +158,10 @@ def test_every_import_points_down_the_readmes_rows():
     upward = [f"{m} imports {t} (line {line})" for m, edges in sorted(graph.items()) for t, line in sorted(edges.items())
               if t in graph and part(m) and part(t) and rank[part(t)] < rank[part(m)]]
     assert not upward, "imports pointing up:\n" + "\n".join(upward)
+
+
+def test_the_reading_order_fits_in_one_sitting():
+    """STYLE.md's reading order (the contract, one family, the loop) stays under 800 lines together."""
+    files = [PACKAGE / "models" / "base.py", PACKAGE / "models" / "vae.py", PACKAGE / "training" / "trainer.py"]
+    lines = {f.name: len(f.read_text().splitlines()) for f in files}
+    assert sum(lines.values()) < 800, lines
