@@ -11,29 +11,54 @@ from ..models.base import GenerativeModel, Phase
 
 
 def optimizer_settings(phases: list[Phase], config: Any) -> dict[str, tuple[float, tuple[float, float]]]:
-    """Base lr and betas of each phase's optimizer: the phase's own, else the train config's."""
-    return {p.name: (p.lr if p.lr is not None else config.lr, p.betas if p.betas is not None else config.betas)
-            for p in phases}
+    """Base lr and betas of each optimizer: its phases' own, else the train config's.
+
+    A player whose optimizer also steps a lazy phase (regularisation every ``k`` > 1 steps) gets
+    stylegan2-ada's correction (Karras et al. 2020, appendix B): lr * k/(k+1) and betas ** (k/(k+1)),
+    so that k main steps plus the lazy one move the weights as k steps at the configured values would."""
+    players: dict[str, list[Phase]] = {}
+    for phase in phases:
+        players.setdefault(phase.optimizer_name, []).append(phase)
+    settings = {}
+    for name, shared in players.items():
+        main = shared[0]  # the player's main phase: the first that names the optimizer
+        lr = main.lr if main.lr is not None else config.lr
+        betas = main.betas if main.betas is not None else config.betas
+        for other in shared[1:]:
+            if (other.lr is not None and other.lr != lr) or (other.betas is not None and tuple(other.betas) != tuple(betas)):
+                raise TrainingError(f"phases {main.name!r} and {other.name!r} share optimizer {name!r} "
+                                    "but set different lr or betas")
+        lazy = [p.every for p in shared[1:] if p.every > 1]
+        if len(lazy) > 1:
+            raise TrainingError(f"optimizer {name!r} is shared by {len(lazy)} lazy phases; at most one is supported")
+        if lazy:
+            ratio = lazy[0] / (lazy[0] + 1)
+            lr, betas = lr * ratio, (betas[0] ** ratio, betas[1] ** ratio)
+        settings[name] = (lr, tuple(betas))
+    return settings
 
 
 def build_optimizers(model: GenerativeModel, phases: list[Phase], config: Any,
                      device: torch.device) -> dict[str, torch.optim.Optimizer]:
-    """One optimizer per phase, over the phase's parameters."""
+    """One optimizer per optimizer name, over the parameters of the phases that step it."""
     optimizers = {}
-    for phase in phases:
-        params = model.phase_parameters(phase)
-        if not params:
-            raise TrainingError(f"phase {phase.name!r} has no trainable parameters")
-        lr, betas = optimizer_settings(phases, config)[phase.name]
+    for name, (lr, betas) in optimizer_settings(phases, config).items():
+        params: dict[int, torch.nn.Parameter] = {}
+        for phase in phases:
+            if phase.optimizer_name == name:
+                found = model.phase_parameters(phase)
+                if not found:
+                    raise TrainingError(f"phase {phase.name!r} has no trainable parameters")
+                params.update((id(p), p) for p in found)
         # fused kernels do the whole update in one pass per tensor (CPU since torch 2.4, and CUDA)
         fused = {"fused": True} if config.fused_optimizer and device.type in ("cpu", "cuda") else {}
         kind, decay = config.optimizer, config.weight_decay
         if kind in ("adam", "adamw"):
             cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
-            optimizers[phase.name] = cls(params, lr=lr, betas=betas, weight_decay=decay, **fused)
+            optimizers[name] = cls(list(params.values()), lr=lr, betas=betas, weight_decay=decay, **fused)
         else:
             cls = torch.optim.SGD if kind == "sgd" else torch.optim.RMSprop
-            optimizers[phase.name] = cls(params, lr=lr, momentum=config.momentum, weight_decay=decay)
+            optimizers[name] = cls(list(params.values()), lr=lr, momentum=config.momentum, weight_decay=decay)
     return optimizers
 
 

@@ -1,8 +1,8 @@
 """One Trainer for every family.
 
 ``fit()`` runs the model's phases on each batch: for every due phase, zero the gradients, compute
-``model.loss(batch, phase)``, refuse a non-finite loss, back-propagate, clip, and step that phase's
-optimizer. Around the loop: EMA, evaluation, preview grids and checkpoints. What the run shows
+``model.loss(batch, phase)``, refuse a non-finite loss, back-propagate, clip, and step the optimizer
+the phase names (a player's lazy regularisation phase steps the player's optimizer). Around the loop: EMA, evaluation, preview grids and checkpoints. What the run shows
 (``metrics.csv``, TensorBoard, the progress bar, ``curves.png``, the clock of the time budgets) is a
 :class:`~.runlog.RunLog`; the checkpoint policy (resume, known-good checkpoints, divergence, best
 weights) is a :class:`~.keeper.Keeper`. The Trainer hands both values; neither calls back into it.
@@ -273,7 +273,7 @@ class Trainer:
         return FitResult(self.step, self.history, self.last_eval)
 
     def _run_phase(self, phase: Phase, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        optimizer = self.optimizers[phase.name]
+        optimizer = self.optimizers[phase.optimizer_name]  # a lazy phase steps its player's optimizer
         self.model.zero_grad(set_to_none=True)
         with batch_shard(self.dist.rank, self.dist.world_size):
             # the one call that defines training; under DDP the same call runs as the wrapper's forward
@@ -284,11 +284,14 @@ class Trainer:
         total.backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.config.grad_clip, foreach=True)
+        # The schedule is a function of the training step, not of how often a phase runs: a phase that runs
+        # every k steps (GAN generator_every) or after its player's main phase (lazy R1) steps at this step's lr.
+        scheduler = self.schedulers[phase.optimizer_name]
+        if scheduler.last_epoch != self.step:
+            scheduler.last_epoch = self.step - 1
+            scheduler.step()
         optimizer.step()
-        # The schedule is a function of the training step, not of how often this phase ran: a phase that
-        # runs every k steps (lazy R1, path length) follows the same curve as the others.
-        scheduler = self.schedulers[phase.name]
-        scheduler.last_epoch = self.step
+        scheduler.last_epoch = self.step  # then the next step's lr: what the log reports, a checkpoint resumes with
         scheduler.step()
         prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
         return {f"{prefix}loss": total.detach(), **{f"{prefix}{k}": v.detach() for k, v in out.terms.items()}}
@@ -432,7 +435,7 @@ class Trainer:
         terms = all_reduce_mean({k: v / count for k, v in sums.items()}, self.dist)
         row = {"step": float(self.step), "epoch": self.step / self.steps_per_epoch}
         row.update({k: float(v) for k, v in terms.items()})
-        row["lr"] = self.optimizers[self.phases[0].name].param_groups[0]["lr"]
+        row["lr"] = self.optimizers[self.phases[0].optimizer_name].param_groups[0]["lr"]
         row["samples_per_s"] = samples_per_s * self.dist.world_size
         self.history.append(row)
         self.runlog.write(row)
