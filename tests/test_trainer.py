@@ -1,23 +1,18 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from genlab.checkpoint import (STATE_NAME, WEIGHTS_NAME, latest_checkpoint, load, load_tensors, load_training_state,
+from genlab.checkpoint import (WEIGHTS_NAME, latest_checkpoint, load, load_tensors, load_training_state,
                                write_checkpoint)
 from genlab.data import ArrayDataset, load_dataset
 from genlab.errors import CheckpointError, ConfigError, TrainingError
 from genlab.models import build_model
 from genlab.training import TrainConfig, Trainer
 
-HERE = Path(__file__).parent
 QUIET = dict(progress=False, tensorboard=False, device="cpu")
 
 
@@ -100,48 +95,6 @@ def test_training_state_refuses_pickled_code(tmp_path):
     with pytest.raises(CheckpointError):
         load_training_state(path)
     assert not (tmp_path / "pwned").exists()
-
-
-def _genlab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "genlab.cli", *args]
-
-
-TRAIN_ARGS = ["train", "vae", "--data", "mnist-embedded", "--data.limit=1024", "--model.hidden_dims=[256,128]",
-              "--train.batch_size=32", "--train.max_steps=600", "--train.checkpoint_every=50", "--train.eval_every=200",
-              "--train.sample_every=300", "--train.progress=false", "--train.tensorboard=false"]
-
-
-@pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = tmp_path / "full"
-    subprocess.run(_genlab(*TRAIN_ARGS, "--out", str(full)), check=True, env=env, capture_output=True)
-
-    again = tmp_path / "again"  # the same command twice gives the same weights
-    subprocess.run(_genlab(*TRAIN_ARGS, "--train.max_steps=60", "--out", str(again)), check=True, env=env, capture_output=True)
-    again2 = tmp_path / "again2"
-    subprocess.run(_genlab(*TRAIN_ARGS, "--train.max_steps=60", "--out", str(again2)), check=True, env=env, capture_output=True)
-    x, y = load_tensors(again / "model" / WEIGHTS_NAME), load_tensors(again2 / "model" / WEIGHTS_NAME)
-    assert all(torch.equal(x[k], y[k]) for k in x)
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(_genlab(*TRAIN_ARGS, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (killed / "checkpoints" / "step-00000200").exists():
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "model").exists(), "the run finished before it could be killed"
-    subprocess.run(_genlab("train", "--resume", str(killed)), check=True, env=env, capture_output=True)
-
-    a = load_tensors(full / "model" / WEIGHTS_NAME)
-    b = load_tensors(killed / "model" / WEIGHTS_NAME)
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    # the log of the resumed run has no duplicated steps
-    rows = (killed / "metrics.csv").read_text().splitlines()[1:]
-    keys = [(r.split(",")[0], r.split(",")[1]) for r in rows]
-    assert len(keys) == len(set(keys))
 
 
 @pytest.mark.parametrize("with_out_dir", [False, True])
