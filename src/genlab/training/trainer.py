@@ -284,10 +284,10 @@ class Trainer:
         total.backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.config.grad_clip, foreach=True)
-        # The schedule is a function of the training step, not of how often a phase runs: a phase that runs
-        # every k steps (GAN generator_every) or after its player's main phase (lazy R1) steps at this step's lr.
+        # The schedule is a function of the training step, not of how often a phase runs. A lazy phase (R1)
+        # finds its player's optimizer already set to the next step's lr by the main phase: back to this step's.
         scheduler = self.schedulers[phase.optimizer_name]
-        if scheduler.last_epoch != self.step:
+        if scheduler.last_epoch > self.step:
             scheduler.last_epoch = self.step - 1
             scheduler.step()
         optimizer.step()
