@@ -712,3 +712,189 @@ def test_cyclegan_keep_best_checks_its_metric_on_both_domains(tmp_path, labelled
     assert (tmp_path / "best" / "config.json").is_file()
     with pytest.raises(DataError, match="both domains"):
         model.evaluate(data.tensors)  # domain A alone: one clear line
+
+
+# ----------------------------------------------------------------------------- checkpoint policy faults
+
+_KILL_IN_ROTATION = """
+import os, shutil, signal, sys
+import genlab.checkpoint as ck
+from genlab import api
+where = sys.argv[2]
+real_rmtree, real_replace = shutil.rmtree, os.replace
+def rmtree(path, *args, **kwargs):
+    # the rotation after step 6 deletes step 2: die by SIGKILL with half of its files gone
+    if where == "delete" and "step-00000002" in str(path) and os.path.isdir(path):
+        for name in sorted(os.listdir(path))[:2]:
+            os.unlink(os.path.join(path, name))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_rmtree(path, *args, **kwargs)
+def replace(src, dst):
+    # step 6's folder is in place; die while the latest pointer is rewritten to name it
+    if where == "latest" and os.path.basename(dst) == "latest" and "step-00000006" in open(src).read():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+shutil.rmtree, os.replace = rmtree, replace
+api.train("vae", data="mnist-embedded", out=sys.argv[1], overrides={overrides!r})
+"""
+
+
+@pytest.mark.parametrize("where", ["delete", "latest"])
+def test_kill_during_rotation_leaves_only_complete_checkpoints_and_resumes_from_the_newest(tmp_path, where):
+    """A kill inside the deletion of an old checkpoint must not leave a half-deleted ``step-*`` folder
+    (deletion renames it to a temporary name first); a kill while ``latest`` is rewritten must not send
+    the resume back to an older step (latest is the newest complete folder, not the pointer)."""
+    run = tmp_path / "run"
+    # probation 2: step 4 is known good after step 6, so the rotation after step 6 deletes step 2
+    overrides = [*VAE, "--train.max_steps=8", "--train.checkpoint_every=2", "--train.checkpoint_probation=2",
+                 "--train.log_every=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    script = _KILL_IN_ROTATION.format(overrides=overrides)
+    result = subprocess.run([sys.executable, "-c", script, str(run), where], env=env, capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    root = run / "checkpoints"
+    ckpt.remove_orphans(run)  # what start-up does: then every checkpoint folder left is whole and loads
+    assert [p for p in run.rglob(".*")] == []
+    for folder in ckpt.list_checkpoints(root):
+        ckpt.read_model_config(folder)
+        ckpt.load_training_state(folder / ckpt.STATE_NAME)
+    assert ckpt.latest_checkpoint(root).name == "step-00000006"
+    resumed_from: list[int] = []
+    summary = api.train(resume=run, callbacks=[lambda t, event, info: resumed_from.append(info["step"]) if event == "log" else None])
+    assert summary["steps"] == 8 and resumed_from[0] == 7  # it went on from step 6
+    api.train("vae", data="mnist-embedded", out=tmp_path / "whole", overrides=overrides)
+    a, b = _weights(run / "model"), _weights(tmp_path / "whole" / "model")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_known_good_checkpoint_exists_whatever_the_cadence(tmp_path):
+    """checkpoint_every=10 with the default keep_checkpoints=2 and probation 100: rotation keeps a candidate
+    until it has served its probation, so a divergence after 150 healthy steps resumes from a known-good
+    checkpoint instead of setting them all aside and starting over."""
+    run = tmp_path / "run"
+
+    def blow_up(trainer, event, info):  # the weights go bad after step 150 (finite, but huge)
+        if event == "checkpoint" and info["step"] == 150:
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    p.mul_(1e30)
+
+    with pytest.raises(TrainingError) as info:
+        _train(tmp_path, "--train.checkpoint_every=10", "--train.max_steps=200", callbacks=[blow_up])
+    message = str(info.value)
+    assert "no usable checkpoint" not in message and "The last usable checkpoint is" in message
+    usable = ckpt.latest_checkpoint(run / "checkpoints")
+    assert usable is not None and ckpt.checkpoint_step(usable) <= 150 - 100
+    assert f"{usable}" in message
+    assert all(torch.isfinite(v).all() for v in _weights(usable).values())
+
+
+def test_checksums_fail_closed_naming_the_file_unless_verify_is_false(tmp_path):
+    """A .safetensors without a checksum, a training_state.pt without its .sha256 and a header changed after
+    writing are refused in one line naming the file; verify=False loads files other tools wrote."""
+    from safetensors.torch import save_file
+
+    from genlab.models import build_model
+
+    model = build_model("vae", {"image_shape": [1, 8, 8], "hidden_dims": [16], "latent_dim": 2})
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(foreign))  # another tool: no checksum
+    with pytest.raises(CheckpointError, match="verify=False") as info:
+        ckpt.load_tensors(foreign)
+    assert str(foreign) in str(info.value) and "\n" not in str(info.value)
+    assert ckpt.load_tensors(foreign, verify=False).keys() == model.state_dict().keys()
+
+    # the header is covered: rename a tensor (same length, so the file stays valid) and it is refused
+    ckpt.save_tensors(tmp_path / "m.safetensors", {"weight_a": torch.ones(3), "weight_b": torch.zeros(3)})
+    data = (tmp_path / "m.safetensors").read_bytes()
+    (tmp_path / "m.safetensors").write_bytes(data.replace(b"weight_a", b"weight_c", 1))
+    with pytest.raises(CheckpointError, match="checksum") as info:
+        ckpt.load_tensors(tmp_path / "m.safetensors")
+    assert str(tmp_path / "m.safetensors") in str(info.value)
+
+    state = tmp_path / "training_state.pt"
+    ckpt.save_training_state(state, {"step": 3})
+    assert ckpt.load_training_state(state)["step"] == 3
+    state.with_suffix(".sha256").unlink()
+    with pytest.raises(CheckpointError, match="verify=False") as info:
+        ckpt.load_training_state(state)
+    assert str(state) in str(info.value) and "\n" not in str(info.value)
+    assert ckpt.load_training_state(state, verify=False)["step"] == 3
+
+
+def test_a_training_state_holding_code_is_refused_in_genlabs_words(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "training_state.pt"
+    torch.save({"step": 1, "payload": Evil()}, path)
+    import hashlib
+
+    path.with_suffix(".sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest() + "\n")  # a faithful digest
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_training_state(path)
+    message = str(info.value)
+    assert message.startswith(f"refused {path}: it holds Python objects") and "system" in message
+    assert "\n" not in message and "\x1b" not in message and "weights_only" not in message.lower()
+    assert not (tmp_path / "pwned").exists()
+
+
+_SIGKILL_DRILL = r"""
+import copy, os, signal, sys
+import torch
+sys.path.insert(0, sys.argv[1])
+from tiny_configs import TINY
+from genlab.data import ArrayDataset
+from genlab.models import build_model
+from genlab.training import TrainConfig, Trainer
+
+key, out, mode = sys.argv[2], sys.argv[3], sys.argv[4]
+
+def model():
+    torch.manual_seed(0)
+    return build_model(key.split(":")[0], copy.deepcopy(TINY[key].config))
+
+every = max(p.every for p in model().phases())
+stop, total = 2 * every, 4 * every + 1
+data = ArrayDataset(TINY[key].batch(torch.Generator().manual_seed(1)))
+config = TrainConfig(batch_size=4, max_steps=total, lr=1e-2, ema_decay=0.9, lr_schedule="cosine", warmup_steps=2,
+                     checkpoint_every=stop, eval_every=10**6, sample_every=10**6, log_every=1, progress=False,
+                     tensorboard=False, device="cpu")
+
+def die(trainer, event, info):  # SIGKILL one step after the checkpoint, mid-run
+    if event == "log" and info["step"] == stop + 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+if mode == "kill":
+    Trainer(model(), data, config, out_dir=out, callbacks=[die]).fit()
+else:  # a fresh process resumes, then trains the same run uninterrupted
+    Trainer(model(), data, config, out_dir=out).fit(resume=True)
+    Trainer(model(), data, config, out_dir=out + "-whole").fit()
+"""
+
+
+from tiny_configs import TINY  # noqa: E402  (the contract suite's tiny configs: one case per family)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(key for key in TINY if ":" not in key))
+def test_sigkill_then_resume_is_bit_identical(tmp_path, family):
+    """Every family: a run SIGKILLed a step after its checkpoint and resumed in a new process ends on the
+    weights and EMA of the uninterrupted run, bit for bit, and its metrics.csv has no duplicated rows."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    killed = subprocess.run([sys.executable, "-c", _SIGKILL_DRILL, str(HERE), family, str(run), "kill"],
+                            env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (run / "model").exists(), "the run finished before it could be killed"
+    resumed = subprocess.run([sys.executable, "-c", _SIGKILL_DRILL, str(HERE), family, str(run), "resume"],
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name in (ckpt.WEIGHTS_NAME, ckpt.EMA_NAME):
+        a, b = ckpt.load_tensors(run / "model" / name), ckpt.load_tensors(tmp_path / "run-whole" / "model" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    rows = (run / "metrics.csv").read_text().splitlines()[1:]
+    keys = [tuple(r.split(",")[:2]) for r in rows]
+    assert len(keys) == len(set(keys))
+    assert keys == [tuple(r.split(",")[:2]) for r in (tmp_path / "run-whole" / "metrics.csv").read_text().splitlines()[1:]]

@@ -229,3 +229,10 @@ def test_capabilities_are_checked_in_the_protocol_module_only():
              if f != CAPABILITY_MODULE and not f.startswith(HASATTR_EXEMPT_DIRS) and (f, call) not in HASATTR_FEATURE_TESTS]
     assert not wrong, ("capability checks outside genlab.latent.protocols (use has(model, ...) / require(model, ...)):\n"
                        + "\n".join(wrong))
+
+
+def test_the_reading_order_fits_in_one_sitting():
+    """STYLE.md's reading order (the contract, one family, the loop) stays under 800 lines together."""
+    files = [PACKAGE / "models" / "base.py", PACKAGE / "models" / "vae.py", PACKAGE / "training" / "trainer.py"]
+    lines = {f.name: len(f.read_text().splitlines()) for f in files}
+    assert sum(lines.values()) < 800, lines

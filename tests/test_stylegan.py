@@ -1,15 +1,11 @@
-"""StyleGAN: the layers' maths, the inference API's promises, projection into W, resume after SIGKILL."""
+"""StyleGAN: the layers' maths, the inference API's promises, projection into W, lazy regularisation
+on its player's optimizer (resume after SIGKILL: tests/test_faults.py, over every family)."""
 from __future__ import annotations
-
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
-from genlab.checkpoint import WEIGHTS_NAME, load_tensors
+from genlab.checkpoint import load_tensors
 from genlab.errors import ConfigError, DataError
 from genlab.latent import project
 from genlab.models import build_model
@@ -178,39 +174,6 @@ def test_bad_inputs_give_one_clear_error():
         model.mapping(torch.randn(2, 5))
 
 
-def _genlab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "genlab.cli", *args]
-
-
-TRAIN = ["train", "stylegan", "--data", "mnist-embedded", "--data.limit=256", "--data.image_size=16",
-         "--model.latent_dim=8", "--model.w_dim=8", "--model.mapping_depth=2", "--model.channel_base=64",
-         "--model.channel_max=8", "--model.r1_every=4", "--model.pl_weight=1", "--model.pl_every=3",
-         "--train.batch_size=8", "--train.max_steps=40", "--train.checkpoint_every=10", "--train.eval_every=1000",
-         "--train.sample_every=1000", "--train.progress=false", "--train.tensorboard=false"]
-
-
-@pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
-    import os
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = tmp_path / "full"
-    subprocess.run(_genlab(*TRAIN, "--out", str(full)), check=True, env=env, capture_output=True)
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(_genlab(*TRAIN, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (killed / "checkpoints" / "step-00000020").exists():
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "model").exists(), "the run finished before it could be killed"
-    subprocess.run(_genlab("train", "--resume", str(killed)), check=True, env=env, capture_output=True)
-    a, b = load_tensors(full / "model" / WEIGHTS_NAME), load_tensors(killed / "model" / WEIGHTS_NAME)
-    assert a.keys() == b.keys() and "generator.mapping.w_avg" in a and "pl_mean" in a
-    assert float(a["pl_mean"]) != 0  # the path-length phase ran
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
 class _Brightness(torch.nn.Module):
     """A stand-in attribute classifier: class 1 = brighter than the median image of a reference set."""
 
@@ -345,6 +308,63 @@ def test_truncation_diversity_in_features_ignores_how_strongly_each_sample_is_an
     assert plain["diversity_features_raw"] != pytest.approx(scaled["diversity_features_raw"], rel=1e-2)
     assert plain["diversity_features"][-1] == pytest.approx(0, abs=1e-6) and plain["diversity_features"][0] > 0
     assert len(plain["feature_norm"]) == 3
+
+
+def test_lazy_regularisation_steps_the_players_own_optimizer_with_scaled_lr_and_betas(tmp_path):
+    """stylegan2-ada's lazy regularisation: R1 (every 4) steps the discriminator's optimizer and path length
+    (every 3) the generator's, whose lr is scaled by k/(k+1) and betas raised to k/(k+1). A checkpoint keeps
+    one state per optimizer, and a resume from it ends on the uninterrupted run's weights."""
+    from genlab.checkpoint import STATE_NAME, latest_checkpoint, load_training_state
+    from genlab.data import ArrayDataset
+    from genlab.training import TrainConfig, Trainer
+
+    config = {**TINY, "channel_base": 64, "channel_max": 8, "image_shape": [1, 16, 16], "r1_every": 4,
+              "pl_weight": 1.0, "pl_every": 3}
+    data = ArrayDataset((torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0)),))
+
+    def trainer(out=None, **kw):
+        torch.manual_seed(0)
+        train = TrainConfig(max_steps=9, batch_size=8, lr=2e-3, betas=(0.5, 0.99), progress=False, tensorboard=False, **kw)
+        return Trainer(build_model("stylegan", config), data, train, out_dir=out)
+
+    full = trainer()
+    phases = {p.name: p for p in full.phases}
+    assert sorted(full.optimizers) == ["discriminator", "generator"]
+    stepped: list[tuple[str, int]] = []  # (phase, id of the optimizer it stepped)
+    for optimizer in full.optimizers.values():
+        optimizer.register_step_pre_hook(lambda opt, args, kwargs: stepped.append((current[0], id(opt))))
+    current = [""]
+    loss = full.model.loss
+    full.model.loss = lambda batch, phase="main": (current.__setitem__(0, phase), loss(batch, phase))[1]
+    full.fit()
+    d, g = full.optimizers["discriminator"], full.optimizers["generator"]
+    assert ("discriminator_r1", id(d)) in stepped and ("discriminator", id(d)) in stepped
+    assert ("generator_pl", id(g)) in stepped and ("generator", id(g)) in stepped
+    assert phases["discriminator_r1"].optimizer_name == phases["discriminator"].optimizer_name == "discriminator"
+    assert d.param_groups[0]["lr"] == pytest.approx(2e-3 * 4 / 5)
+    assert d.param_groups[0]["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
+    assert g.param_groups[0]["lr"] == pytest.approx(2e-3 * 3 / 4)
+    assert g.param_groups[0]["betas"] == pytest.approx((0.5 ** 0.75, 0.99 ** 0.75))
+    # Adam counted every step of the shared optimizer: 9 main steps + 3 R1 steps (steps 0, 4, 8)
+    assert int(next(iter(d.state.values()))["step"]) == 9 + 3
+
+    class Killed(Exception):
+        pass
+
+    def kill(trainer, event, info):
+        if event == "checkpoint" and info["step"] == 4:
+            raise Killed
+
+    killed = trainer(tmp_path, checkpoint_every=4)
+    killed.callbacks.append(kill)
+    with pytest.raises(Killed):
+        killed.fit()
+    state = load_training_state(latest_checkpoint(tmp_path / "checkpoints") / STATE_NAME)
+    assert sorted(state["optimizers"]) == ["discriminator", "generator"]
+    resumed = trainer(tmp_path, checkpoint_every=4)
+    resumed.fit(resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_truncation_pulls_towards_w_avg_and_psi_zero_draws_the_w_avg_image():

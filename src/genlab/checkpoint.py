@@ -11,15 +11,26 @@ EMA never mismatch), then the ``latest`` pointer is replaced. A process killed a
 either the old or the new folder, never half; what a kill leaves behind (names ending in ``.tmp``) is
 removed by :func:`remove_orphans` when the run starts again.
 
-Files prove their integrity: a ``.safetensors`` file carries the SHA-256 of its tensor bytes in its
-metadata and ``training_state.pt`` a ``training_state.sha256`` beside it; loading checks them and
-refuses non-finite weights unless asked (``allow_nonfinite=True``).
+Files prove their integrity, and loading fails closed: a ``.safetensors`` file carries in its metadata the
+SHA-256 of its header and tensor bytes (:func:`file_digest` says exactly what is hashed), ``training_state.pt``
+a ``training_state.sha256`` beside it, and a run checkpoint folder a ``files.sha256`` manifest of all its
+files (``sha256sum -c`` reads it). A missing or mismatching checksum is refused in one line naming the file
+unless the caller passes ``verify=False`` (for files written by other tools); non-finite weights are
+refused unless asked (``allow_nonfinite=True``). ``training_state.pt`` is read with
+``torch.load(weights_only=True)``: a file that holds anything but tensors and plain data is refused.
+
+A checkpoint folder is deleted by renaming it to a temporary name first, so a kill mid-deletion leaves
+nothing that looks like a checkpoint; :func:`latest_checkpoint` is the newest folder whose files are all
+there and verified, whatever the ``latest`` pointer says (a kill can leave it one checkpoint behind).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import pickle
+import re
 import shutil
 import struct
 import tempfile
@@ -38,10 +49,15 @@ WEIGHTS_NAME = "model.safetensors"
 EMA_NAME = "ema.safetensors"
 STATE_NAME = "training_state.pt"
 STATE_SUM_NAME = "training_state.sha256"
+MANIFEST_NAME = "files.sha256"  # every file of a run checkpoint folder, with its SHA-256; written last
 GOOD_NAME = "good"  # pointer to the newest checkpoint that training went on from with finite losses
 DIVERGED_PREFIX = "diverged-"  # suspect checkpoints written shortly before a divergence
 MODEL_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME, EMA_NAME})
 FORMAT_VERSION = 1
+CHECKSUM_KEY = "sha256_header_and_data"  # safetensors metadata key; "sha256" (tensor bytes only) is the old one
+LEGACY_CHECKSUM_KEY = "sha256"
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- atomic primitives
@@ -78,12 +94,23 @@ def _state_for_safetensors(module: nn.Module | dict[str, Tensor]) -> dict[str, T
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
+def file_digest(header: dict[str, Any], body: bytes) -> str:
+    """SHA-256 of a safetensors file as :func:`save_tensors` records it: the header (tensor names, dtypes,
+    shapes, offsets and metadata, without the checksum itself) in a canonical JSON form (sorted keys, no
+    spaces), its length, then the tensor bytes. Hashing the parsed header rather than its raw bytes lets the
+    checksum live inside the header it covers; what it leaves out (key order, padding) changes no tensor."""
+    header = {k: v for k, v in header.items() if k != "__metadata__"} | {
+        "__metadata__": {k: v for k, v in header.get("__metadata__", {}).items() if k not in (CHECKSUM_KEY, LEGACY_CHECKSUM_KEY)}}
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(struct.pack("<Q", len(canonical)) + canonical + body).hexdigest()
+
+
 def _with_checksum(data: bytes) -> bytes:
-    """A safetensors file with the SHA-256 of its tensor bytes added to the header's metadata."""
+    """A safetensors file with :func:`file_digest` added to the header's metadata."""
     (size,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + size])
     body = data[8 + size :]
-    header.setdefault("__metadata__", {})["sha256"] = hashlib.sha256(body).hexdigest()
+    header.setdefault("__metadata__", {})[CHECKSUM_KEY] = file_digest(header, body)
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # the format pads the header to 8 bytes
     return struct.pack("<Q", len(encoded)) + encoded + body
@@ -95,9 +122,16 @@ def save_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: dict[st
     atomic_write_bytes(path, _with_checksum(save(_state_for_safetensors(tensors), metadata=metadata)))
 
 
-def load_tensors(path: str | Path, device: str | torch.device = "cpu", *, allow_nonfinite: bool = False) -> dict[str, Tensor]:
-    """Tensors of a ``.safetensors`` file, after checking the SHA-256 in its metadata (files written
-    before checksums load unchecked) and, unless ``allow_nonfinite``, that every value is finite."""
+def _refuse_unverified(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint file {path} {what}; refused (pass verify=False to load a file another tool wrote)")
+
+
+def load_tensors(path: str | Path, device: str | torch.device = "cpu", *, allow_nonfinite: bool = False,
+                 verify: bool = True) -> dict[str, Tensor]:
+    """Tensors of a ``.safetensors`` file, after checking its checksum (a file without one is refused
+    unless ``verify=False``: a file written by another tool) and, unless ``allow_nonfinite``, that every
+    value is finite. Files of genlab before the header was hashed carry the SHA-256 of their tensor
+    bytes only (metadata key ``sha256``); that is checked."""
     from safetensors.torch import load
 
     path = Path(path)
@@ -106,13 +140,21 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu", *, allow_
     data = path.read_bytes()
     try:
         (size,) = struct.unpack("<Q", data[:8])
-        expected = json.loads(data[8 : 8 + size]).get("__metadata__", {}).get("sha256")
+        header = json.loads(data[8 : 8 + size])
         tensors = load(data)
     except Exception as exc:  # struct/json errors, SafetensorError on truncation
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"corrupt or truncated checkpoint file {path}: {first}") from None
-    if expected is not None and hashlib.sha256(data[8 + size :]).hexdigest() != expected:
-        raise CheckpointError(f"checkpoint file {path} fails its checksum: its bytes changed after it was written")
+    if verify:
+        metadata, body = header.get("__metadata__") or {}, data[8 + size :]
+        if CHECKSUM_KEY in metadata:
+            good = file_digest(header, body) == metadata[CHECKSUM_KEY]
+        elif LEGACY_CHECKSUM_KEY in metadata:
+            good = hashlib.sha256(body).hexdigest() == metadata[LEGACY_CHECKSUM_KEY]
+        else:
+            raise _refuse_unverified(path, "carries no checksum in its metadata")
+        if not good:
+            raise CheckpointError(f"checkpoint file {path} fails its checksum: its bytes changed after it was written")
     if not allow_nonfinite:
         for key, value in tensors.items():
             if value.is_floating_point() and not bool(torch.isfinite(value).all()):
@@ -149,17 +191,26 @@ def replace_folder(new: Path, target: Path) -> None:
     so a kill between the two renames leaves it for :func:`remove_orphans` to put back."""
     old = target.parent / f".{target.name}.old.tmp"
     if old.exists():
-        shutil.rmtree(old)
+        remove_folder(old)
     if target.exists():
         os.replace(target, old)
     os.replace(new, target)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_folder(path: Path) -> None:
+    """Delete a folder by renaming it to a temporary name (``.NAME.*.tmp``) first: a kill mid-deletion
+    leaves a name :func:`remove_orphans` removes, never a half-deleted folder under the old name."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.replace(path, tmp)  # an empty folder is replaced (POSIX rename)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def remove_orphans(run_dir: str | Path) -> list[Path]:
     """Remove what writes killed mid-way left in a run folder (temporary files and folders, whose
-    names end in ``.tmp``, and checkpoint folders of older versions, ``checkpoints/.step-*``); a
-    model folder killed between the two renames of :func:`replace_folder` is put back first."""
+    names end in ``.tmp``, checkpoint folders of older versions, ``checkpoints/.step-*``, and checkpoint
+    folders that miss files, left by a deletion of an older version killed half-way); a model folder
+    killed between the two renames of :func:`replace_folder` is put back first."""
     run_dir = Path(run_dir)
     removed: list[Path] = []
     folders = [run_dir, *(sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) if run_dir.is_dir() else [])]
@@ -174,6 +225,10 @@ def remove_orphans(run_dir: str | Path) -> list[Path]:
             if name.endswith(".tmp") or (folder.name == "checkpoints" and name.startswith(".step-")):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
                 removed.append(path)
+    for path in list_checkpoints(run_dir / "checkpoints"):
+        if _missing_files(path):
+            remove_folder(path)
+            removed.append(path)
     return removed
 
 
@@ -221,16 +276,18 @@ def resolve_model_dir(path: str | Path) -> Path:
     raise CheckpointError(f"{path} holds no genlab model (expected {CONFIG_NAME} + {WEIGHTS_NAME}, or a run folder)")
 
 
-def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu", allow_nonfinite: bool = False) -> nn.Module:
+def load(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu", allow_nonfinite: bool = False,
+         verify: bool = True) -> nn.Module:
     """Rebuild a model from a model folder or run folder. Uses EMA weights when saved and ``ema``.
-    Files that fail their checksum, and non-finite weights unless ``allow_nonfinite``, are refused."""
+    Files that fail or lack their checksum (unless ``verify=False``), and non-finite weights unless
+    ``allow_nonfinite``, are refused."""
     directory = resolve_model_dir(path)
     meta = read_model_config(directory)
     model = build_model(meta["model"], meta["config"])
     weights = directory / EMA_NAME if ema and (directory / EMA_NAME).is_file() else directory / WEIGHTS_NAME
-    state = load_tensors(directory / WEIGHTS_NAME, allow_nonfinite=allow_nonfinite)
+    state = load_tensors(directory / WEIGHTS_NAME, allow_nonfinite=allow_nonfinite, verify=verify)
     if weights.name == EMA_NAME:
-        state.update(load_tensors(weights, allow_nonfinite=allow_nonfinite))  # EMA file holds the averaged subset of the weights
+        state.update(load_tensors(weights, allow_nonfinite=allow_nonfinite, verify=verify))  # EMA file holds the averaged subset of the weights
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -253,15 +310,24 @@ def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write_text(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest() + "\n")
 
 
-def load_training_state(path: str | Path) -> dict[str, Any]:
+def load_training_state(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """The training state, after checking ``training_state.sha256`` beside it (refused without one unless
+    ``verify=False``). Only tensors and plain data are read: a file holding other objects is refused."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"missing checkpoint file: {path}")
     digest = path.with_suffix(".sha256")
-    if digest.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().strip():
+    if verify and not digest.is_file():
+        raise _refuse_unverified(path, f"has no {digest.name} beside it")
+    if verify and hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().strip():
         raise CheckpointError(f"checkpoint file {path} fails its checksum: its bytes changed after it was written")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's message advises loading it unsafely; genlab never does
+        found = re.search(r"GLOBAL (\S+)", re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))
+        what = f" (it calls {found.group(1)})" if found else ""
+        raise CheckpointError(f"refused {path}: it holds Python objects other than tensors and plain data{what}, "
+                              "which a genlab training state never does, and loading it could run code") from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"corrupt or truncated checkpoint file {path}: {first}") from None
@@ -283,9 +349,11 @@ def write_checkpoint(
     keep: int = 2,
     good: str | None = None,
 ) -> Path:
-    """Assemble ``root/step-XXXXXXXX`` under a temporary name, rename it into place, then point
-    ``root/latest`` at it and prune all but the newest ``keep`` checkpoints and the known-good one
-    (``good``, a checkpoint name, recorded in ``root/good``; the previous record when ``None``)."""
+    """Assemble ``root/step-XXXXXXXX`` under a temporary name (its files, then the ``files.sha256``
+    manifest), rename it into place, then point ``root/latest`` at it and prune the older ones. Kept: the
+    newest ``keep``, the known-good one (``good``, a checkpoint name, recorded in ``root/good``; the
+    previous record when ``None``) and the oldest one newer than it, the candidate that becomes known good
+    next: however rarely checkpoints are written, one serves its probation."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
@@ -294,8 +362,9 @@ def write_checkpoint(
         os.chmod(tmp, 0o777 & ~_umask())
         _write_model_files(model, tmp, ema_state)
         save_training_state(tmp / STATE_NAME, training_state)
+        atomic_write_text(tmp / MANIFEST_NAME, "".join(f"{_sha256(p)}  {p.name}\n" for p in sorted(tmp.iterdir())))
         if final.exists():
-            shutil.rmtree(final)
+            remove_folder(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -303,12 +372,42 @@ def write_checkpoint(
     atomic_write_text(root / "latest", final.name + "\n")
     if good is not None:
         atomic_write_text(root / GOOD_NAME, good + "\n")
-    protected = {final.name, _read_pointer(root / GOOD_NAME)}
+    known_good = _read_pointer(root / GOOD_NAME)
     existing = list_checkpoints(root)
+    candidate = next((p.name for p in existing if known_good is None or p.name > known_good), None)
+    protected = {final.name, known_good, candidate}
     for old in existing[: max(0, len(existing) - keep)]:
         if old.name not in protected:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_folder(old)
     return final
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest(path: Path) -> dict[str, str] | None:
+    """File name -> SHA-256 from a checkpoint folder's manifest; ``None`` for folders of older versions."""
+    manifest = path / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    return {name: digest for digest, name in (line.split("  ", 1) for line in manifest.read_text().splitlines() if line)}
+
+
+def _missing_files(path: Path) -> bool:
+    listed = _manifest(path)
+    names = listed.keys() if listed is not None else (CONFIG_NAME, WEIGHTS_NAME, STATE_NAME)
+    return not all((path / name).is_file() for name in names)
+
+
+def checkpoint_complete(path: str | Path) -> bool:
+    """All of a checkpoint folder's files are there and match its manifest (older folders, without one:
+    the model and the training state are there)."""
+    path = Path(path)
+    if _missing_files(path):
+        return False
+    listed = _manifest(path)
+    return listed is None or all(_sha256(path / name) == digest for name, digest in listed.items())
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
@@ -334,7 +433,7 @@ def set_aside_suspects(root: str | Path, usable_step: int) -> Path | None:
         if checkpoint_step(path) > usable_step:
             target = root / f"{DIVERGED_PREFIX}{path.name}"
             if target.exists():
-                shutil.rmtree(target)
+                remove_folder(target)
             os.replace(path, target)
     left = list_checkpoints(root)
     if left:
@@ -348,11 +447,11 @@ def set_aside_suspects(root: str | Path, usable_step: int) -> Path | None:
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
-    root = Path(root)
-    pointer = root / "latest"
-    if pointer.is_file():
-        candidate = root / pointer.read_text().strip()
-        if candidate.is_dir():
-            return candidate
-    existing = list_checkpoints(root)
-    return existing[-1] if existing else None
+    """The newest complete checkpoint folder under ``root`` (:func:`checkpoint_complete`), or ``None``.
+    The ``latest`` pointer is not trusted: a kill between a folder's rename and the pointer's rewrite
+    leaves it one checkpoint behind."""
+    for path in reversed(list_checkpoints(root)):
+        if checkpoint_complete(path):
+            return path
+        log.warning("skipping checkpoint %s: its files are missing or do not match %s", path, MANIFEST_NAME)
+    return None

@@ -38,14 +38,20 @@ class LossOutput:
 @dataclasses.dataclass(frozen=True)
 class Phase:
     """One player's update: the parameters of ``modules`` (attribute names on the model; ``None``
-    means every parameter), stepped by their own optimizer on steps where ``step % every == 0``.
-    ``lr`` and ``betas`` override the train config for this phase only."""
+    means every parameter), stepped on steps where ``step % every == 0`` by the optimizer named
+    ``optimizer`` (default: the phase's own name). Phases that name one optimizer share it, as a
+    player's main and lazy regularisation phases do. ``lr`` and ``betas`` override the train config."""
 
     name: str
     modules: tuple[str, ...] | None = None
     every: int = 1
     lr: float | None = None
     betas: tuple[float, float] | None = None
+    optimizer: str | None = None
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optimizer or self.name
 
 
 class GenerativeModel(nn.Module):
@@ -56,6 +62,7 @@ class GenerativeModel(nn.Module):
     # Section -> field defaults the CLI applies before config files and overrides, e.g.
     # {"train": {"epochs": 30}, "data": {"binarize": "dynamic"}}: what this family trains well with.
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    preview_caption: ClassVar[str | None] = None  # what preview()'s grid shows, written above samples.png
 
     def __init__(self, config: Config) -> None:
         super().__init__()

@@ -20,9 +20,9 @@ phase               every                      minimises
 With ``r1_every = 1`` the R1 term joins the discriminator phase instead (no lazy phase). Fakes use
 style-mixing regularisation: with probability ``style_mixing_prob`` the layers from a random cutoff
 on take a second z's w. ``w_avg`` (truncation's centre) and ``pl_mean`` are buffers, saved with
-the weights, so resume is exact. The genlab Trainer gives each phase its own optimizer, whereas
-stylegan2-ada shares one between a player's main and lazy phases; with Adam the lazy phase's step
-size is then set by the learning rate rather than by gamma.
+the weights, so resume is exact. As in stylegan2-ada, a lazy phase steps its player's own optimizer
+(``Phase(optimizer=...)``), whose lr and betas the Trainer scales by k/(k+1) (lr * k/(k+1),
+beta ** (k/(k+1)) for interval k): one Adam per player, whose moments see the regulariser's gradients.
 
 Inference API: :meth:`StyleGAN.sample`, :meth:`StyleGAN.mapping`, :meth:`StyleGAN.synthesis`,
 :meth:`StyleGAN.mix` (named layer ranges ``coarse`` / ``middle`` / ``fine`` or explicit indices),
@@ -272,9 +272,11 @@ class StyleGAN(GenerativeModel):
         phases = [Phase("generator", ("generator",), 1, cfg.generator_lr, cfg.adam_betas),
                   Phase("discriminator", ("discriminator",), 1, cfg.discriminator_lr, cfg.adam_betas)]
         if cfg.r1_gamma > 0 and cfg.r1_every > 1:
-            phases.append(Phase("discriminator_r1", ("discriminator",), cfg.r1_every, cfg.discriminator_lr, cfg.adam_betas))
+            phases.append(Phase("discriminator_r1", ("discriminator",), cfg.r1_every, cfg.discriminator_lr, cfg.adam_betas,
+                                optimizer="discriminator"))
         if cfg.pl_weight > 0:
-            phases.append(Phase("generator_pl", ("generator",), cfg.pl_every, cfg.generator_lr, cfg.adam_betas))
+            phases.append(Phase("generator_pl", ("generator",), cfg.pl_every, cfg.generator_lr, cfg.adam_betas,
+                                optimizer="generator"))
         return phases
 
     def ema_modules(self) -> list[str]:
