@@ -197,3 +197,20 @@ def test_a_few_training_steps_on_digits_stay_finite():
     assert values and all(math.isfinite(v) for v in values)
     recon = [row["discriminator/recon"] for row in rows]
     assert recon[-1] < recon[0]
+
+
+@pytest.mark.parametrize("side", [64, 128])
+def test_generator_starts_with_unit_variance_at_its_norms_so_eval_mode_samples_are_not_flat(side):
+    """Batch-norm inputs near the running variance's initial 1: an eval-mode generator (an EMA one,
+    whose averaged running statistics move slowly) then draws images as varied as the training-mode one."""
+    torch.manual_seed(0)
+    model = build_model("fastgan", {"image_shape": [3, side, side]}).train()
+    variances: list[float] = []
+    for module in model.generator.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.register_forward_hook(lambda m, args, out: variances.append(args[0].var((0, 2, 3)).mean().item()))
+    with torch.no_grad():
+        train_mode = model.sample(32, generator=torch.Generator().manual_seed(0))
+    assert all(0.2 < v < 5 for v in variances), [round(v, 3) for v in variances]
+    eval_mode = model.eval().sample(32, generator=torch.Generator().manual_seed(0))
+    assert eval_mode.flatten(1).std(1).mean() > 0.5 * train_mode.flatten(1).std(1).mean()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -56,6 +57,7 @@ DISCRIMINATOR_WIDTH = {128: 1, 64: 2, 32: 4, 16: 8, 8: 16}
 DECODER_WIDTH = 2  # D's decoders: this many times the base width at every resolution
 DOUBLE_CONV = (8, 32, 128)  # FastGAN's UpBlockComp resolutions: two convs instead of one
 EXCITATION_SOURCE = {64: 4, 128: 8}  # SLE: high resolution -> the low resolution that gates it
+GLU_GAIN = 1 / math.sqrt(0.2933)  # a * sigmoid(b) of unit normals has variance E[sigmoid(b)^2] = 0.2933
 
 
 @dataclasses.dataclass
@@ -137,6 +139,21 @@ class FastGANGenerator(nn.Module):
         self.excitations = nn.ModuleDict({str(r): SkipExcitation(width[low], width[r])
                                           for r, low in EXCITATION_SOURCE.items() if r <= resolution})
         self.to_image = nn.Conv2d(width[resolution], channels, 3, 1, 1)
+        self._init_unit_variance(latent_dim)
+
+    @torch.no_grad()
+    def _init_unit_variance(self, latent_dim: int) -> None:
+        """Start every batch norm's input at variance ~1, the running variance's initial value. PyTorch's
+        default init (variance 1/(3 fan_in)) and GLU's gating shrink the signal ~10x per block, to ~1e-8
+        before the last norm; batch norm makes the weights' scale irrelevant to training, so it would stay
+        that small. An eval-mode generator whose running statistics are still near their initial values
+        (an EMA generator averages them too, with a long memory) then divides by ~1 instead of ~1e-4 at
+        every norm and samples flat grey images for thousands of steps."""
+        for module in self.blocks.modules():
+            if isinstance(module, nn.Conv2d):  # its input is a GLU output, of variance E[sigmoid(N(0,1))^2]
+                nn.init.normal_(module.weight, std=GLU_GAIN / math.sqrt(module.weight[0].numel()))
+        # the first layer sees z (B, latent_dim, 1, 1): each output pixel sums latent_dim unit-variance terms
+        nn.init.normal_(self.initial[0].weight, std=latent_dim ** -0.5)
 
     def forward(self, z: Tensor) -> Tensor:
         """(B, latent_dim) -> images (B, C, R, R) in [-1, 1]."""
