@@ -195,7 +195,8 @@ class Decoder(nn.Module):
 
     def __init__(self, in_channels: int, size: int, channels: int, width: int) -> None:
         super().__init__()
-        blocks, previous, r = [], in_channels, 8
+        blocks: list[nn.Module] = []
+        previous, r = in_channels, 8
         while r < size:
             r *= 2
             blocks.append(UpBlock(previous, width))
