@@ -178,3 +178,17 @@ TINY["stylegan:inline-r1-1ch-channels-last"] = TinyCase(
      "r1_every": 1, "style_mixing_prob": 0.5, "channels_last": True},
     lambda g: mnist_like(g)[:1],
 )
+
+
+# FastGAN: 64 px with every default (hinge, MSE reconstruction, colour + translation); 128 px grey with
+# the non-saturating G loss, L1 reconstruction, all three augmentations at p = 0.5 ramped over 3 steps.
+TINY["fastgan"] = TinyCase(
+    {"image_shape": [3, 64, 64], "latent_dim": 8, "generator_channels": 1, "discriminator_channels": 1},
+    lambda g: mnist_like(g, n=4, shape=(3, 64, 64))[:1],
+)
+TINY["fastgan:128-grey-ns-l1-ramp-nosn"] = TinyCase(
+    {"image_shape": [1, 128, 128], "latent_dim": 8, "generator_channels": 1, "discriminator_channels": 1,
+     "loss": "non-saturating", "reconstruction": "l1", "augment": "color,translation,cutout", "augment_p": 0.5,
+     "augment_ramp_steps": 3, "spectral_norm": False},
+    lambda g: mnist_like(g, n=4, shape=(1, 128, 128))[:1],
+)

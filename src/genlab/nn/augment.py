@@ -1,0 +1,159 @@
+"""Differentiable augmentation for data-efficient GAN training (DiffAugment; Zhao et al., "Differentiable
+Augmentation for Data-Efficient GAN Training", NeurIPS 2020).
+
+A discriminator trained on few images memorises them; augmenting what it sees stops that. The
+augmentations must be *differentiable* and applied to *both* real and generated images (and to the
+generated ones in the generator's loss too), else D learns to tell augmented from clean images, or
+G learns to produce augmented-looking ones. Every op here is a composition of differentiable tensor
+operations, so G receives gradients through it. One call from any discriminator phase::
+
+    real_score = D(augment(real, cfg.augment, cfg.augment_p))
+    fake_score = D(augment(fake, cfg.augment, cfg.augment_p))
+
+Ops (DiffAugment's, with its ranges; they assume images in [-1, 1], where 0 is mid-grey):
+
+===============  ===========================================================================
+``color``        brightness x + b, b ~ U[-0.5, 0.5); saturation: each pixel's distance from
+                 its channel mean times s ~ U[0, 2); contrast: distance from the image mean
+                 times c ~ U[0.5, 1.5) (one draw of each per image, in that order)
+``translation``  shift by whole pixels, up to ``TRANSLATION_FRACTION`` (1/8) of the side in
+                 each direction, filling with zeros
+``cutout``       zero a square of side ``CUTOUT_FRACTION`` (1/2) of the image, its centre
+                 uniform over the image (so it may be clipped by the border, as in DiffAugment)
+===============  ===========================================================================
+
+``p`` is the probability that an op acts on an image; each op and each image draws its own coin
+(p = 1 is DiffAugment; p < 1 follows ADA, Karras et al. 2020). An image the coin spares passes
+through bit-identically. Randomness comes from ``generator`` when given, else from the global RNG
+through :func:`genlab.runtime.batch_rand`, so a training step draws what it draws under several
+processes too, and a resumed run (which restores the RNG) repeats it exactly. All draws are one
+tensor per op for the whole batch: no Python loop over images.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..runtime import batch_rand, batch_randint
+
+TRANSLATION_FRACTION = 0.125  # largest shift, as a fraction of the image side
+CUTOUT_FRACTION = 0.5  # cutout square's side, as a fraction of the image side
+OPS = ("color", "translation", "cutout")
+
+
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """``"color,translation"`` -> ("color", "translation"); "" or "none" -> (). Unknown names raise a
+    :class:`ConfigError` listing the valid ones."""
+    names = tuple(p.strip() for p in policy.split(",") if p.strip() and p.strip() != "none")
+    unknown = [n for n in names if n not in OPS]
+    if unknown:
+        raise ConfigError(f"unknown augmentation(s) {', '.join(map(repr, unknown))} in {policy!r}; valid: {', '.join(OPS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"augmentation policy {policy!r} names an op twice")
+    return names
+
+
+def augment(x: Tensor, policy: str = "color,translation,cutout", p: float = 1.0, *,
+            generator: torch.Generator | None = None) -> Tensor:
+    """Apply the ops of ``policy`` in order, each to each image of ``x`` (B, C, H, W) with probability
+    ``p``. Differentiable in ``x``; ``p = 0`` (or an empty policy) returns ``x`` itself and draws nothing."""
+    ops = parse_policy(policy)
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"augmentation probability must be in [0, 1], got {p}")
+    if x.dim() != 4:
+        raise ConfigError(f"augment expects images (B, C, H, W), got shape {tuple(x.shape)}")
+    if p == 0 or not ops:
+        return x
+    for name in ops:
+        x = _OPS[name](x, p=p, generator=generator)
+    return x
+
+
+def ramp_probability(step: int | Tensor, *, target: float, ramp_steps: int) -> float:
+    """A linear warm-up of the augmentation probability: 0 at step 0, ``target`` from ``ramp_steps`` on
+    (``ramp_steps = 0``: ``target`` throughout)."""
+    if ramp_steps <= 0:
+        return float(target)
+    return float(target) * min(1.0, float(step) / ramp_steps)
+
+
+# ---------------------------------------------------------------------- the ops
+
+def _coin(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    """(B, 1, 1, 1) of 1.0 where the op acts on an image, 0.0 where it does not (all ones when p = 1,
+    drawn anyway so the stream of draws does not depend on p)."""
+    u = batch_rand((x.shape[0], 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype)
+    return (u < p).to(x.dtype)
+
+
+def _uniform(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return batch_rand((x.shape[0], 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype)  # (B, 1, 1, 1)
+
+
+def brightness(x: Tensor, *, p: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """x + b per image, b ~ U[-0.5, 0.5)."""
+    on = _coin(x, p, generator)
+    return x + (_uniform(x, generator) - 0.5) * on
+
+
+def saturation(x: Tensor, *, p: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """Scale each pixel's distance from its mean over channels by s ~ U[0, 2) per image (s = 0: grey)."""
+    on = _coin(x, p, generator)
+    mean = x.mean(dim=1, keepdim=True)  # (B, 1, H, W)
+    # written as x + (s - 1)(x - mean) so a spared image (s - 1 = 0) comes back bit-identical
+    return x + (_uniform(x, generator) * 2 - 1) * on * (x - mean)
+
+
+def contrast(x: Tensor, *, p: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """Scale each pixel's distance from the image's mean (over C, H, W) by c ~ U[0.5, 1.5) per image."""
+    on = _coin(x, p, generator)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    return x + (_uniform(x, generator) - 0.5) * on * (x - mean)
+
+
+def color(x: Tensor, *, p: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """Brightness, then saturation, then contrast (DiffAugment's ``color``)."""
+    x = brightness(x, p=p, generator=generator)
+    x = saturation(x, p=p, generator=generator)
+    return contrast(x, p=p, generator=generator)
+
+
+def translation(x: Tensor, *, p: float = 1.0, generator: torch.Generator | None = None,
+                fraction: float = TRANSLATION_FRACTION) -> Tensor:
+    """Shift each image by its own whole-pixel offset (dy, dx), each uniform in [-s, s] with
+    s = round(fraction * side); pixels shifted in are zeros. Output pixel (i, j) is input pixel
+    (i - dy, j - dx). One gather for the batch; gradients flow to the pixels that stay in view."""
+    b, _, h, w = x.shape
+    on = _coin(x, p, generator).view(b, 1).long()
+    sy, sx = int(h * fraction + 0.5), int(w * fraction + 0.5)
+    dy = batch_randint(-sy, sy + 1, (b, 1), generator=generator, device=x.device) * on  # (B, 1)
+    dx = batch_randint(-sx, sx + 1, (b, 1), generator=generator, device=x.device) * on
+    padded = F.pad(x, (sx, sx, sy, sy))  # zeros outside the image: (B, C, H + 2sy, W + 2sx)
+    rows = torch.arange(h, device=x.device) + sy - dy  # (B, H) rows of `padded` to read
+    cols = torch.arange(w, device=x.device) + sx - dx  # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2)
+
+
+def cutout(x: Tensor, *, p: float = 1.0, generator: torch.Generator | None = None,
+           fraction: float = CUTOUT_FRACTION) -> Tensor:
+    """Zero a square of side round(fraction * side) per image, centred at a uniform pixel of the image
+    (DiffAugment's ranges: the square may hang over the border and be clipped)."""
+    b, _, h, w = x.shape
+    on = _coin(x, p, generator).view(b, 1, 1).bool()
+    size_y, size_x = int(h * fraction + 0.5), int(w * fraction + 0.5)
+    # centre in [0, side] for even sizes, [0, side) for odd ones, as DiffAugment draws it
+    cy = batch_randint(0, h + (1 - size_y % 2), (b, 1), generator=generator, device=x.device)  # (B, 1)
+    cx = batch_randint(0, w + (1 - size_x % 2), (b, 1), generator=generator, device=x.device)
+    top, left = cy - size_y // 2, cx - size_x // 2
+    rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    in_rows = (rows >= top) & (rows < top + size_y)  # (B, H)
+    in_cols = (cols >= left) & (cols < left + size_x)  # (B, W)
+    hole = in_rows[:, :, None] & in_cols[:, None, :] & on  # (B, H, W)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+_OPS = {"color": color, "translation": translation, "cutout": cutout}
