@@ -27,7 +27,7 @@ ROWS = (
     ("models",),
     ("nn", "distributions", "attacks"),
     ("data",),
-    ("errors", "registry", "config", "checkpoint", "runtime", "grids", "batching", "_version"),
+    ("errors", "registry", "config", "checkpoint", "runtime", "grids", "batching", "precision", "_version"),
 )
 
 

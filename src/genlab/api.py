@@ -26,6 +26,7 @@ from .models import build_model
 from .models.base import GenerativeModel
 from . import reports  # noqa: F401  (registers every family's evaluator and reporter)
 from .registry import EVALUATORS, MODELS, REPORTERS
+from .precision import autocast, resolve_precision
 from .runtime import LOCK_NAME, barrier, init_distributed, run_lock, seed_everything, select_device
 from .training.trainer import RESUMABLE_FIELDS, FitResult, TrainConfig, Trainer, check_keep_best
 from .viz import plot_history
@@ -162,11 +163,13 @@ def train(
     net, train_data, test_data = build(spec, explicit)
     if test_data is not None:  # a keep_best metric that does not exist fails here, dry run or not
         check_keep_best(net, test_data.batch(torch.arange(min(spec.train.batch_size, len(test_data)))), spec.train)
-    if dry_run:
+    if dry_run:  # one loss on the CPU, at the precision the run would use
+        precision = resolve_precision(spec.train.precision, select_device(spec.train.device))
         batch = train_data.batch(torch.arange(min(spec.train.batch_size, len(train_data))))
-        with torch.no_grad():
+        with torch.no_grad(), autocast(precision, torch.device("cpu")):
             losses = {p.name: float(net.loss(batch, p.name).total) for p in net.phases()}
         return {"run_dir": str(run_dir), "dry_run": True, "spec": spec.to_dict(), "parameters": net.num_parameters(),
+                "precision": precision,
                 "train_examples": len(train_data), "test_examples": len(test_data) if test_data is not None else 0,
                 "first_batch_loss": losses}
 
@@ -202,7 +205,8 @@ def _train_locked(spec: RunSpec, changes: dict[str, Any], net: GenerativeModel, 
         # rank 0 alone writes the record (and, in fit, cleans what killed writes left): a rank writing a
         # temporary file while rank 0 cleans would lose it. The others wait for it below.
         # the intra-op threads the run uses (train.threads, or torch's default when that is unset)
-        record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads()}, indent=2, sort_keys=True)
+        record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads(), "precision_used": trainer.precision},
+                            indent=2, sort_keys=True)
         if not (run_dir / RUN_FILE).is_file() or (run_dir / RUN_FILE).read_text() != record:
             ckpt.atomic_write_text(run_dir / RUN_FILE, record)
     barrier(trainer.dist)

@@ -95,7 +95,8 @@ class MappingNetwork(nn.Module):
         w = self.layers(z)  # (B, w_dim)
         if update_w_avg:
             with torch.no_grad():
-                self.w_avg.lerp_(w.detach().mean(0), 1.0 - self.w_avg_beta)
+                # the tracked mean stays fp32 when the mapping runs under bf16 autocast
+                self.w_avg.lerp_(w.detach().mean(0).to(self.w_avg.dtype), 1.0 - self.w_avg_beta)
         return w
 
 

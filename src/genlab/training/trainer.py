@@ -31,6 +31,7 @@ from ..config import Config, check
 from ..data.base import ArrayDataset, BatchLoader
 from ..grids import save_image_grid
 from ..models.base import GenerativeModel, LossOutput, Phase
+from ..precision import autocast, resolve_precision
 from ..runtime import (DistInfo, all_reduce_mean, barrier, batch_shard, gather_objects, init_distributed, rank0_decides,
                        rng_state, seed_everything, select_device)
 from .ema import EMA
@@ -80,6 +81,10 @@ class TrainConfig(Config):
     seed: int = 0
     device: str = "auto"
     fused_optimizer: bool = True  # single-kernel Adam/AdamW where torch supports it
+    # bf16: forward and loss under autocast, fp32 weights, gradients and optimizer state; auto: bf16 where the
+    # hardware runs it natively (genlab.precision), else fp32. channels_last: conv weights in NHWC memory.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    channels_last: bool = False
     progress: bool = True
     tensorboard: bool = True  # used when the tensorboard package is installed
 
@@ -116,17 +121,6 @@ RESUMABLE_FIELDS = frozenset({
     "keep_checkpoints",
     "checkpoint_probation", "log_every", "eval_batches", "preview_count", "device", "fused_optimizer", "progress",
     "tensorboard",
-})
-
-
-# Train-config fields a resume may change (``genlab train --resume RUN --train.lr=1e-4``): they shape the
-# schedule and the bookkeeping. The others (seed, batch_size, optimizer, keep_best) would change the data
-# order, the optimizer state's meaning or what "best" compares, and are refused, as are model and data fields.
-RESUMABLE_FIELDS = frozenset({
-    "epochs", "max_steps", "lr", "betas", "momentum", "weight_decay", "lr_schedule", "warmup_steps", "min_lr_ratio",
-    "hold_fraction", "grad_clip", "ema_decay", "eval_every", "sample_every", "checkpoint_every", "epoch_extras_budget",
-    "keep_checkpoints", "checkpoint_probation", "log_every", "eval_batches", "preview_count", "device",
-    "fused_optimizer", "progress", "tensorboard",
 })
 
 
@@ -176,7 +170,10 @@ class Trainer:
         # every rank holds the same RNG state: per-example noise is drawn for the global batch and sliced
         # (runtime.batch_randn), so N processes draw the noise one process draws
         seed_everything(cfg.seed)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+        self.precision = resolve_precision(cfg.precision, self.device)  # what train.precision=auto means here
+        if self.dist.is_main:
+            log.info("precision %s (train.precision=%s on %s)", self.precision, cfg.precision, self.device)
         self.train_data, self.eval_data = train_data, eval_data
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks or [])
@@ -275,10 +272,10 @@ class Trainer:
     def _run_phase(self, phase: Phase, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         optimizer = self.optimizers[phase.optimizer_name]  # a lazy phase steps its player's optimizer
         self.model.zero_grad(set_to_none=True)
-        with batch_shard(self.dist.rank, self.dist.world_size):
+        with batch_shard(self.dist.rank, self.dist.world_size), autocast(self.precision, self.device):
             # the one call that defines training; under DDP the same call runs as the wrapper's forward
             out: LossOutput = self.model.loss(batch, phase.name) if self._ddp is None else self._ddp(batch, phase.name)
-        total = out.total
+        total = out.total.float()  # a bf16 forward's loss is summed and logged in fp32
         if not bool(torch.isfinite(total)):
             raise self.keeper.divergence(f"non-finite loss ({total.item()}) in phase {phase.name!r}", self.step)
         total.backward()
@@ -294,7 +291,7 @@ class Trainer:
         scheduler.last_epoch = self.step  # then the next step's lr: what the log reports, a checkpoint resumes with
         scheduler.step()
         prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
-        return {f"{prefix}loss": total.detach(), **{f"{prefix}{k}": v.detach() for k, v in out.terms.items()}}
+        return {f"{prefix}loss": total.detach(), **{f"{prefix}{k}": v.detach().float() for k, v in out.terms.items()}}
 
     def _due(self, every: int, end_of_epoch: bool) -> bool:
         # the last step always evaluates, previews and checkpoints
