@@ -164,6 +164,8 @@ HOLDS_AND_BREAKS = {
     "vae-vs-ae-samples": ({"frechet/vae_prior": 20.0, "frechet/ae_standard_normal": 80.0}, {"frechet/vae_prior": 85.0}),
     "vae-latent-2d": ({"code_mean": [0.02, -0.05], "code_std": [0.9, 1.0], "knn_accuracy": 0.7},
                       {"code_std": [4.0, 0.2]}),
+    "sentence-interpolation": ({"vae/well_formed_share": [0.8, 0.75], "ae/well_formed_share": [0.5, 0.55], "vae/kl": [4.0, 3.5],
+                                "vae/copy_share": [0.2, 0.2], "ae/copy_share": [0.1, 0.1]}, {"vae/well_formed_share": [0.3, 0.3]}),
     "bias-mnist": ({"max_abs_z": 6.0, "total_variation": 0.1}, {"max_abs_z": 1.0}),
     "bias-celeba": ({"majority_class": "not Male", "amplification": 0.1}, {"amplification": -0.05}),
 }
