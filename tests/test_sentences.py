@@ -212,3 +212,20 @@ def test_full_check_fails_when_a_condition_breaks(change):
 
 def test_smoke_check_fails_when_the_vae_falls_well_behind():
     assert not all(ok for _, ok in _check()({**HOLDS, "vae/well_formed_share": [0.35]}, "smoke"))
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+def test_cli_sample_and_interpolate_write_sentences(tmp_path):
+    from genlab.cli import main
+
+    model = _model().eval()
+    save_model(model, tmp_path / "m")
+    assert main(["sample", str(tmp_path / "m"), "-n", "3", "-o", str(tmp_path / "s.txt")]) == 0
+    lines = (tmp_path / "s.txt").read_text().splitlines()
+    assert lines == model.to_text(model.sample(3, generator=torch.Generator().manual_seed(0)))
+    assert main(["interpolate", str(tmp_path / "m"), "--from", "w1 w2", "--to", "w3 w4 w5", "--steps", "4",
+                 "-o", str(tmp_path / "i.txt")]) == 0
+    path = (tmp_path / "i.txt").read_text().splitlines()
+    ends = model.to_text(model.reconstruct(*model.from_text(["w1 w2", "w3 w4 w5"])))
+    assert len(path) == 4 and [path[0], path[-1]] == ends
