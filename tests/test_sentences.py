@@ -79,9 +79,9 @@ def test_shapes_and_decoding_end_in_eos_then_padding():
     assert mu.shape == logvar.shape == (8, 3)
     out = model.sample(5, generator=torch.Generator().manual_seed(0))
     assert out.shape == (5, 7) and out.dtype == torch.long
-    for row in out.tolist():  # exactly one <eos>, nothing but padding after it, never <bos>/<pad> before
+    for row in out.tolist():  # one <eos>, only padding after it; never <bos>, <pad> or <unk> before
         end = row.index(EOS_ID)
-        assert all(i == PAD_ID for i in row[end + 1:]) and all(i not in (PAD_ID, BOS_ID, EOS_ID) for i in row[:end])
+        assert all(i == PAD_ID for i in row[end + 1:]) and all(i not in (PAD_ID, BOS_ID, EOS_ID, UNK_ID) for i in row[:end])
 
 
 def test_padding_is_masked_out_of_the_loss():

@@ -139,10 +139,11 @@ class SentenceVAE(GenerativeModel):
         return self.output(states)
 
     @torch.no_grad()
-    def decode(self, z: Tensor, *, greedy: bool = True, temperature: float = 1.0,
+    def decode(self, z: Tensor, *, greedy: bool = True, temperature: float = 1.0, allow_unk: bool = False,
                generator: torch.Generator | None = None) -> Tensor:
         """Codes (B, latent_dim) -> tokens (B, max_length): greedy (argmax) or sampled words, every
-        sentence of the batch at once, one time step per iteration; ``<pad>`` after each ``<eos>``."""
+        sentence of the batch at once, one time step per iteration; ``<pad>`` after each ``<eos>``.
+        ``<unk>`` (every rare word in training) is not emitted unless ``allow_unk``: a decode is words."""
         b, length = z.shape[0], self.config.max_length
         hidden = torch.tanh(self.to_hidden(z)).unsqueeze(0)  # (1, B, H)
         word = torch.full((b, 1), BOS_ID, dtype=torch.long, device=z.device)
@@ -151,7 +152,7 @@ class SentenceVAE(GenerativeModel):
         for t in range(length):
             state, hidden = self.decoder(self.embedding(word), hidden)
             logits = self.output(state[:, 0])  # (B, V)
-            logits[:, [PAD_ID, BOS_ID]] = -math.inf  # never emitted
+            logits[:, [PAD_ID, BOS_ID] if allow_unk else [PAD_ID, BOS_ID, UNK_ID]] = -math.inf  # never emitted
             if t == length - 1:
                 word = torch.full((b,), EOS_ID, dtype=torch.long, device=z.device)  # the longest sentence ends here
             elif greedy:

@@ -116,32 +116,40 @@ def interpolation_study(model: Any, a: tuple[Tensor, Tensor], b: tuple[Tensor, T
             "endpoint_exact": float(np.mean([x == y for x, y in zip(originals, ends)])),
             "median_perplexity": float(np.median(ppl)),
             "texts": grid,
+            "originals": list(zip(originals[:p], originals[p:])),
             "well_formed": ok.reshape(p, steps - 2).tolist()}
 
 
 def interpolation_figure(panels: Sequence[tuple[str, Sequence[Sequence[str]], Sequence[Sequence[bool]]]],
-                         path: str | Path, *, title: str = "") -> Path:
+                         originals: Sequence[tuple[str, str]], path: str | Path, *, title: str = "") -> Path:
     """Side-by-side text panels: per ``(label, pairs of decoded strings, well-formed flags of the inner
-    ones)``, each pair's path top to bottom, the ends in bold, ill-formed decodes in grey italics."""
+    ones)``, each pair's path top to bottom between its two held-out sentences (``originals``, in blue),
+    the ends' decodes in bold, ill-formed decodes in grey italics."""
     plt = _pyplot()
     n_pairs = max(len(texts) for _, texts, _ in panels)
     steps = max(len(row) for _, texts, _ in panels for row in texts)
     line = 0.22  # inches per text line
-    height = 0.6 + n_pairs * (steps + 1.2) * line
+    height = 1.0 + n_pairs * (steps + 3.2) * line
     fig = plt.figure(figsize=(6.2 * len(panels), height))
     for col, (label, texts, flags) in enumerate(panels):
         x0 = (col + 0.02) / len(panels)
         y = 1 - 0.35 / height
         fig.text(x0, y, label, fontsize=11, fontweight="bold", va="top")
         y -= 0.35 / height
-        for row, ok in zip(texts, flags):
+        for (first, last), row, ok in zip(originals, texts, flags):
             y -= 0.4 * line / height
-            for i, sentence in enumerate(row):
-                end = i in (0, len(row) - 1)
-                good = end or ok[i - 1]
-                fig.text(x0 + (0.0 if end else 0.012), y, (sentence or "(empty)")[:70], fontsize=8.5, va="top",
-                         family="monospace", fontweight="bold" if end else "normal",
-                         color="black" if good else "0.55", style="normal" if good else "italic")
+            lines = [(f"A: {first}", "original"), *((s, i) for i, s in enumerate(row)), (f"B: {last}", "original")]
+            for sentence, i in lines:
+                if i == "original":
+                    style = {"color": "tab:blue", "fontweight": "normal", "style": "normal"}
+                    indent = 0.0
+                else:
+                    end = i in (0, len(row) - 1)
+                    good = end or ok[i - 1]
+                    style = {"color": "black" if good else "0.55", "fontweight": "bold" if end else "normal",
+                             "style": "normal" if good else "italic"}
+                    indent = 0.012 if end else 0.024
+                fig.text(x0 + indent, y, (sentence or "(empty)")[:70], fontsize=8.5, va="top", family="monospace", **style)
                 y -= line / height
             y -= 0.8 * line / height
     if title:
