@@ -15,7 +15,7 @@ from genlab.data.text import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, WORDNET_D
 from genlab.errors import DataError
 from genlab.models import build_model
 from genlab.models.sentence_vae import kl_weight, word_dropout
-from genlab.reports.sentences import KneserNeyTrigram, well_formed
+from genlab.reports.sentences import KneserNeyTrigram, slor_threshold, well_formed
 
 from tiny_configs import TINY, _sentences
 
@@ -176,10 +176,22 @@ def test_kneser_ney_is_normalised_and_prefers_seen_word_orders():
         # the mass left for unseen words is the add-one share of the unigram level
         assert 0.9 < total <= 1.0 + 1e-9, context
     assert lm.perplexity("the cat sat") < lm.perplexity("sat cat the")
+    assert lm.slor("the cat sat") > lm.slor("sat cat the")
 
 
-def test_well_formed_needs_low_perplexity_and_a_non_empty_decode():
-    ok = well_formed([10.0, 50.0, 5.0], ["a b", "c d", ""], threshold=20.0)
+def test_slor_takes_word_frequency_out():
+    """A rare word in a seen order scores above frequent words in an unseen order, and a sentence of
+    one repeated frequent word (likely word by word, unlikely as a sequence) scores below zero."""
+    corpus = ["the cat sat"] * 20 + ["the zebra sat"] + ["the cat ran"] * 5
+    lm = KneserNeyTrigram(corpus)
+    assert lm.slor("the zebra sat") > 0 > lm.slor("cat the sat")
+    assert lm.slor("the the the") < 0
+    bar = slor_threshold(lm, ["the cat sat", "the cat ran", "the zebra sat"], 0.0)  # the lowest real sentence
+    assert well_formed([lm.slor("the zebra sat"), lm.slor("cat the sat")], ["x", "y"], bar).tolist() == [True, False]
+
+
+def test_well_formed_needs_a_high_score_and_a_non_empty_decode():
+    ok = well_formed([1.0, -2.0, 3.0], ["a b", "c d", ""], threshold=0.0)
     assert ok.tolist() == [True, False, False]
 
 

@@ -5,8 +5,8 @@ decodes more broken ones in between.
 
 Data: WordNet's example sentences (``wordnet-sentences``: Debian's ``wordnet-base``, read where it is
 installed; the figure is skipped as "data absent" without it). The held-out split is halved: one half
-fits the ruler (a Kneser-Ney trigram model, :mod:`genlab.reports.sentences`), the other gives the real
-sentences whose perplexities set the well-formedness threshold and the pairs that are interpolated.
+fits the ruler (a Kneser-Ney trigram model scoring SLOR, :mod:`genlab.reports.sentences`), the other
+gives the real sentences whose scores set the well-formedness bar and the pairs that are interpolated.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 
 from ..data import ArrayDataset, DataConfig
 from ..data.text import UNK_ID
-from ..reports.sentences import KneserNeyTrigram, interpolation_figure, interpolation_study
+from ..reports.sentences import KneserNeyTrigram, interpolation_figure, interpolation_study, slor_threshold
 from .core import Conditions, Context, lecture_figure, load_dataset_or_absent, shared_run
 
 # short sentences and a vocabulary of words seen >= 5 times keep the softmax small enough for a CPU
@@ -92,7 +92,7 @@ def sentence_interpolation(ctx: Context) -> dict[str, Any]:
             ruler = KneserNeyTrigram(vae.to_text(ruler_data.x))
             reference = vae.to_text(held.x)
             ppl = np.array([ruler.perplexity(s) for s in reference])
-            threshold = float(np.quantile(ppl, 0.95))
+            threshold = slor_threshold(ruler, reference, 0.05)
             training = set(vae.to_text(sentences(ctx).x))
             words = held.tensors[1] - 1
             # mid-length ends with no rare word (no <unk>): paths with room to move, between readable sentences
@@ -103,7 +103,7 @@ def sentence_interpolation(ctx: Context) -> dict[str, Any]:
             a_index, b_index = order[:count], order[count:2 * count]
             a, b = (held.x[a_index], held.tensors[1][a_index]), (held.x[b_index], held.tensors[1][b_index])
             figure_texts["ruler"] = True
-            numbers.update(threshold_perplexity=threshold, reference_median_perplexity=float(np.median(ppl)), pairs=count)
+            numbers.update(threshold_slor=threshold, reference_median_perplexity=float(np.median(ppl)), pairs=count)
         for name, model in (("vae", vae), ("ae", ae)):
             study = interpolation_study(model, a, b, ruler=ruler, threshold=threshold, training_sentences=training,
                                         steps=STEPS)
@@ -117,6 +117,6 @@ def sentence_interpolation(ctx: Context) -> dict[str, Any]:
                 figure_texts["originals"] = study["originals"][:PAIRS]
     panels = [("autoencoder (variational = false)", *figure_texts["ae"]), ("VAE (KL warm-up, word dropout)", *figure_texts["vae"])]
     path = interpolation_figure(panels, figure_texts["originals"], ctx.out / "sentence-interpolation.png",
-                                title=f"blue: held-out sentences A and B; bold: their decodes; grey italics: perplexity above {numbers['threshold_perplexity']:.0f} "
-                                      "(95th percentile of real held-out sentences under a trigram model)")
+                                title=f"blue: held-out sentences A and B; bold: their decodes; grey italics: SLOR below {numbers['threshold_slor']:.2f} "
+                                      "(trigram minus unigram log-probability per token; 5th percentile of real held-out sentences)")
     return {"paths": [str(path)], **numbers}

@@ -1,10 +1,15 @@
 """Interpolating between sentences with a sentence autoencoder or VAE, judged by an independent ruler.
 
 The ruler is an interpolated Kneser-Ney trigram language model (Kneser & Ney 1995; Chen & Goodman
-1998, discount 0.75) fitted to held-out text that neither network trained on. A decode is *well-formed*
-when it is not empty and its per-token perplexity under that model is at most the 95th percentile of
-the perplexities of real held-out sentences (a separate held-out set from the one the ruler was fitted
-to): "as fluent as 95 % of real sentences", calibrated on real text rather than on a fixed number.
+1998, discount 0.75) fitted to held-out text that neither network trained on. Its per-token perplexity
+alone cannot judge decodes: a greedy decoder strings together frequent words, whose perplexity is low
+in any order ("he was to the" scores far better than a real sentence with one rare noun). The score is
+therefore SLOR (Lau, Clark & Lappin 2017, "Grammaticality, Acceptability, and Probability"): the
+trigram log-probability minus the unigram log-probability of the same words, per token, which takes the
+words' frequency out and leaves how well they fit together. A decode is *well-formed* when it is not
+empty and its SLOR is at least the 5th percentile of the SLORs of real held-out sentences (a separate
+held-out set from the one the ruler was fitted to): "ordered as well as 95 % of real sentences",
+calibrated on real text rather than on a fixed number. Perplexities are reported beside it.
 
 :func:`interpolation_study` decodes the points between the codes of held-out sentence pairs and returns
 the share of intermediate decodes that are well-formed, the share that are verbatim training sentences
@@ -59,6 +64,9 @@ class KneserNeyTrigram:
         self.unigram_cont = unigram_cont
         self.unigram_total = sum(unigram_cont.values())
         self.types = len(unigram_cont) + 1  # + one unseen word
+        # plain frequencies (add-one) of words and the end of sentence: the reference that SLOR subtracts
+        self.frequency = Counter(w for sentence in sentences for w in [*sentence.split(), _EOS])
+        self.frequency_total = sum(self.frequency.values())
 
     def _unigram(self, w: str) -> float:
         # add-one on continuation counts: an unseen word keeps a small, nonzero probability
@@ -78,18 +86,35 @@ class KneserNeyTrigram:
         d = self.discount
         return (max(self.trigram.get((u, v, w), 0) - d, 0.0) + d * self.context_types[(u, v)] * self._bigram(v, w)) / n
 
+    def log_prob(self, sentence: str) -> tuple[float, int]:
+        """(log-probability of the words and the end of sentence, their number)."""
+        words = [_BOS, _BOS, *sentence.split(), _EOS]
+        return sum(math.log(self.prob(u, v, w)) for u, v, w in zip(words, words[1:], words[2:])), len(words) - 2
+
     def perplexity(self, sentence: str) -> float:
         """exp of the mean negative log-probability per token (the words and the end of sentence)."""
-        words = [_BOS, _BOS, *sentence.split(), _EOS]
-        logs = [math.log(self.prob(u, v, w)) for u, v, w in zip(words, words[1:], words[2:])]
-        return math.exp(-sum(logs) / len(logs))
+        logp, n = self.log_prob(sentence)
+        return math.exp(-logp / n)
+
+    def slor(self, sentence: str) -> float:
+        """(log p_trigram - log p_unigram) per token: how much better the word order is than the words'
+        frequencies alone predict (Lau et al. 2017)."""
+        logp, n = self.log_prob(sentence)
+        denominator = self.frequency_total + len(self.frequency) + 1
+        unigram = sum(math.log((self.frequency.get(w, 0) + 1) / denominator) for w in [*sentence.split(), _EOS])
+        return (logp - unigram) / n
 
 
-def well_formed(perplexities: Sequence[float], sentences: Sequence[str], threshold: float) -> np.ndarray:
-    """Boolean per decode: non-empty and perplexity <= ``threshold``."""
-    ppl = np.asarray(perplexities, dtype=float)
+def well_formed(scores: Sequence[float], sentences: Sequence[str], threshold: float) -> np.ndarray:
+    """Boolean per decode: non-empty and SLOR >= ``threshold``."""
+    slor = np.asarray(scores, dtype=float)
     nonempty = np.array([bool(s.strip()) for s in sentences], dtype=bool)
-    return (ppl <= threshold) & nonempty
+    return (slor >= threshold) & nonempty
+
+
+def slor_threshold(ruler: KneserNeyTrigram, reference: Sequence[str], quantile: float = 0.05) -> float:
+    """The ``quantile`` of the SLORs of real sentences: the bar a decode must clear."""
+    return float(np.quantile([ruler.slor(s) for s in reference], quantile))
 
 
 @torch.no_grad()
@@ -97,7 +122,7 @@ def interpolation_study(model: Any, a: tuple[Tensor, Tensor], b: tuple[Tensor, T
                         threshold: float, training_sentences: set[str], steps: int = 7) -> dict[str, Any]:
     """Decode ``steps`` points (ends included) between the codes of each pair (``a[i]``, ``b[i]``).
 
-    Returns ``well_formed_share`` and ``copy_share`` over the intermediate decodes (the ends excluded),
+    ``threshold`` is the SLOR bar (:func:`slor_threshold`). Returns ``well_formed_share`` and ``copy_share`` over the intermediate decodes (the ends excluded),
     ``distinct_share`` (distinct intermediate decodes over their number), ``endpoint_exact`` (share of
     ends decoded back to the sentence itself) and ``texts``: per pair, the ``steps`` decoded strings."""
     model.eval()
@@ -107,7 +132,7 @@ def interpolation_study(model: Any, a: tuple[Tensor, Tensor], b: tuple[Tensor, T
     grid = [texts[i * steps:(i + 1) * steps] for i in range(p)]
     middle = [s for row in grid for s in row[1:-1]]
     ppl = [ruler.perplexity(s) for s in middle]
-    ok = well_formed(ppl, middle, threshold)
+    ok = well_formed([ruler.slor(s) for s in middle], middle, threshold)
     originals = model.to_text(a[0]) + model.to_text(b[0])
     ends = [row[0] for row in grid] + [row[-1] for row in grid]
     return {"well_formed_share": float(ok.mean()),
