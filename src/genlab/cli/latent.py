@@ -57,14 +57,14 @@ def interpolate(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import ConfigError
-    from ..latent import interpolation_codes, interpolation_strip, seed_codes
+    from ..latent import has, interpolation_codes, interpolation_strip, seed_codes
     from ..viz import save_image_grid
 
     if (args.source is None) != (args.target is None):
         raise ConfigError("--from and --to go together")
     model, _ = _load(args)
     method = "slerp" if args.slerp else "lerp"
-    if hasattr(model, "to_text"):  # a text model (sentence-vae): --from/--to are sentences; one decode per line
+    if has(model, "text"):  # a text model (sentence-vae): --from/--to are sentences; one decode per line
         ends = [args.source, args.target] if args.source is not None else None
         z = model.encode(*model.from_text(ends)) if ends else seed_codes(model, args.seeds or [0, 1])
         lines = model.to_text(model.decode(interpolation_codes(z[0], z[1], args.steps, method=method)))
