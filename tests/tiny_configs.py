@@ -192,3 +192,25 @@ TINY["fastgan:128-grey-ns-l1-ramp-nosn"] = TinyCase(
      "augment_ramp_steps": 3, "spectral_norm": False},
     lambda g: mnist_like(g, n=4, shape=(1, 128, 128))[:1],
 )
+
+
+# Sentence VAE (issue 26): (tokens, lengths) batches of padded word ids; the AE is the same network.
+def _sentences(g: torch.Generator, n: int = 8, length: int = 7, vocab: int = 12):
+    lengths = torch.randint(2, length + 1, (n,), generator=g)
+    tokens = torch.randint(4, vocab, (n, length), generator=g)
+    positions = torch.arange(length)
+    tokens = torch.where(positions < lengths[:, None] - 1, tokens, torch.zeros_like(tokens))
+    tokens[torch.arange(n), lengths - 1] = 2  # <eos>, then <pad>
+    return tokens, lengths
+
+
+_TINY_VOCAB = ["<pad>", "<bos>", "<eos>", "<unk>", *(f"w{i}" for i in range(8))]
+TINY["sentence-vae"] = TinyCase(
+    {"vocab": _TINY_VOCAB, "max_length": 7, "embedding_dim": 6, "hidden_dim": 8, "latent_dim": 3, "kl_warmup_steps": 3},
+    _sentences,
+)
+TINY["sentence-vae:autoencoder-linear"] = TinyCase(
+    {"vocab": _TINY_VOCAB, "max_length": 7, "embedding_dim": 6, "hidden_dim": 8, "latent_dim": 3,
+     "variational": False, "kl_schedule": "linear", "word_dropout": 0.5},
+    _sentences,
+)

@@ -34,12 +34,18 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
 @command("sample", "draw samples from a trained model into a PNG grid", _sample_args)
 def sample(args: argparse.Namespace) -> int:
     from .. import api
+    from ..latent import has
     from ..viz import save_image_grid
 
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
     options = {k: v for k, v in (("label", args.label), ("truncation", args.truncation), ("noise", args.noise)) if v is not None}
     fit_data = api.run_data(spec, None, "train").x if args.latent_density else None
     images = api.sample(model, args.n, seed=args.seed, latent_density=args.latent_density, fit_data=fit_data, **options)
+    if has(model, "text"):  # a text model (sentence-vae): one decoded sentence per line
+        out = Path(args.output or Path(args.run) / f"samples-{args.seed}.txt")
+        out.write_text("".join(line + "\n" for line in model.to_text(images)))
+        print(f"wrote {args.n} samples to {out}")
+        return 0
     out = Path(args.output or Path(args.run) / f"samples-{args.seed}.png")
     save_image_grid(images, out, nrow=args.nrow)
     print(f"wrote {args.n} samples to {out}")

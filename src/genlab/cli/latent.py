@@ -57,13 +57,21 @@ def interpolate(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import ConfigError
-    from ..latent import interpolation_strip, seed_codes
+    from ..latent import has, interpolation_codes, interpolation_strip, seed_codes
     from ..viz import save_image_grid
 
     if (args.source is None) != (args.target is None):
         raise ConfigError("--from and --to go together")
     model, _ = _load(args)
     method = "slerp" if args.slerp else "lerp"
+    if has(model, "text"):  # a text model (sentence-vae): --from/--to are sentences; one decode per line
+        ends = [args.source, args.target] if args.source is not None else None
+        z = model.encode(*model.from_text(ends)) if ends else seed_codes(model, args.seeds or [0, 1])
+        lines = model.to_text(model.decode(interpolation_codes(z[0], z[1], args.steps, method=method)))
+        out = Path(args.output or Path(args.run) / "interpolate.txt")
+        out.write_text("".join(line + "\n" for line in lines))
+        print(f"wrote {args.steps}-step {method} interpolation to {out}")
+        return 0
     if args.source is not None:
         originals = _read_images(model, [args.source, args.target])
         z = _codes_of(model, originals, args)

@@ -7,6 +7,7 @@ from .store import StoredDataset
 from . import paired  # registers the paired datasets (paired, facades, edges2digits, colorize)
 from . import unpaired  # registers the unpaired datasets (unpaired, domains, celeba-attribute, facades-unpaired)
 from . import toy  # registers the toy datasets (ring8, grid25, robot-arm, ...)
+from . import text  # registers "wordnet-sentences" (WordNet's example sentences)
 
 __all__ = [
     "ArrayDataset", "BatchLoader", "DataConfig", "data_config_from_spec", "load_dataset",

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "CAPABILITIES", "Capability", "MissingCapability", "Classifies", "Decodes", "Encodes", "ExtractsFeatures",
-    "Reconstructs", "Samples", "StyleBased", "capabilities", "has", "image_shape", "latent_dim", "model_name",
+    "Reconstructs", "Samples", "StyleBased", "Text", "capabilities", "has", "image_shape", "latent_dim", "model_name",
     "require", "takes_label",
 ]
 
@@ -91,6 +91,15 @@ class ExtractsFeatures(Protocol):
     def features(self, x: Tensor) -> Tensor: ...
 
 
+@runtime_checkable
+class Text(Protocol):
+    """A text model (sentence-vae): token ids (N, T) <-> strings in its own vocabulary."""
+
+    def to_text(self, tokens: Tensor) -> list[str]: ...
+
+    def from_text(self, sentences: Any) -> tuple[Tensor, Tensor]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Capability:
     name: str
@@ -108,6 +117,7 @@ CAPABILITIES: dict[str, Capability] = {c.name: c for c in (
                "style-based generator (mapping, synthesis, truncate, mix: a stylegan)"),
     Capability("classifier", Classifies, ("predict",), "classifier head (predict(x): a genlab classifier run)"),
     Capability("features", ExtractsFeatures, ("features",), "features(x) (a genlab classifier run)"),
+    Capability("text", Text, ("to_text", "from_text"), "text decoding (to_text, from_text: a sentence-vae run)"),
 )}
 
 
