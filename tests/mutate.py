@@ -396,6 +396,92 @@ def _mixing_off(patch: Patch) -> None:
     patch(StyleGAN, "loss", loss)
 
 
+def _condition_dropped(patch: Patch, figure_id: str, words: str) -> None:
+    """Figure ``figure_id``'s check with the condition whose sentence contains ``words`` always held:
+    the registry hands out a copy of the figure whose check no longer tests it."""
+    from genlab.lecture import load_parts
+    from genlab.registry import Registry
+
+    figures = load_parts()
+    figure = figures[figure_id]
+
+    def check(numbers, budget):  # type: ignore[no-untyped-def]
+        return [(text, ok or words in text) for text, ok in figure.check(numbers, budget)]
+
+    cut = dataclasses.replace(figure, check=check)
+    getitem = Registry.__getitem__
+
+    def lookup(self, name):  # type: ignore[no-untyped-def]
+        return cut if self is figures and name == figure_id else getitem(self, name)
+
+    patch(Registry, "__getitem__", lookup)
+
+
+LECTURE_CHECK = "tests/test_lecture.py::test_check_fails_on_the_condition_that_is_broken_and_only_there"
+
+
+@mutant("lecture-cyclegan-check-without-cycle-l1", f"{LECTURE_CHECK}[cyclegan-digits-full-2]")
+def _cyclegan_check_cut(patch: Patch) -> None:
+    """The cyclegan-digits check no longer requires a -> b -> a to come back (its cycle-L1 condition)."""
+    _condition_dropped(patch, "cyclegan-digits", "comes back")
+
+
+@mutant("lecture-cyclegan-check-without-saturation", f"{LECTURE_CHECK}[cyclegan-digits-full-3]")
+def _cyclegan_saturation_cut(patch: Patch) -> None:
+    """The cyclegan-digits check no longer requires G(a) to be in domain B (its ink-saturation condition)."""
+    _condition_dropped(patch, "cyclegan-digits", "ink saturation")
+
+
+@mutant("lecture-truncation-check-without-pixel-monotonicity", f"{LECTURE_CHECK}[truncation-full-0]")
+def _truncation_pixels_cut(patch: Patch) -> None:
+    """The truncation check no longer requires pixel diversity to fall at every psi."""
+    _condition_dropped(patch, "truncation", "pixel diversity")
+
+
+@mutant("lecture-truncation-check-without-psi-zero-floor", f"{LECTURE_CHECK}[truncation-full-2]")
+def _truncation_floor_cut(patch: Patch) -> None:
+    """The truncation check no longer requires psi = 0 to leave (almost) no diversity."""
+    _condition_dropped(patch, "truncation", "psi = 0 keeps")
+
+
+@mutant("lecture-truncation-check-without-class-guard", f"{LECTURE_CHECK}[truncation-full-3]")
+def _truncation_classes_cut(patch: Patch) -> None:
+    """The truncation check no longer requires untruncated samples to cover the classes."""
+    _condition_dropped(patch, "truncation", "diverse to begin with")
+
+
+@mutant("lecture-naive-collapse-without-mean-offset", f"{LECTURE_CHECK}[naive-collapse-full-0]",
+        "tests/test_lecture.py::test_naive_collapse_fails_for_untrained_generators")
+def _naive_mean_cut(patch: Patch) -> None:
+    """The naive-collapse check no longer requires the samples to sit at the data mean (an untrained
+    generator's narrow samples then pass for collapse)."""
+    _condition_dropped(patch, "naive-collapse", "sit at the data mean")
+
+
+@mutant("explorer-uploads-never-evicted", "tests/test_explore.py::test_uploads_beyond_the_bound_evict_the_oldest")
+def _uploads_kept(patch: Patch) -> None:
+    """The explorer keeps every uploaded image: its bound on uploads is lifted after construction."""
+    from genlab.explore.render import Explorer
+
+    original = Explorer.__init__
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        self.max_uploads = 10**9
+
+    patch(Explorer, "__init__", init)
+
+
+@mutant("checksums-skipped-by-default",
+        "tests/test_faults.py::test_checksums_fail_closed_naming_the_file_unless_verify_is_false")
+def _checksums_open(patch: Patch) -> None:
+    """Loading weights and training state skips the checksum unless asked (verify defaults to False)."""
+    from genlab import checkpoint
+
+    _patch_default(patch, checkpoint.load_tensors, "verify", False)
+    _patch_default(patch, checkpoint.load_training_state, "verify", False)
+
+
 # ---------------------------------------------------------------------- running them
 @contextlib.contextmanager
 def applied(name: str) -> Iterator[None]:
