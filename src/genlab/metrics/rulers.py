@@ -45,6 +45,9 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .features import FeatureExtractor
+from .fid import fid_from_features
+from .kid import kid_from_features
+from .precision_recall import density_coverage, precision_recall
 
 log = logging.getLogger(__name__)
 
@@ -198,21 +201,30 @@ def face_splits(path: str | Path, *, image_size: int = 64, reference_size: int =
 # -------------------------------------------------------------------------------------------- scoring
 
 
-def face_scores(images: Tensor, reference: Tensor | Mapping[str, np.ndarray], rulers: Sequence[Ruler], *,
-                metrics: Sequence[str] | None = None, **options: Any) -> dict[str, dict[str, Any]]:
+def compare(generated: np.ndarray, reference: np.ndarray, *, k: int = 3, k_density: int = 5, kid_subsets: int = 100,
+            kid_subset_size: int = 1000, seed: int = 0, protocol: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """FD, KID (mean, std over subsets), precision/recall (k) and density/coverage (k_density) of two
+    (N, F) feature sets, with the protocol every reported number carries."""
+    kid, kid_std = kid_from_features(generated, reference, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
+    return {"fid": fid_from_features(generated, reference), "kid": kid, "kid_std": kid_std,
+            **precision_recall(reference, generated, k=k), **density_coverage(reference, generated, k=k_density),
+            "protocol": {"num_generated": int(len(generated)), "num_reference": int(len(reference)),
+                         "feature_dim": int(generated.shape[1]), "k": k, "k_density": k_density, "kid_subsets": kid_subsets,
+                         "kid_subset_size": min(kid_subset_size, len(generated), len(reference)), **(protocol or {})}}
+
+
+def face_scores(images: Tensor, reference: Tensor | Mapping[str, np.ndarray], rulers: Sequence[Ruler],
+                **options: Any) -> dict[str, dict[str, Any]]:
     """Each ruler's metrics of ``images`` (N, C, H, W) in [0, 1] against ``reference`` (images, or a
     dict ruler name -> reference features, to skip re-extracting them): ``{ruler: {"fid", "kid",
     "kid_std", "precision", "recall", "density", "coverage", "protocol"}}``. ``options`` go to
-    :func:`genlab.metrics.compare_features` (``k``, ``k_density``, ``kid_subsets``, ``kid_subset_size``)."""
-    from . import DEFAULT_METRICS, compare_features
-
+    :func:`compare` (``k``, ``k_density``, ``kid_subsets``, ``kid_subset_size``, ``seed``)."""
     if not rulers:
         raise ConfigError("face_scores needs at least one ruler (build them with build_ruler)")
     out: dict[str, dict[str, Any]] = {}
     for ruler in rulers:
         ref = reference[ruler.name] if isinstance(reference, Mapping) else ruler.features(reference)
-        out[ruler.name] = compare_features(ruler.features(images), ref, metrics=metrics or DEFAULT_METRICS,
-                                           protocol={"extractor": ruler.extractor().description}, **options)
+        out[ruler.name] = compare(ruler.features(images), ref, protocol={"extractor": ruler.extractor().description}, **options)
     return out
 
 
