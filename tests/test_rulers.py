@@ -185,3 +185,26 @@ def test_no_training_code_imports_a_ruler():
                  for target in edges if target in ruler_modules]
     assert not offenders, offenders
     assert "genlab.metrics.rulers" in graph  # the walk sees the module (a renamed file would pass vacuously)
+
+
+def test_ladder_refuses_an_unknown_attribute():
+    data = shapes(20, seed=9)
+    with pytest.raises(DataError, match="unknown attribute"):
+        R.degradation_ladder(data.x, labels=data.tensors[1], attr_names=ATTRIBUTES, spec=R.LadderSpec(drop_attribute="Bald"))
+
+
+CELEBA = __import__("pathlib").Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "celeba-10k"
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="CelebA subset not in ../shared/data")
+def test_celeba_splits_are_disjoint_and_the_reference_is_the_benchmarks_test_split():
+    from genlab.data import DataConfig, load_dataset
+
+    splits = R.face_splits(CELEBA, image_size=32, train_limit=500)
+    names = {k: v.info["filenames"] for k, v in splits.items()}
+    assert len(names["ruler_train"]) == 500 and len(names["heldout"]) == len(names["reference"]) == 1000
+    assert not set(names["ruler_train"]) & set(names["heldout"]) and not set(names["heldout"]) & set(names["reference"])
+    assert names["heldout"][0] == "008001.jpg" and names["reference"][0] == "009001.jpg"
+    test = load_dataset(DataConfig(name="celeba", path=str(CELEBA), image_size=32), "test")  # what generators never see
+    assert test.info["filenames"] == names["reference"]
+    assert splits["reference"].tensors[1].shape == (1000, 40)

@@ -190,7 +190,8 @@ def face_splits(path: str | Path, *, image_size: int = 64, reference_size: int =
                         options={"test_size": reference_size + heldout_size})
     train, held = load_dataset(config, "train"), load_dataset(config, "test")
     if train_limit is not None:
-        train = ArrayDataset(tuple(t[:train_limit] for t in train.tensors), dict(train.info))
+        train = ArrayDataset(tuple(t[:train_limit] for t in train.tensors),
+                             {**train.info, "filenames": train.info["filenames"][:train_limit]})
 
     def part(sl: slice) -> Any:
         return ArrayDataset(tuple(t[sl] for t in held.tensors), {**held.info, "filenames": held.info["filenames"][sl]})
