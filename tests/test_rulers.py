@@ -208,3 +208,17 @@ def test_celeba_splits_are_disjoint_and_the_reference_is_the_benchmarks_test_spl
     test = load_dataset(DataConfig(name="celeba", path=str(CELEBA), image_size=32), "test")  # what generators never see
     assert test.info["filenames"] == names["reference"]
     assert splits["reference"].tensors[1].shape == (1000, 40)
+
+
+def test_face_scores_refuses_images_outside_the_unit_range(trained):
+    x = shapes(16, seed=10).x
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        R.face_scores(x * 2 - 1, x, trained["rulers"])
+
+
+def test_rulers_agree_only_when_every_ruler_ranks_the_same_way():
+    a = {"attributes": {"fid": 1.0}, "ssl": {"fid": 0.2}}
+    assert R.rulers_agree(a, {"attributes": {"fid": 2.0}, "ssl": {"fid": 0.3}}) is True  # both say a is better
+    assert R.rulers_agree(a, {"attributes": {"fid": 0.5}, "ssl": {"fid": 0.1}}) is True  # both say b is better
+    assert R.rulers_agree(a, {"attributes": {"fid": 2.0}, "ssl": {"fid": 0.1}}) is False
+    assert R.rulers_agree(a, {"attributes": {"fid": 1.0}, "ssl": {"fid": 0.1}}) is None

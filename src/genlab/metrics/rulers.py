@@ -222,6 +222,10 @@ def face_scores(images: Tensor, reference: Tensor | Mapping[str, np.ndarray], ru
     :func:`compare` (``k``, ``k_density``, ``kid_subsets``, ``kid_subset_size``, ``seed``)."""
     if not rulers:
         raise ConfigError("face_scores needs at least one ruler (build them with build_ruler)")
+    for name, x in (("images", images), ("reference", reference)):
+        if isinstance(x, Tensor) and x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+            raise DataError(f"face_scores: {name} must lie in [0, 1] (got {float(x.min()):.3g}..{float(x.max()):.3g}); "
+                            "divide 8-bit images by 255 and map [-1, 1] outputs with (x + 1) / 2")
     out: dict[str, dict[str, Any]] = {}
     for ruler in rulers:
         ref = reference[ruler.name] if isinstance(reference, Mapping) else ruler.features(reference)
