@@ -69,6 +69,9 @@ RecipeFactory = Callable[..., RulerRecipe]
 RULER_RECIPES: Registry[RecipeFactory] = Registry("ruler")
 register_ruler = RULER_RECIPES.register
 DEFAULT_RULERS: tuple[str, ...] = ("attributes", "ssl")
+# Part of every fingerprint: bump it when the networks or objectives of models/attributes.py or
+# models/contrastive.py change, so that no cached ruler outlives the code that trained it.
+RULER_CODE_VERSION = 1
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -106,7 +109,7 @@ def data_digest(data: Any) -> dict[str, Any]:
 
 def recipe_fingerprint(recipe: RulerRecipe, data: Any) -> str:
     """12 hex digits over the recipe and the training data: the ruler's cache key."""
-    key = {"recipe": dataclasses.asdict(recipe), "data": data_digest(data)}
+    key = {"version": RULER_CODE_VERSION, "recipe": dataclasses.asdict(recipe), "data": data_digest(data)}
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
