@@ -222,3 +222,14 @@ def test_rulers_agree_only_when_every_ruler_ranks_the_same_way():
     assert R.rulers_agree(a, {"attributes": {"fid": 0.5}, "ssl": {"fid": 0.1}}) is True  # both say b is better
     assert R.rulers_agree(a, {"attributes": {"fid": 2.0}, "ssl": {"fid": 0.1}}) is False
     assert R.rulers_agree(a, {"attributes": {"fid": 1.0}, "ssl": {"fid": 0.1}}) is None
+
+
+def test_a_cached_ruler_is_a_registered_feature_extractor(trained, tmp_path):
+    from genlab.metrics import get_extractor
+
+    ruler = trained["rulers"][1]
+    x = shapes(12, seed=11).x
+    extractor = get_extractor("ruler", path=ruler.folder)
+    assert np.allclose(extractor(x).double().numpy(), ruler.features(x)) and ruler.fingerprint in extractor.description
+    with pytest.raises(ConfigError, match="trained ruler"):
+        get_extractor("ruler", path=tmp_path)

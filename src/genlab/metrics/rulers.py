@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
-from ..registry import Registry
+from ..registry import Registry, register_feature_extractor
 from .features import FeatureExtractor
 from .fid import fid_from_features
 from .kid import kid_from_features
@@ -136,6 +136,22 @@ class Ruler:
 
     def features(self, images: Tensor) -> np.ndarray:
         return self.extractor()(images).double().numpy()
+
+
+@register_feature_extractor("ruler")
+def ruler_extractor(*, path: str | Path | None = None, device: str = "cpu", batch_size: int = 500, **_: Any) -> FeatureExtractor:
+    """A cached ruler's features by folder (``CACHE/NAME-FINGERPRINT``), for ``genlab evaluate RUN
+    --extractor ruler --extractor-path FOLDER``: one ruler per call; :func:`face_scores` runs both."""
+    from ..checkpoint import load
+
+    folder = Path(path) if path is not None else None
+    if folder is None or not (folder / "model" / "config.json").is_file():
+        raise ConfigError(f"the ruler extractor needs path=FOLDER of a trained ruler (a folder with model/ under "
+                          f"{default_cache()}; benchmarks/face_rulers.py trains them), got {path}")
+    model = load(folder / "model", device=device).eval()
+    if model.registry_name not in {"attributes", "contrastive"}:
+        raise ConfigError(f"{folder} holds a {model.registry_name!r} model, not a ruler (attributes or contrastive)")
+    return FeatureExtractor("ruler", model.features, f"ruler {folder.name} ({model.registry_name})", batch_size, torch.device(device))
 
 
 def build_ruler(name: str, data: Any, *, cache: str | Path | None = None, epochs: int | None = None,
