@@ -214,3 +214,16 @@ TINY["sentence-vae:autoencoder-linear"] = TinyCase(
      "variational": False, "kl_schedule": "linear", "word_dropout": 0.5},
     _sentences,
 )
+
+
+# The face rulers' feature networks (genlab.metrics.rulers): a multi-label ResNet and a contrastive encoder.
+TINY["attributes"] = TinyCase(
+    {"image_shape": [3, 16, 16], "num_attributes": 5, "widths": [4, 8], "stem_stride": 1},
+    lambda g: (torch.rand(8, 3, 16, 16, generator=g), torch.randint(0, 2, (8, 5), generator=g)),
+    can_sample=False,
+)
+TINY["contrastive"] = TinyCase(
+    {"image_shape": [3, 16, 16], "channels": [4, 8], "projection_dim": 4},
+    lambda g: mnist_like(g, shape=(3, 16, 16))[:1],
+    can_sample=False,
+)

@@ -15,6 +15,7 @@ from .fid import fid_from_features, frechet_distance, gaussian_stats, sqrtm_psd
 from .kid import kid_from_features, polynomial_mmd2
 from .modes import count_modes
 from .precision_recall import density_coverage, precision_recall
+from .rulers import RULER_RECIPES, Ruler, build_ruler, face_scores, face_splits
 
 METRICS: Registry[Callable[..., dict[str, float]]] = Registry("metric")
 register_metric = METRICS.register
@@ -72,5 +73,5 @@ __all__ = [
     "METRICS", "register_metric", "compare_features", "DEFAULT_METRICS", "FeatureExtractor", "get_extractor",
     "fid_from_features", "frechet_distance", "gaussian_stats", "sqrtm_psd", "kid_from_features",
     "polynomial_mmd2", "count_modes", "precision_recall", "density_coverage", "bias_audit", "confusion_matrix",
-    "corrected_rates", "format_audit",
+    "corrected_rates", "format_audit", "RULER_RECIPES", "Ruler", "build_ruler", "face_scores", "face_splits",
 ]
