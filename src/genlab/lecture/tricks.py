@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..metrics import count_modes
 from ..models import build_model
 from ..models.gan import GANConfig
@@ -55,7 +56,7 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
 
 def _raw_weight(linear: nn.Linear) -> Tensor:
     """The weight before spectral norm (the parametrisation's original) or the plain weight."""
-    if hasattr(linear, "parametrizations"):
+    if nn.utils.parametrize.is_parametrized(linear, "weight"):
         return linear.parametrizations.weight.original.detach()
     return linear.weight.detach()
 
@@ -118,9 +119,9 @@ class GANStack:
         self.latent_dim = cfgs[0].latent_dim
         if any(c.latent_dim != self.latent_dim or c.generator_hidden != cfgs[0].generator_hidden
                or c.discriminator_hidden != cfgs[0].discriminator_hidden for c in cfgs):
-            raise ValueError("GANStack runs must share latent_dim and the hidden widths")
+            raise ConfigError("GANStack runs must share latent_dim and the hidden widths")
         if any(c.pack > 2 or c.loss not in ("minimax", "non-saturating") for c in cfgs):
-            raise ValueError("GANStack runs use pack 1 or 2 and the minimax or non-saturating loss")
+            raise ConfigError("GANStack runs use pack 1 or 2 and the minimax or non-saturating loss")
         r = len(cfgs)
         self.minimax = torch.tensor([c.loss == "minimax" for c in cfgs])
         self.packed = torch.tensor([c.pack == 2 for c in cfgs])
