@@ -49,8 +49,8 @@ def plot_trick_scores(results: dict[str, dict[str, Any]], tricks: Sequence[str],
     ax.scatter([], [], c="tab:red", marker="x", label="∞: no high-quality sample")
     fig.suptitle("GAN tricks on toy mixtures: each '+' adds one trick to the non-saturating GAN"
                  + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.legend(*ax.get_legend_handles_labels(), loc="upper right", fontsize=8, ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 / len(toys), 1, 1))
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", fontsize=8, ncol=3, frameon=False)
     return save_figure(fig, path)
 
 
