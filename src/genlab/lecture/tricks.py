@@ -286,29 +286,30 @@ def _summary(toy_name: str, slug: str, scores: dict[str, list[float]]) -> dict[s
 
 
 def _check_tricks(n: dict[str, Any], budget: str) -> Conditions:
+    """The ring only: the grid is drawn and its numbers listed, but at these budgets no recipe is
+    reliably better there than vanilla (full budget: combined 18.0 of 25, vanilla 17.0)."""
     need, margin = (6, 1.0) if budget == "smoke" else (7, 2.0)
     v, c = "ring8/vanilla", "ring8/combined"
-    out = [(f"ring: PacGAN-2 + R1 + EMA covers >= {need} of 8 modes on every seed (worst seed {n[f'{c}/min_modes']:.0f}; "
-            f"seeds {n[f'{c}/modes']})", n[f"{c}/min_modes"] >= need),
-           (f"ring: the vanilla minimax GAN covers {n[f'{v}/mean_modes']:.2f} modes on average (seeds {n[f'{v}/modes']}), "
-            f"at least {margin:.0f} fewer than the combined recipe's {n[f'{c}/mean_modes']:.2f}",
-            n[f"{v}/mean_modes"] <= n[f"{c}/mean_modes"] - margin)]
-    if budget == "full":
-        v, c = "grid25/vanilla", "grid25/combined"
-        out.append((f"grid: the combined recipe covers {n[f'{c}/mean_modes']:.1f} of 25 modes on average, at least 3 more "
-                    f"than vanilla's {n[f'{v}/mean_modes']:.1f} (seeds {n[f'{c}/modes']} vs {n[f'{v}/modes']})",
-                    n[f"{c}/mean_modes"] >= n[f"{v}/mean_modes"] + 3))
-    return out
+    seeds = n[f"{v}/modes"]
+    return [(f"ring: PacGAN-2 + R1 + EMA covers >= {need} of 8 modes on every seed (worst seed {n[f'{c}/min_modes']:.0f}; "
+             f"seeds {n[f'{c}/modes']})", n[f"{c}/min_modes"] >= need),
+            (f"ring: the vanilla minimax GAN covers {n[f'{v}/mean_modes']:.2f} modes on average, at least {margin:.0f} "
+             f"fewer than the combined recipe's {n[f'{c}/mean_modes']:.2f}",
+             n[f"{v}/mean_modes"] <= n[f"{c}/mean_modes"] - margin),
+            # a spread of 2 or more means some seed misses at least 2 modes
+            (f"ring: vanilla misses modes, how many differing from seed to seed: its seeds {seeds} span "
+             f"{max(seeds) - min(seeds):.0f} modes (>= 2), worst seed {min(seeds):.0f} of 8", max(seeds) - min(seeds) >= 2)]
 
 
 @lecture_figure("gan-tricks", slides="45",
-                claim="A vanilla (minimax) GAN is fragile: on the ring of 8 Gaussians it misses modes on some seeds and not "
-                      "others; PacGAN-2 packing with an R1 penalty and an EMA generator covers the ring on every seed, "
-                      "and each trick alone helps only some seeds or not at all (the numbers say which).",
+                claim="A vanilla (minimax) GAN is fragile: on the ring of 8 Gaussians it misses modes, and how many "
+                      "differs from seed to seed, while PacGAN-2 packing with an R1 penalty and an EMA generator covers "
+                      "all eight on every seed; what each single trick does, and how the recipes fare on the grid of 25, "
+                      "is measured and shown, not claimed.",
                 check=_check_tricks,
                 smoke_note="smoke: the ring only, vanilla / non-saturating / combined, 2 seeds x 2,500 steps; the combined "
-                           "recipe needs >= 6 of 8 modes and a 1-mode lead (full: ring and grid, all nine recipes, "
-                           "3 seeds x 6,000 steps, >= 7 of 8 and a 2-mode lead, and a 3-mode lead on the grid)")
+                           "recipe needs >= 6 of 8 modes on every seed and a 1-mode lead over vanilla (full: ring and grid, "
+                           "all nine recipes, 3 seeds x 6,000 steps, >= 7 of 8 and a 2-mode lead)")
 def gan_tricks(ctx: Context) -> dict[str, Any]:
     from ..reports.tricks import plot_trick_samples, plot_trick_scores
 
