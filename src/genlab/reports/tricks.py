@@ -60,7 +60,7 @@ def plot_trick_samples(points: dict[str, dict[str, Any]], data: dict[str, Any], 
     grey, titled with that seed's modes covered and high-quality share."""
     plt = _pyplot()
     toys = list(points)
-    fig, axes = plt.subplots(len(toys), len(tricks), figsize=(1.9 * len(tricks), 2.1 * len(toys)), squeeze=False)
+    fig, axes = plt.subplots(len(toys), len(tricks), figsize=(1.9 * len(tricks), 2.35 * len(toys)), squeeze=False)
     for row, toy in zip(axes, toys):
         real = np.asarray(data[toy])
         lo, hi = real.min(0) - 0.25 * real.std(0), real.max(0) + 0.25 * real.std(0)
