@@ -485,3 +485,33 @@ def test_sigkill_mid_diffaugment_ramp_then_resume_is_bit_identical(tmp_path):
     import test_faults
 
     test_faults.test_sigkill_then_resume_is_bit_identical(tmp_path, "gan:dcgan-diffaugment-ramp")
+
+
+def test_genlab_train_fastgan_draws_its_figure_and_genlab_evaluate_scores_it(tmp_path, monkeypatch):
+    """FastGAN's reporter and evaluator through the CLI: the end of training writes fastgan.png and D's
+    statistics into metrics.json; `genlab evaluate` writes FID & co. against the held-out split."""
+    import json
+
+    from genlab.cli import main
+
+    run = tmp_path / "fastgan"
+    assert main(["train", "fastgan", "--data", "mnist-embedded", "--out", str(run), "--data.limit=16", "--model.latent_dim=8",
+                 "--model.generator_channels=1", "--model.discriminator_channels=1", "--model.augment=color,cutout",
+                 "--train.max_steps=2", "--train.batch_size=8", "--train.progress=false", "--train.tensorboard=false"]) == 0
+    assert (run / "fastgan.png").is_file()
+    summary = json.loads((run / "metrics.json").read_text())
+    assert {"discriminator/reconstruction_mse", "discriminator/real_score", "discriminator/fake_score"} <= set(summary)
+    assert main(["evaluate", str(run), "--limit", "16", "--extractor", "pixels"]) == 0
+    result = json.loads((run / "evaluation.json").read_text())
+    assert {"fid", "kid", "precision", "recall"} <= set(result) and result["protocol"]["num_generated"] == 16
+    # the figure's "as D sees it" row is the run's augmentation: cutout zeroes pixels of [0, 1] reals at -1 -> 0
+    from genlab import api
+    from genlab.reports.fastgan import discriminator_stats  # after the CLI: it must have registered it itself
+
+    model, _ = api.load_run(run)
+    reals = torch.full((4, 1, 64, 64), 0.75)
+    stats = discriminator_stats(model, reals)
+    assert stats["seen"].shape == reals.shape and stats["reconstruction"].shape == (4, 1, 32, 32)
+    assert not torch.allclose(stats["seen"], reals)
+    model.config.augment = ""
+    assert torch.equal(discriminator_stats(model, reals)["seen"], reals)  # no policy: D sees the reals as they are
