@@ -342,3 +342,176 @@ def test_vector_data_reach_the_networks_at_unit_scale():
     model.loss((x,), "discriminator")
     hook.remove()
     assert torch.allclose(seen[0], x / 4.0)  # the real batch, divided by data_scale
+
+
+# ---------------------------------------------------------------------- DiffAugment (issue 24)
+
+def _record_augment(monkeypatch, module):
+    """Wrap ``module.augment`` so each call's input and output are kept, in call order."""
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_augment = module.augment
+
+    def recording(x, *args, **kwargs):
+        out = real_augment(x, *args, **kwargs)
+        calls.append((x, out))
+        return out
+
+    monkeypatch.setattr(module, "augment", recording)
+    return calls
+
+
+def _discriminator_inputs(model) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    model.discriminator.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    return seen
+
+
+@pytest.mark.parametrize("config", [{}, {"loss": "wgan-gp", "r1_weight": 0.5, "pack": 2, "discriminator_norm": "none"}],
+                         ids=["default", "wgan-gp-r1-pack2"])
+@pytest.mark.parametrize("off", [{}, {"augment": ""}, {"augment": "none"}, {"augment": "color,cutout", "augment_p": 0.0}],
+                         ids=["default-config", "empty", "none", "p0"])
+def test_diffaugment_off_gives_the_plain_losses_bit_for_bit(config, off):
+    """Augmentation off (the default, an empty policy, or p = 0) computes exactly the losses of the GAN
+    without augmentation, written out here by hand: D's terms on the clean batch, R1 as the norm of D's
+    gradient w.r.t. its packed input, the gradient penalty between the clean reals and the fakes."""
+    from genlab.models.gan import _input_gradient
+    from genlab.runtime import batch_randn
+
+    model = _dcgan(**config, **off)
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    cfg, D, G = model.config, model.discriminator, model.generator
+    torch.manual_seed(5)
+    d_out = model.loss((x,), "discriminator")
+    torch.manual_seed(5)
+    real = x * 2 - 1
+    z = batch_randn((8, cfg.latent_dim))
+    with torch.no_grad():
+        fake = G(z)
+    real_in = model._pack(real).requires_grad_(cfg.r1_weight > 0)
+    real_score, fake_score = D(real_in, None), D(model._pack(fake), None)
+    expected = DISCRIMINATOR_LOSSES[cfg.loss](real_score, fake_score)
+    if cfg.loss == "wgan-gp":
+        expected = expected + cfg.gp_weight * gradient_penalty(D, real, fake, None, model._pack)
+    if cfg.r1_weight:
+        expected = expected + 0.5 * cfg.r1_weight * _input_gradient(real_score, real_in).square().sum(1).mean()
+    assert torch.equal(d_out.total, expected.detach())
+    torch.manual_seed(6)
+    g_out = model.loss((x,), "generator")
+    torch.manual_seed(6)
+    g_expected = GENERATOR_LOSSES[cfg.loss](D(model._pack(G(batch_randn((8, cfg.latent_dim)))), None))
+    assert torch.equal(g_out.total, g_expected)
+
+
+def test_diffaugment_d_sees_augmented_reals_and_fakes(monkeypatch):
+    """With a policy, every image D scores in its phase is an output of ``augment``: the reals (in
+    [-1, 1]) and G's fakes, each augmented on its own draws; the R1 gradient is w.r.t. the clean reals."""
+    from genlab.models import gan as gan_module
+
+    model = _dcgan(augment="color,translation,cutout", r1_weight=1.0, discriminator_norm="none")
+    calls = _record_augment(monkeypatch, gan_module)
+    seen = _discriminator_inputs(model)
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    out = model.loss((x,), "discriminator")
+    assert len(calls) == 2 and len(seen) == 2  # fakes (drawn first, under no_grad), then reals
+    (fake_in, fake_aug), (real_in, real_aug) = calls
+    assert torch.equal(real_in, x * 2 - 1) and not fake_in.requires_grad
+    assert seen[0] is real_aug and seen[1] is fake_aug  # D scores the augmented images, not the clean ones
+    assert not torch.allclose(real_aug, real_in)  # and augmentation changed them
+    assert math.isfinite(float(out.terms["r1"])) and float(out.terms["r1"]) > 0
+
+
+def test_diffaugment_g_learns_through_the_augmentation(monkeypatch):
+    """G's loss scores augmented fakes, and its gradient reaches G's output through the augmentation:
+    zero exactly where cutout erased the fake, non-zero where it kept it."""
+    from genlab.models import gan as gan_module
+
+    model = _dcgan(augment="cutout", discriminator_norm="none")
+    calls = _record_augment(monkeypatch, gan_module)
+    seen = _discriminator_inputs(model)
+    kept: list[torch.Tensor] = []
+
+    def keep_grad(module, args, output):
+        output.retain_grad()
+        kept.append(output)
+
+    model.generator.register_forward_hook(keep_grad)
+    model.loss((torch.rand(8, 1, 16, 16),), "generator").total.backward()
+    (fake, augmented), = calls
+    assert seen == [augmented] and fake is kept[0] and fake.requires_grad
+    hole = (augmented == 0).all(dim=1)  # (B, H, W): cut out (tanh outputs are never exactly 0)
+    assert 0 < hole.float().mean() < 1
+    grad = fake.grad.abs().sum(dim=1)
+    assert torch.all(grad[hole] == 0) and torch.all(grad[~hole] > 0)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generator.parameters())
+
+
+def test_diffaugment_ramp_counts_training_d_steps_and_is_saved(tmp_path):
+    """p ramps from 0 over augment_ramp_steps D steps; evaluation does not count; the count is in the
+    saved weights and comes back on load."""
+    from genlab import load
+
+    model = _dcgan(augment="color", augment_p=0.8, augment_ramp_steps=4, generator_every=2)
+    assert model.augmentation.probability == 0.0
+    Trainer(model, _images(16), _train_config(max_steps=3)).fit()
+    assert int(model.augmentation.steps_trained) == 3
+    assert model.augmentation.probability == pytest.approx(0.8 * 3 / 4)
+    batch = (torch.rand(8, 1, 16, 16),)
+    model.eval()
+    model.loss(batch, "discriminator")
+    model.train()
+    with torch.no_grad():
+        model.loss(batch, "discriminator")
+    assert int(model.augmentation.steps_trained) == 3  # neither an eval-mode nor a no-grad pass counts
+    model.save_pretrained(str(tmp_path / "m"))
+    assert int(load(tmp_path / "m").augmentation.steps_trained) == 3
+    assert "augmentation.steps_trained" not in _dcgan(augment="color").state_dict()  # no ramp: nothing saved
+
+
+def test_diffaugment_config_errors_are_one_line():
+    with pytest.raises(ConfigError, match="augments images, but this GAN models vectors"):
+        build_model("gan", {"x_dim": 2, "augment": "color"})
+    with pytest.raises(ConfigError, match="unknown augmentation.*'colour'.*valid: color, translation, cutout"):
+        _dcgan(augment="colour")
+    with pytest.raises(ConfigError, match=r"augment_p must be in \[0, 1\], got 1.5"):
+        _dcgan(augment="color", augment_p=1.5)
+    with pytest.raises(ConfigError, match="augment_ramp_steps must be >= 0"):
+        _dcgan(augment_ramp_steps=-1)
+    build_model("gan", {"x_dim": 2, "augment": "none"})  # "none" is off, and fine for vectors
+
+
+@pytest.mark.slow
+def test_sigkill_mid_diffaugment_ramp_then_resume_is_bit_identical(tmp_path):
+    """The fault drill of tests/test_faults.py on a DCGAN killed halfway up its augmentation ramp."""
+    import test_faults
+
+    test_faults.test_sigkill_then_resume_is_bit_identical(tmp_path, "gan:dcgan-diffaugment-ramp")
+
+
+def test_genlab_train_fastgan_draws_its_figure_and_genlab_evaluate_scores_it(tmp_path, monkeypatch):
+    """FastGAN's reporter and evaluator through the CLI: the end of training writes fastgan.png and D's
+    statistics into metrics.json; `genlab evaluate` writes FID & co. against the held-out split."""
+    import json
+
+    from genlab.cli import main
+
+    run = tmp_path / "fastgan"
+    assert main(["train", "fastgan", "--data", "mnist-embedded", "--out", str(run), "--data.limit=16", "--model.latent_dim=8",
+                 "--model.generator_channels=1", "--model.discriminator_channels=1", "--model.augment=color,cutout",
+                 "--train.max_steps=2", "--train.batch_size=8", "--train.progress=false", "--train.tensorboard=false"]) == 0
+    assert (run / "fastgan.png").is_file()
+    summary = json.loads((run / "metrics.json").read_text())
+    assert {"discriminator/reconstruction_mse", "discriminator/real_score", "discriminator/fake_score"} <= set(summary)
+    assert main(["evaluate", str(run), "--limit", "16", "--extractor", "pixels"]) == 0
+    result = json.loads((run / "evaluation.json").read_text())
+    assert {"fid", "kid", "precision", "recall"} <= set(result) and result["protocol"]["num_generated"] == 16
+    # the figure's "as D sees it" row is the run's augmentation: cutout zeroes pixels of [0, 1] reals at -1 -> 0
+    from genlab import api
+    from genlab.reports.fastgan import discriminator_stats  # after the CLI: it must have registered it itself
+
+    model, _ = api.load_run(run)
+    reals = torch.full((4, 1, 64, 64), 0.75)
+    stats = discriminator_stats(model, reals)
+    assert stats["seen"].shape == reals.shape and stats["reconstruction"].shape == (4, 1, 32, 32)
+    assert not torch.allclose(stats["seen"], reals)
+    model.config.augment = ""
+    assert torch.equal(discriminator_stats(model, reals)["seen"], reals)  # no policy: D sees the reals as they are

@@ -410,3 +410,110 @@ def test_training_fakes_mix_two_styles_at_a_random_layer():
     assert len(set(cutoffs.tolist())) > 1  # the cutoff is drawn per fake, not fixed
     ws = styles_of_the_fakes(0.0)
     assert bool((ws == ws[:, :1]).all())
+
+
+# ---------------------------------------------------------------------- DiffAugment (issue 24)
+
+def _record_augment(monkeypatch):
+    """Wrap the ``augment`` that the GAN families' DiffAugmentSchedule calls; keep (input, output) pairs."""
+    from genlab.models import gan as gan_module
+
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_augment = gan_module.augment
+
+    def recording(x, *args, **kwargs):
+        calls.append((x, real_augment(x, *args, **kwargs)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(gan_module, "augment", recording)
+    return calls
+
+
+@pytest.mark.parametrize("r1_every", [1, 2])
+@pytest.mark.parametrize("off", [{}, {"augment": ""}, {"augment": "color,translation", "augment_p": 0.0}],
+                         ids=["default-config", "empty", "p0"])
+def test_diffaugment_off_gives_the_plain_losses_bit_for_bit(r1_every, off):
+    """Augmentation off computes exactly StyleGAN2's losses written out by hand (D on clean reals, R1 on
+    D's gradient w.r.t. them, G's non-saturating loss), for the inline and the lazy R1."""
+    import torch.nn.functional as F
+
+    from genlab.models.gan import r1_penalty
+
+    model = _model(16, r1_every=r1_every, r1_gamma=0.5, **off)
+    D = model.discriminator
+    batch = (torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1)),)
+    real = batch[0] * 2 - 1
+    for phase in [p.name for p in model.phases()]:
+        torch.manual_seed(7)
+        out = model.loss(batch, phase)
+        torch.manual_seed(7)
+        if phase == "generator":
+            expected = F.softplus(-D(model._fake(model._training_ws(4, update_w_avg=False)))).mean()
+        elif phase == "discriminator":
+            with torch.no_grad():
+                fake = model._fake(model._training_ws(4, update_w_avg=False))
+            with torch.enable_grad():
+                real_in = real.clone().requires_grad_(r1_every == 1)
+                real_score = D(real_in)
+                expected = F.softplus(D(fake)).mean() + F.softplus(-real_score).mean()
+                if r1_every == 1:
+                    expected = expected + 0.25 * r1_penalty(real_score, real_in)
+        else:
+            with torch.enable_grad():
+                real_in = real.clone().requires_grad_(True)
+                expected = 0.25 * 2 * r1_penalty(D(real_in), real_in)
+        assert torch.equal(out.total.detach(), expected.detach()), phase
+
+
+def test_diffaugment_reaches_every_d_term_and_g_learns_through_it(monkeypatch):
+    """With a policy: the D phase scores augmented fakes and reals; the lazy R1 phase scores augmented
+    reals and differentiates w.r.t. the clean ones; G's loss scores augmented fakes, and its gradient
+    reaches G's output through cutout (zero where a fake was cut out, non-zero elsewhere)."""
+    model = _model(16, r1_every=2, augment="color,translation,cutout").train()
+    calls = _record_augment(monkeypatch)
+    seen: list[torch.Tensor] = []
+    model.discriminator.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    batch = (torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1)),)
+    model.loss(batch, "discriminator")
+    (fake_in, fake_aug), (real_in, real_aug) = calls
+    assert torch.equal(real_in, batch[0] * 2 - 1) and not fake_in.requires_grad
+    assert seen == [real_aug, fake_aug] and not torch.allclose(real_aug, real_in)
+    calls.clear(), seen.clear()
+    r1 = model.loss(batch, "discriminator_r1")
+    (clean, augmented), = calls
+    assert seen == [augmented] and clean.requires_grad and torch.equal(clean, batch[0] * 2 - 1)
+    assert float(r1.terms["r1"]) > 0
+
+    model = _model(16, augment="cutout").train()
+    calls = _record_augment(monkeypatch)
+    loss = model.loss(batch, "generator").total
+    (fake, augmented), = calls
+    hole = (augmented == 0).all(dim=1)  # (B, H, W) cut out
+    assert 0 < hole.float().mean() < 1
+    (grad,) = torch.autograd.grad(loss, fake)  # fake: G's output, before the augmentation
+    grad = grad.abs().sum(dim=1)
+    assert torch.all(grad[hole] == 0) and torch.all(grad[~hole] > 0)
+
+
+def test_diffaugment_ramp_counts_d_steps_and_config_errors_are_one_line():
+    from genlab.data import ArrayDataset
+    from genlab.training import TrainConfig, Trainer
+
+    model = _model(16, augment="translation", augment_p=0.6, augment_ramp_steps=5, r1_every=2).train()
+    data = ArrayDataset((torch.rand(8, 3, 16, 16),))
+    Trainer(model, data, TrainConfig(max_steps=2, batch_size=4, progress=False, tensorboard=False)).fit()
+    assert int(model.augmentation.steps_trained) == 2  # D steps, not the lazy R1 phase's
+    assert model.augmentation.probability == pytest.approx(0.6 * 2 / 5)
+    assert "augmentation.steps_trained" in model.state_dict()
+    with pytest.raises(ConfigError, match="unknown augmentation"):
+        _model(16, augment="flip")
+    with pytest.raises(ConfigError, match="augment_p must be in"):
+        _model(16, augment_p=-0.1)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_diffaugment_ramp_then_resume_is_bit_identical(tmp_path):
+    """The fault drill of tests/test_faults.py on a StyleGAN killed halfway up its augmentation ramp."""
+    import test_faults
+
+    test_faults.test_sigkill_then_resume_is_bit_identical(tmp_path, "stylegan:diffaugment-ramp")

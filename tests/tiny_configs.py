@@ -227,3 +227,19 @@ TINY["contrastive"] = TinyCase(
     lambda g: mnist_like(g, shape=(3, 16, 16))[:1],
     can_sample=False,
 )
+
+
+# DiffAugment on the DCGAN and StyleGAN (issue 24): all three ops at p = 0.5, ramped over 3 D steps, so
+# the SIGKILL drill (tests/test_gan.py, tests/test_stylegan.py) kills a run halfway up the ramp.
+TINY["gan:dcgan-diffaugment-ramp"] = TinyCase(
+    {"image_shape": [1, 16, 16], "latent_dim": 4, "generator_channels": 4, "discriminator_channels": 4,
+     "augment": "color,translation,cutout", "augment_p": 0.5, "augment_ramp_steps": 3, "r1_weight": 1.0,
+     "discriminator_norm": "none"},
+    lambda g: mnist_like(g)[:1],
+)
+TINY["stylegan:diffaugment-ramp"] = TinyCase(
+    {"image_shape": [3, 16, 16], "latent_dim": 4, "w_dim": 4, "mapping_depth": 1, "channel_base": 64, "channel_max": 8,
+     "r1_every": 2, "modconv": "grouped", "augment": "color,translation,cutout", "augment_p": 0.5,
+     "augment_ramp_steps": 6},
+    lambda g: mnist_like(g, shape=(3, 16, 16))[:1],
+)

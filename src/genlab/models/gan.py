@@ -16,8 +16,11 @@ wgan-gp          d_fake - d_real + λ(‖∇d(x̂)‖ - 1)²     -d_fake        
 ===============  ====================================  ===========================
 
 Options: R1 penalty γ/2·E‖∇d(x_real)‖² (Mescheder et al. 2018), spectral norm and minibatch
-standard deviation in D, PacGAN packing (D judges ``pack`` samples at once; Lin et al. 2018), and an
-EMA of the generator (``--train.ema_decay``; ``ema_modules`` names only the generator).
+standard deviation in D, PacGAN packing (D judges ``pack`` samples at once; Lin et al. 2018), an
+EMA of the generator (``--train.ema_decay``; ``ema_modules`` names only the generator), and for
+image GANs DiffAugment (Zhao et al. 2020, :mod:`genlab.nn.augment`; ``augment``, off by default):
+the same differentiable augmentation A on real and fake images wherever D sees them, and on the
+fakes of G's loss, so D is trained on, and G through, A(x); see :class:`DiffAugmentSchedule`.
 Images live in [0, 1] outside the model and in [-1, 1] inside (tanh generator output). The evaluator
 (mode counts, FID/KID/precision-recall) and the end-of-training figure are in ``genlab.reports.gan``.
 """
@@ -36,6 +39,7 @@ from torch import Tensor, nn
 from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..grids import scatter_image
+from ..nn.augment import augment, parse_policy, ramp_probability
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_model
@@ -91,10 +95,16 @@ class GANConfig(Config):
     # mixture spread over ±4 (grid25) reaches them at unit scale, where default initialisation and
     # Adam's step sizes are tuned. Toy datasets fill it with their standard deviation.
     data_scale: float = 1.0
+    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (images only; "" or "none": off)
+    augment_p: float = 1.0  # probability that each op acts on each image
+    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many D steps
 
     def validate(self) -> None:
         check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
         check(self.x_dim is None or self.x_dim >= 1, f"model.x_dim must be >= 1, got {self.x_dim}")
+        validate_augment(self)
+        check(not (parse_policy(self.augment) and self.image_shape is None and self.x_dim is not None),
+              f"model.augment={self.augment!r} augments images, but this GAN models vectors (x_dim={self.x_dim}); drop it")
         if self.image_shape is not None:
             check(len(self.image_shape) == 3, f"model.image_shape must be (C, H, W), got {self.image_shape}")
             c, h, w = self.image_shape
@@ -159,6 +169,41 @@ def truncated_normal(shape: tuple[int, ...], truncation: float, *, generator: to
     return math.sqrt(2) * torch.erfinv(2 * u - 1)
 
 
+def validate_augment(config: Any) -> None:
+    """Check a config's ``augment``, ``augment_p`` and ``augment_ramp_steps`` (one line each)."""
+    parse_policy(config.augment)  # an unknown op is a ConfigError naming the valid ones
+    check(0 <= config.augment_p <= 1, f"model.augment_p must be in [0, 1], got {config.augment_p}")
+    check(config.augment_ramp_steps >= 0, f"model.augment_ramp_steps must be >= 0, got {config.augment_ramp_steps}")
+
+
+class DiffAugmentSchedule(nn.Module):
+    """DiffAugment for an image GAN whose config has ``augment``, ``augment_p`` and ``augment_ramp_steps``:
+    ``schedule(x)`` augments images (B, C, H, W) in [-1, 1] with the current probability. With a ramp,
+    the D steps trained so far are a buffer, saved with the weights, so a resumed run continues the ramp
+    where it stopped (as FastGAN's); without one nothing is registered and the state dict is unchanged."""
+
+    def __init__(self, policy: str, p: float, ramp_steps: int) -> None:
+        super().__init__()
+        self.policy, self.target, self.ramp_steps = policy, p, ramp_steps
+        self.enabled = bool(parse_policy(policy))
+        if ramp_steps:
+            self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))
+
+    @property
+    def probability(self) -> float:
+        if not self.ramp_steps:
+            return self.target
+        return ramp_probability(int(self.steps_trained), target=self.target, ramp_steps=self.ramp_steps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return augment(x, self.policy, self.probability) if self.enabled else x
+
+    def step(self, training: bool) -> None:
+        """Count one discriminator step (training mode with gradients on: not evaluation)."""
+        if self.ramp_steps and training and torch.is_grad_enabled():
+            self.steps_trained += 1
+
+
 @register_model("gan")
 class GAN(GenerativeModel):
     config_class: ClassVar[type[Config]] = GANConfig
@@ -189,6 +234,10 @@ class GAN(GenerativeModel):
                 math.prod(cfg.data_shape) * cfg.pack, cfg.discriminator_hidden, num_classes=num_classes,
                 spectral_norm=cfg.spectral_norm, minibatch_std=cfg.minibatch_std, norm=cfg.resolved_norm)  # type: ignore[arg-type]
         self.generator: nn.Module = LabelConditioned(net, num_classes, cfg.label_dim) if num_classes else net  # type: ignore[attr-defined]
+        # checked here too: a config validated before --data filled x_dim could not tell vectors from images
+        check(self.is_image or not parse_policy(cfg.augment),
+              f"model.augment={cfg.augment!r} augments images, but this GAN models vectors; drop it")
+        self.augmentation = DiffAugmentSchedule(cfg.augment, cfg.augment_p, cfg.augment_ramp_steps)
 
     def _num_classes(self) -> int | None:
         return None
@@ -212,9 +261,11 @@ class GAN(GenerativeModel):
         x, y = self._inputs(batch)
         z = batch_randn((x.shape[0], self.config.latent_dim), device=x.device)  # per global example
         if phase == "discriminator":
-            return self._discriminator_loss(x, y, z)
-        if phase == "generator":
-            fake_score = self.discriminator(self._pack(self._generate(z, y)), self._pack_labels(y))
+            out = self._discriminator_loss(x, y, z)
+            self.augmentation.step(self.training)
+            return out
+        if phase == "generator":  # A is differentiable: G learns through the augmentation D sees
+            fake_score = self.discriminator(self._pack(self.augmentation(self._generate(z, y))), self._pack_labels(y))
             adv = GENERATOR_LOSSES[self.config.loss](fake_score)
             return LossOutput(adv, {"adv": adv.detach()})
         raise ConfigError(f"GAN has phases 'discriminator' and 'generator', not {phase!r}")
@@ -222,23 +273,29 @@ class GAN(GenerativeModel):
     def _discriminator_loss(self, x: Tensor, y: Tensor | None, z: Tensor) -> LossOutput:
         cfg = self.config
         with torch.no_grad():
-            fake_x = self._generate(z, y)  # G is not updated in this phase
+            fake_x = self.augmentation(self._generate(z, y))  # G is not updated in this phase
         labels = self._pack_labels(y)
         penalised = cfg.r1_weight > 0 or cfg.loss == "wgan-gp"
         # penalties differentiate D w.r.t. its input, also when evaluate() runs under no_grad
         with torch.enable_grad() if penalised else contextlib.nullcontext():
-            real = self._pack(x).detach().requires_grad_(cfg.r1_weight > 0)
+            # R1 differentiates D(A(x)) w.r.t. the clean x, through A: DiffAugment's default loss for
+            # StyleGAN2 (ns_DiffAugment_r1) and stylegan2-ada's augment pipe do the same (its other
+            # variant, ns_r1_DiffAugment, takes the gradient at A(x)). Without augmentation, A(x) = x.
+            clean = x.detach().requires_grad_(cfg.r1_weight > 0)
+            real_x = self.augmentation(clean)
+            real = self._pack(real_x)
             real_score = self.discriminator(real, labels)  # (B/pack,)
             fake_score = self.discriminator(self._pack(fake_x), labels)
             adv = DISCRIMINATOR_LOSSES[cfg.loss](real_score, fake_score)
             total = adv
             terms = {"adv": adv, "real_score": real_score.mean(), "fake_score": fake_score.mean()}
             if cfg.loss == "wgan-gp":
-                gp = gradient_penalty(self.discriminator, x, fake_x, labels, self._pack)
+                # between the images D scored (augmented when augmentation is on)
+                gp = gradient_penalty(self.discriminator, real_x, fake_x, labels, self._pack)
                 terms["gp"] = gp
                 total = total + cfg.gp_weight * gp
             if cfg.r1_weight > 0:
-                r1 = r1_penalty(real_score, real)
+                r1 = r1_penalty(real_score, clean)
                 terms["r1"] = r1
                 total = total + 0.5 * cfg.r1_weight * r1
         return LossOutput(total, {k: v.detach() for k, v in terms.items()})
@@ -371,5 +428,7 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
 
 
 def r1_penalty(real_score: Tensor, real: Tensor) -> Tensor:
-    """R1: E‖∇_x D(x)‖² on real data (``real`` must require grad and produce ``real_score``)."""
-    return _input_gradient(real_score, real).square().sum(dim=1).mean()
+    """R1: E‖∇_x D(x)‖² on real data (``real`` must require grad and produce ``real_score``). The squared
+    norm is summed over all the inputs of one score, so with PacGAN (``pack`` images per score, ``real``
+    the unpacked (B, C, H, W)) it is the norm over the packed input, and the mean is over the scores."""
+    return _input_gradient(real_score, real).reshape(len(real_score), -1).square().sum(dim=1).mean()

@@ -17,7 +17,10 @@ phase               every                      minimises
 ``generator_pl``    ``pl_every`` (4), optional pl_every * pl_weight * (|J^T y| - a)^2 (path length)
 ==================  =========================  ============================================
 
-With ``r1_every = 1`` the R1 term joins the discriminator phase instead (no lazy phase). Fakes use
+With ``r1_every = 1`` the R1 term joins the discriminator phase instead (no lazy phase). DiffAugment
+(Zhao et al. 2020; ``augment``, off by default) puts D(A(.)) in place of D(.) in every row: A on the
+reals and fakes of the D phase, on the reals of the R1 term (differentiated w.r.t. the clean reals,
+through A, as DiffAugment's and stylegan2-ada's StyleGAN2 losses do), and on the fakes of G's loss. Fakes use
 style-mixing regularisation: with probability ``style_mixing_prob`` the layers from a random cutoff
 on take a second z's w. ``w_avg`` (truncation's centre) and ``pl_mean`` are buffers, saved with
 the weights, so resume is exact. As in stylegan2-ada, a lazy phase steps its player's own optimizer
@@ -46,7 +49,7 @@ from ..nn.style import ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
 from ..runtime import batch_rand, batch_randint, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
-from .gan import r1_penalty
+from .gan import DiffAugmentSchedule, r1_penalty, validate_augment
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,9 @@ class StyleGANConfig(Config):
     generator_lr: float | None = None  # None: train.lr
     discriminator_lr: float | None = None
     adam_betas: tuple[float, float] | None = None  # None: train.betas
+    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" ("" or "none": off)
+    augment_p: float = 1.0  # probability that each op acts on each image
+    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many D steps
 
     def validate(self) -> None:
         check(self.latent_dim >= 1 and self.w_dim >= 1, "model.latent_dim and model.w_dim must be >= 1")
@@ -97,6 +103,7 @@ class StyleGANConfig(Config):
         check(self.r1_every >= 1 and self.pl_every >= 1, "model.r1_every and model.pl_every must be >= 1")
         check(0 <= self.style_mixing_prob <= 1, f"model.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
         check(0 < self.pl_decay <= 1 and self.pl_batch_shrink >= 1, "model.pl_decay must be in (0, 1], pl_batch_shrink >= 1")
+        validate_augment(self)
 
 
 @register_model("stylegan")
@@ -124,6 +131,7 @@ class StyleGAN(GenerativeModel):
         if cfg.channels_last:
             self.generator.to(memory_format=torch.channels_last)
         self.register_buffer("pl_mean", torch.zeros(()))  # running mean of path lengths (training state)
+        self.augmentation = DiffAugmentSchedule(cfg.augment, cfg.augment_p, cfg.augment_ramp_steps)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -309,15 +317,15 @@ class StyleGAN(GenerativeModel):
         n = real.shape[0]
         if phase == "generator":
             fake = self._fake(self._training_ws(n, update_w_avg=self.training))
-            adv = F.softplus(-self.discriminator(fake)).mean()
+            adv = F.softplus(-self.discriminator(self.augmentation(fake))).mean()  # G learns through A
             return LossOutput(adv, {"adv": adv.detach()})
         if phase == "discriminator":
             with torch.no_grad():
-                fake = self._fake(self._training_ws(n, update_w_avg=False))
+                fake = self.augmentation(self._fake(self._training_ws(n, update_w_avg=False)))
             inline_r1 = cfg.r1_gamma > 0 and cfg.r1_every == 1
             with torch.enable_grad() if inline_r1 else contextlib.nullcontext():
-                real_in = real.detach().requires_grad_(inline_r1)
-                real_score, fake_score = self.discriminator(real_in), self.discriminator(fake)
+                real_in = real.detach().requires_grad_(inline_r1)  # R1's gradient is w.r.t. these clean reals
+                real_score, fake_score = self.discriminator(self.augmentation(real_in)), self.discriminator(fake)
                 adv = F.softplus(fake_score).mean() + F.softplus(-real_score).mean()
                 terms = {"adv": adv.detach(), "real_score": real_score.mean().detach(), "fake_score": fake_score.mean().detach()}
                 total = adv
@@ -325,11 +333,12 @@ class StyleGAN(GenerativeModel):
                     r1 = r1_penalty(real_score, real_in)
                     terms["r1"] = r1.detach()
                     total = total + 0.5 * cfg.r1_gamma * r1
+            self.augmentation.step(self.training)
             return LossOutput(total, terms)
         if phase == "discriminator_r1":
             with torch.enable_grad():
                 real_in = real.detach().requires_grad_(True)
-                r1 = r1_penalty(self.discriminator(real_in), real_in)
+                r1 = r1_penalty(self.discriminator(self.augmentation(real_in)), real_in)
             return LossOutput(0.5 * cfg.r1_gamma * cfg.r1_every * r1, {"r1": r1.detach()})
         if phase == "generator_pl":
             return self._path_length_loss(max(1, n // cfg.pl_batch_shrink))

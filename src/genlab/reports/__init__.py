@@ -10,7 +10,8 @@ from importlib import import_module
 from .autoencoder import encode_dataset, latent_figure, reconstruction_figure
 
 # One module per family; each registers its evaluator and reporter with the registry on import.
-_FAMILIES: list[str] = ["autoencoder", "vae", "gan", "stylegan", "cyclegan", "naive", "mdn", "pix2pix", "classifier"]
+_FAMILIES: list[str] = ["autoencoder", "vae", "gan", "stylegan", "cyclegan", "naive", "mdn", "pix2pix", "classifier",
+                       "fastgan"]
 for _name in _FAMILIES:
     import_module(f"{__name__}.{_name}")
 
