@@ -7,7 +7,10 @@ Variants (all compute the same numbers; tests/test_stylegan.py checks grouped ==
   grouped        per-sample weights (B, O, I, k, k), demodulated, ONE convolution with B groups
   scaled         x * style, one shared-weight convolution, output * demodulation coefficients
   *-cl           the same in channels-last memory format
+  *-bf16         the same under bf16 autocast (train.precision=bf16; weights and gradients stay fp32)
   *-compile      torch.compile of the synthesis network (skipped if the compiler is unavailable)
+The issue's reference config is the default: 32 px, channel base 4096, max 128, z = w = 128, mapping 2,
+batch 32; ``scaled`` (fp32, contiguous) is what genlab trained with before bf16 and channels-last.
 It also profiles one generator step of the chosen form (top operators by self CPU time).
 Writes benchmarks/results/stylegan_modconv.json.
 """
@@ -23,21 +26,24 @@ from pathlib import Path
 import torch
 
 from genlab.models import build_model
+from genlab.precision import autocast
 
-CONFIG = {"image_shape": [3, 32, 32], "latent_dim": 128, "w_dim": 128, "mapping_depth": 4,
+CONFIG = {"image_shape": [3, 32, 32], "latent_dim": 128, "w_dim": 128, "mapping_depth": 2,
           "channel_base": 4096, "channel_max": 128}
 
 
-def step_fn(model, batch: int, channels_last: bool, compiled):
+def step_fn(model, batch: int, channels_last: bool, compiled, precision: str = "fp32"):
     synthesis = compiled if compiled is not None else model.generator.synthesis
 
     def step() -> None:
-        ws = model._as_ws(model.generator.mapping(torch.randn(batch, model.config.latent_dim)))
-        noise = model.noise_inputs(batch, "random")
-        image = synthesis(ws, noise)
-        if channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        image.square().mean().backward()
+        with autocast(precision, torch.device("cpu")):
+            ws = model._as_ws(model.generator.mapping(torch.randn(batch, model.config.latent_dim)))
+            noise = model.noise_inputs(batch, "random")
+            image = synthesis(ws, noise)
+            if channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            loss = image.float().square().mean()
+        loss.backward()
 
     return step
 
@@ -56,6 +62,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--compile", action="store_true", help="also try torch.compile (minutes of compilation)")
+    p.add_argument("--bf16", action="store_true", help="also time each form under bf16 autocast")
+    p.add_argument("--only", nargs="*", default=None, help="time only these variants (e.g. scaled scaled-cl-bf16)")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,6 +77,8 @@ def main() -> None:
             if cl:
                 model = model.to(memory_format=torch.channels_last)
             variants[f"{impl}{'-cl' if cl else ''}"] = step_fn(model, args.batch, cl, None)
+            if args.bf16:
+                variants[f"{impl}{'-cl' if cl else ''}-bf16"] = step_fn(model, args.batch, cl, None, "bf16")
         if args.compile:
             model = copy.deepcopy(base)
             model.generator.synthesis.set_implementation(impl)
@@ -79,6 +89,8 @@ def main() -> None:
                 variants[f"{impl}-compile"] = fn
             except Exception as exc:  # noqa: BLE001  (no C++ compiler, unsupported op: report and go on)
                 print(f"torch.compile with {impl} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    if args.only:
+        variants = {name: fn for name, fn in variants.items() if name in args.only}
     for fn in variants.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -87,11 +99,12 @@ def main() -> None:
         for name in order:
             times[name].append(timed(variants[name], args.iters))
     medians = {name: statistics.median(t) for name, t in times.items()}
-    reference = medians["grouped"]
+    reference_name = "scaled" if "scaled" in medians else next(iter(medians))
+    reference = medians[reference_name]
     for name, t in sorted(medians.items(), key=lambda kv: kv[1]):
-        print(f"{name:18s} {1000 * t:8.1f} ms/step  ({reference / t:.2f}x grouped)")
+        print(f"{name:18s} {1000 * t:8.1f} ms/step  ({reference / t:.2f}x {reference_name})")
 
-    best = min(("grouped", "scaled"), key=lambda n: medians[n])
+    best = min((n for n in ("grouped", "scaled") if n in medians), key=lambda n: medians[n], default=reference_name)
     model = copy.deepcopy(base)
     model.generator.synthesis.set_implementation(best)
     fn = step_fn(model, args.batch, False, None)
@@ -109,7 +122,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "stylegan_modconv.json").write_text(json.dumps(
         {"args": vars(args), "config": CONFIG, "seconds_per_step": times, "median_seconds": medians,
-         "speedup_vs_grouped": {n: reference / t for n, t in medians.items()}, "profile": {"implementation": best, "top_ops": top},
+         "reference": reference_name, "speedup_vs_reference": {n: reference / t for n, t in medians.items()}, "profile": {"implementation": best, "top_ops": top},
          "torch": torch.__version__}, indent=1))
 
 
