@@ -101,22 +101,47 @@ HOLDS = {"cyclegan-steganography": {
     "plain/psnr_db": 35.1, "noisy cycle/psnr_db": 35.0,
     "plain/acc_back_clean": 0.95, "plain/acc_back_perturbed": 0.55,
     "noisy cycle/acc_back_clean": 0.93, "noisy cycle/acc_back_perturbed": 0.9,
-    "plain/content_a2b": 0.5, "noisy cycle/content_a2b": 0.85}}
+    "plain/content_a2b": 0.5, "noisy cycle/content_a2b": 0.85},
+    "cyclegan-successes-failures": {"kept_a2b": 0.8, "kept_b2a": 0.75, "failures_a2b": 400, "failures_b2a": 500,
+                                    "cycle_auc_a2b": 0.6, "cycle_auc_b2a": 0.55}}
 BREAKS = {"cyclegan-steganography": [
     {"plain/psnr_db": 25.0},  # a perturbation one can see proves nothing
     {"plain/acc_back_perturbed": 0.94},  # the plain cycle does not depend on hidden detail
     {"noisy cycle/acc_back_perturbed": 0.6},  # the noisy cycle breaks as much as the plain one
     {"noisy cycle/content_a2b": 0.4},  # the noisy cycle shows the digit less often than the plain one
+], "cyclegan-successes-failures": [
+    {"kept_b2a": 0.3},  # it mostly fails
+    {"failures_a2b": 3},  # too few failures to show
+    {"cycle_auc_b2a": 0.95},  # the cycle error does find the failures
 ]}
 
 
+@pytest.mark.parametrize("figure_id", sorted(HOLDS))
 @pytest.mark.parametrize("budget", ["smoke", "full"])
-def test_figure_check_holds_and_each_condition_has_its_breaking_example(budget):
-    figure = load_parts()["cyclegan-steganography"]
-    assert figure.slides == "39"
-    holds = HOLDS["cyclegan-steganography"]
+def test_figure_check_holds_and_each_condition_has_its_breaking_example(figure_id, budget):
+    figure = load_parts()[figure_id]
+    assert figure.slides == {"cyclegan-steganography": "39", "cyclegan-successes-failures": "40-41"}[figure_id]
+    holds = HOLDS[figure_id]
     conditions = figure.check(holds, budget)
-    assert len(conditions) == len(BREAKS["cyclegan-steganography"]) and all(ok for _, ok in conditions), conditions
-    for index, change in enumerate(BREAKS["cyclegan-steganography"]):
+    assert len(conditions) == len(BREAKS[figure_id]) and all(ok for _, ok in conditions), conditions
+    for index, change in enumerate(BREAKS[figure_id]):
         failed = [i for i, (_, ok) in enumerate(figure.check({**holds, **change}, budget)) if not ok]
         assert failed == [index], (change, failed)
+
+
+def test_auc_of_a_perfect_a_useless_and_a_tied_score():
+    from genlab.lecture.steganography import _auc
+
+    positive = torch.tensor([True, True, False, False])
+    assert _auc(torch.tensor([0.9, 0.8, 0.1, 0.2]), positive) == 1.0
+    assert _auc(torch.tensor([0.1, 0.2, 0.9, 0.8]), positive) == 0.0
+    assert _auc(torch.ones(4), positive) == 0.5
+    assert _auc(torch.ones(4), torch.zeros(4, dtype=torch.bool)) == 0.5
+
+
+def test_the_successes_figure_is_skipped_cleanly_without_usps(tmp_path):
+    from genlab.lecture import Context, DataAbsent
+    from genlab.lecture.steganography import _usps28
+
+    with pytest.raises(DataAbsent, match="usps"):
+        _usps28(Context(out=tmp_path, runs=tmp_path / "runs", data_root=tmp_path), "test")

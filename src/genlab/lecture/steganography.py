@@ -92,3 +92,101 @@ def cyclegan_steganography(ctx: Context) -> dict[str, Any]:
                        torch.cat(rows), 10))
     path = image_panels(panels, ctx.out / "cyclegan-steganography.png", panel_width=5.5)
     return {"paths": [str(path)], **numbers}
+
+
+# ------------------------------------------------------------------- slides 40-41: successes and failures
+
+USPS = "usps"  # DATA_ROOT/usps/usps.npz (benchmarks' protocol: bilinear 16 -> 28 px, no crop)
+
+
+def _usps28(ctx: Context, split: str) -> Any:
+    """USPS upscaled bilinearly from 16 to 28 px, no crop; :class:`DataAbsent` when the file is missing."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from ..data import ArrayDataset
+    from .core import DataAbsent
+
+    folder = ctx.data_path(USPS)
+    if folder is None or not (folder / "usps.npz").is_file():
+        raise DataAbsent(f"USPS not found at {USPS}/usps.npz under the data root {ctx.data_root} (set GENLAB_DATA or --data-root)")
+
+    def load() -> Any:
+        z = np.load(folder / "usps.npz")
+        x = F.interpolate(torch.from_numpy(z[f"x_{split}"]).float()[:, None], size=(28, 28), mode="bilinear",
+                          align_corners=False).clamp(0, 1)  # (N, 1, 28, 28)
+        return ArrayDataset((x, torch.from_numpy(z[f"y_{split}"]).long()), {"name": "usps28", "image_shape": [1, 28, 28], "num_classes": 10})
+    return ctx.dataset(("usps28", split), load)
+
+
+@shared_run("classifier-usps28")
+def _classifier_usps(ctx: Context):
+    """The USPS ruler: the digit classifier's recipe on USPS at 28 px; never part of a CycleGAN loss."""
+    from .shared import _ten_class_classifier
+
+    return _ten_class_classifier(ctx, _usps28(ctx, "train"))
+
+
+@shared_run("cyclegan-mnist-usps")
+def _cyclegan_mnist_usps(ctx: Context):
+    """configs/cyclegan_mnist_usps.toml's networks at 28 px (identity 0.5·λ, grey <-> grey), plain recipe."""
+    from ..data.unpaired import unpaired_dataset
+    from .shared import mnist
+
+    data = unpaired_dataset(mnist(ctx).x, _usps28(ctx, "train").x, "mnist-usps28")  # images only: no labels reach it
+    return ("cyclegan", {"image_shape": [1, 28, 28], "num_filters": 16, "discriminator_filters": 16, "residual_blocks": 3},
+            data, {"max_steps": ctx.pick(1000, 6000), "batch_size": 8, "lr": 2e-4, "betas": (0.5, 0.999),
+                   "lr_schedule": "hold-linear", "hold_fraction": 0.5})
+
+
+def _auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """P(score of a positive > score of a negative), ties half: how well ``scores`` find the positives."""
+    pos, neg = scores[positive], scores[~positive]
+    if len(pos) == 0 or len(neg) == 0:
+        return 0.5
+    greater = (pos[:, None] > neg[None, :]).float().mean() + 0.5 * (pos[:, None] == neg[None, :]).float().mean()
+    return float(greater)
+
+
+def _check_outcomes(n: dict[str, Any], budget: str) -> Conditions:
+    need = 0.5 if budget == "smoke" else 0.7
+    return [(f"CycleGAN keeps the digit in most translations: the other domain's classifier reads the source label in "
+             f"{n['kept_a2b']:.2f} of G(mnist) and {n['kept_b2a']:.2f} of F(usps) (>= {need})", min(n["kept_a2b"], n["kept_b2a"]) >= need),
+            (f"and fails on some: {n['failures_a2b']} and {n['failures_b2a']} test digits change class (>= 10 each, "
+             f"enough for the failure grid)", min(n["failures_a2b"], n["failures_b2a"]) >= 10),
+            (f"the cycle error barely finds the failures: AUC {n['cycle_auc_a2b']:.2f} / {n['cycle_auc_b2a']:.2f} "
+             f"(< 0.8; 1 = every failure cycles worse than every success)", max(n["cycle_auc_a2b"], n["cycle_auc_b2a"]) < 0.8)]
+
+
+@lecture_figure("cyclegan-successes-failures", slides="40-41",
+                claim="On MNIST <-> USPS the plain CycleGAN keeps the digit in most translations and changes it in "
+                      "others; the failures cycle back almost as well as the successes, so the cycle loss cannot "
+                      "tell them apart. Grids chosen by a rule: successes keep their class under an independent "
+                      "classifier with the lowest cycle error, failures lose it with the lowest cycle error.",
+                check=_check_outcomes, smoke_note="smoke: 1,000 steps, >= 50 % kept (full: 6,000 steps, 70 %)")
+def cyclegan_successes_failures(ctx: Context) -> dict[str, Any]:
+    from ..reports.cyclegan import rank_translations
+    from .shared import mnist
+
+    model = ctx.shared("cyclegan-mnist-usps")
+    rulers = {"mnist": ctx.shared("classifier-mnist"), "usps": ctx.shared("classifier-usps28")}
+    sources = {"a2b": (mnist(ctx, "test").tensors[:2], "usps", "b2a"), "b2a": (_usps28(ctx, "test").tensors[:2], "mnist", "a2b")}
+    numbers: dict[str, Any] = {}
+    panels = []
+    for way, ((x, y), target, back) in sources.items():
+        x, y = x[:2000], y[:2000]
+        with torch.no_grad():
+            there = torch.cat([model.translate(c, way).cpu() for c in x.split(250)])
+            again = torch.cat([model.translate(c, back).cpu() for c in there.split(250)])
+        kept = predict(rulers[target], there)[0] == y
+        cycle = (again - x).abs().flatten(1).mean(1)  # (N,) per-image cycle L1
+        good, bad = rank_translations(kept, cycle, k=10)
+        numbers.update({f"kept_{way}": float(kept.float().mean()), f"failures_{way}": int((~kept).sum()),
+                        f"cycle_auc_{way}": _auc(cycle, ~kept),
+                        f"cycle_success_{way}": float(cycle[kept].mean()) if kept.any() else 0.0,
+                        f"cycle_failure_{way}": float(cycle[~kept].mean()) if (~kept).any() else 0.0})
+        name = "G: MNIST -> USPS" if way == "a2b" else "F: USPS -> MNIST"
+        for label, idx in (("successes", good), ("failures", bad)):
+            panels.append((f"{name}, {label}: source | translation | back", torch.cat([x[idx], there[idx], again[idx]]), max(1, len(idx))))
+    path = image_panels(panels, ctx.out / "cyclegan-successes-failures.png", panel_width=5.5, columns=2)
+    return {"paths": [str(path)], **numbers}
