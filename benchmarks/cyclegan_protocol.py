@@ -212,7 +212,7 @@ def successes_and_failures(model: Any, source_test: tuple[Tensor, Tensor], targe
     kept = labels_of(target_ruler, there) == y
     good, bad = rank_translations(kept, (again - x).abs().flatten(1).mean(1), k=10)
     panels = [(f"{name}: source | translation | back ({int(kept.sum())} of {len(x)} kept)",
-               torch.cat([x[i], there[i], again[i]]), 10) for name, i in (("successes", good), ("failures", bad))]
+               torch.cat([x[i], there[i], again[i]]), max(1, len(i))) for name, i in (("successes", good), ("failures", bad))]
     image_panels(panels, path, panel_width=5.5)
 
 
