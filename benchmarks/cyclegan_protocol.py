@@ -103,10 +103,13 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def fit_classifier(net: nn.Module, x: Tensor, y: Tensor, *, epochs: int, seed: int = 0, batch_size: int = 128) -> tuple[nn.Module, float]:
-    """Adam 1e-3, shuffled mini-batches from ``seed``; returns the net (eval, frozen) and its CPU seconds."""
+def fit_classifier(make: Callable[[], nn.Module], x: Tensor, y: Tensor, *, epochs: int, seed: int = 0,
+                   batch_size: int = 128) -> tuple[nn.Module, float]:
+    """``make()`` initialised from ``seed``, Adam 1e-3, shuffled mini-batches from ``seed``; returns the
+    net (eval, frozen) and its CPU seconds."""
     start = time.process_time()
     torch.manual_seed(seed)
+    net = make()
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     net.train()
@@ -184,7 +187,7 @@ def evaluate(model: Any, data: dict[str, tuple[Tensor, Tensor]], rulers: dict[st
         source, raw, truth, styled, (xs, ys), way = cases[key]
         ruler = rulers[source]
         entry = {"source_only": scores(labels_of(ruler, raw), truth), "translate_target": scores(labels_of(ruler, styled), truth)}
-        task, seconds = fit_classifier(LeNet5(), translate(model, xs, way), ys, epochs=task_epochs[source], seed=seed)
+        task, seconds = fit_classifier(LeNet5, translate(model, xs, way), ys, epochs=task_epochs[source], seed=seed)
         entry["cycada"] = {**scores(labels_of(task, raw), truth), "train_cpu_s": seconds}
         # label kept by the translation of the source test split, read by the *target* domain's ruler
         src_test = data[f"{source}_test"]
@@ -241,7 +244,7 @@ def main() -> None:
     epochs = {"mnist": args.ruler_epochs[0], "usps": args.ruler_epochs[1]}
     rulers, ruler_info = {}, {}
     for domain in ("mnist", "usps"):
-        net, seconds = fit_classifier(LeNet5(), *data[f"{domain}_train"], epochs=epochs[domain], seed=0)
+        net, seconds = fit_classifier(LeNet5, *data[f"{domain}_train"], epochs=epochs[domain], seed=0)
         rulers[domain] = net
         ruler_info[domain] = {"epochs": epochs[domain], "train_cpu_s": seconds,
                               "in_domain": scores(labels_of(net, data[f"{domain}_test"][0]), data[f"{domain}_test"][1])}
@@ -257,7 +260,7 @@ def main() -> None:
             if variant.startswith("semantic-"):
                 source = variant.split("-")[1]
                 if source not in semantic:  # trained on the labelled source alone
-                    semantic[source] = fit_classifier(MLP(), *data[f"{source}_train"], epochs=epochs[source], seed=1)
+                    semantic[source] = fit_classifier(MLP, *data[f"{source}_train"], epochs=epochs[source], seed=1)
                 sem = semantic[source][0]
                 directions = ["m2u"] if source == "mnist" else ["u2m"]  # the other direction would use target labels
             run = args.out / f"{variant}-{args.steps}steps-s{seed}"
