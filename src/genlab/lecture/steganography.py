@@ -1,8 +1,10 @@
 """CycleGAN's steganography (slide 39), measured: Chu, Zhmoginov and Sandler ("CycleGAN, a Master of
 Steganography", 2017, https://arxiv.org/abs/1712.02950) showed that the generators can hide the source
 image inside the translation as a faint signal the cycle reads and the eye (or a classifier) does not.
-If so, a perturbation that barely changes G(a) (PSNR >= 35 dB) breaks F(G(a)); a translation that
-carries its content visibly survives it. Compared: the plain recipe and one trained with a
+If the code is a faint signal, a perturbation that barely changes G(a) (PSNR >= 35 dB) breaks F(G(a)).
+Measured here (smoke, 1,000 steps): the plain recipe hides the digit (a classifier reads it in 0.35 of
+G(a), in 0.94 of F(G(a))), but in colour patterns that survive such noise; the claim says so. (It first
+claimed the code was fragile; the first run refuted that, and the claim was changed to what it showed.) Compared: the plain recipe and one trained with a
 noise-injected cycle (``model.cycle_noise``; Bashkirova, Usman and Saenko, "Adversarial Self-Defense
 for Cycle-Consistent GANs", NeurIPS 2019), both on grey (1 channel) <-> coloured digits, where the
 identity loss cannot apply (it needs equal channels) and hiding was seen (benchmarks/RESULTS.md).
@@ -50,25 +52,24 @@ _RUNS = {"plain": "cyclegan-grey-plain", "noisy cycle": "cyclegan-grey-noisy-cyc
 
 def _check(n: dict[str, Any], budget: str) -> Conditions:
     drop = {k: n[f"{k}/acc_back_clean"] - n[f"{k}/acc_back_perturbed"] for k in ("plain", "noisy cycle")}
-    need = 0.1 if budget == "smoke" else 0.2
+    hidden = n["plain/acc_back_clean"] - n["plain/content_a2b"]
     return [(f"the perturbation barely changes G(a): PSNR {n['plain/psnr_db']:.1f} / {n['noisy cycle/psnr_db']:.1f} dB "
              f"(>= {PSNR_DB - 0.5:.1f})", min(n["plain/psnr_db"], n["noisy cycle/psnr_db"]) >= PSNR_DB - 0.5),
-            (f"plain recipe: the cycle needs what the eye cannot see — the classifier reads the digit of F(G(a)) in "
-             f"{n['plain/acc_back_clean']:.2f} clean vs {n['plain/acc_back_perturbed']:.2f} perturbed (a drop >= {need})",
-             drop["plain"] >= need),
-            (f"noisy-cycle recipe: the content survives — the same perturbation drops F(G(a))'s accuracy by "
-             f"{drop['noisy cycle']:.2f} (clean {n['noisy cycle/acc_back_clean']:.2f}; < {need / 2:.2f}, half the plain "
-             f"recipe's threshold)", drop["noisy cycle"] < need / 2),
-            (f"noisy-cycle recipe: G(a) shows the digit more often — classifier on G(a) {n['noisy cycle/content_a2b']:.2f} "
+            (f"plain recipe: the digit is hidden — the classifier reads it in {n['plain/content_a2b']:.2f} of G(a) but in "
+             f"{n['plain/acc_back_clean']:.2f} of F(G(a)) (a gap >= 0.3: the cycle carries what G(a) does not show)",
+             hidden >= 0.3),
+            (f"plain recipe: the hidden code is no faint signal — the perturbation changes the accuracy of F(G(a)) by "
+             f"{drop['plain']:+.2f} (|drop| < 0.05; amplification {n['plain/amplification']:.1f})", abs(drop["plain"]) < 0.05),
+            (f"noise inside the cycle during training: G(a) shows the digit more often — {n['noisy cycle/content_a2b']:.2f} "
              f"vs plain {n['plain/content_a2b']:.2f}", n["noisy cycle/content_a2b"] > n["plain/content_a2b"])]
 
 
 @lecture_figure("cyclegan-steganography", slides="39",
-                claim="The plain CycleGAN hides the source digit in G(a) as a faint signal: noise that leaves G(a) "
-                      "visibly unchanged (PSNR >= 35 dB) destroys F(G(a)). Adding noise inside the cycle during "
-                      "training makes hiding useless, and the content stays where it can be seen.",
-                check=_check, smoke_note="smoke: 1,000 steps per recipe, F(G(a)) accuracy drop >= 0.1 for the plain "
-                                         "recipe (full: 6,000 steps, 0.2)")
+                claim="Between grey and coloured digits the plain CycleGAN hides the digit: G(a) seldom shows it to a "
+                      "classifier, yet F(G(a)) gives it back. Here the code is no faint signal: noise that leaves G(a) "
+                      "unchanged to the eye (PSNR >= 35 dB) does not break the round trip. Noise inside the cycle during "
+                      "training makes G(a) show the digit more often.",
+                check=_check, smoke_note="smoke: 1,000 steps per recipe (full: 6,000 steps); same thresholds")
 def cyclegan_steganography(ctx: Context) -> dict[str, Any]:
     from ..reports.cyclegan import steganography
 
@@ -85,7 +86,11 @@ def cyclegan_steganography(ctx: Context) -> dict[str, Any]:
             fake_b = torch.cat([model.translate(x, "a2b").cpu() for x in a.split(250)])
         numbers[f"{key}/content_a2b"] = float((classify(fake_b.amax(1, keepdim=True)) == label_a).float().mean())
         images = s.pop("images")
-        numbers.update({f"{key}/{k}": v for k, v in s.items() if k not in ("perturbation", "n")})
+        numbers.update({f"{key}/{k}": v for k, v in s.items() if k not in ("perturbation", "n", "size")})
+        # where the code does break: stronger noise and blur (reported, not checked)
+        for kind, size in (("noise", 10 ** (-25 / 20)), ("noise", 0.1), ("blur", 0.5), ("blur", 1.0)):
+            t = steganography(model, a, kind=kind, size=size, classify=classify, labels=label_a, seed=ctx.seed)
+            numbers[f"{key}/sweep/{kind} {size:.3g}"] = {k: round(t[k], 4) for k in ("psnr_db", "acc_back_perturbed", "amplification")}
         rows = [images["x"].expand(-1, 3, -1, -1), images["translation"], images["perturbed"],
                 images["back"].expand(-1, 3, -1, -1), images["back_perturbed"].expand(-1, 3, -1, -1)]
         panels.append((f"{key}: a | G(a) | G(a)+noise ({s['psnr_db']:.0f} dB) | F(G(a)) | F(G(a)+noise)",
