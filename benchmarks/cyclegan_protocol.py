@@ -219,6 +219,31 @@ def successes_and_failures(model: Any, source_test: tuple[Tensor, Tensor], targe
     image_panels(panels, path, panel_width=5.5)
 
 
+def merge(files: list[Path], results: Path) -> None:
+    """Runs of several results files in one (the last protocol wins: the rulers are seeded, so equal); prints the table."""
+    merged: dict[str, Any] = json.loads(results.read_text()) if results.is_file() else {"runs": {}}
+    for f in files:
+        other = json.loads(f.read_text())
+        merged["runs"].update(other["runs"])
+        merged["protocol"] = other["protocol"]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(merged, indent=1, sort_keys=True))
+    pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
+    print("| variant | steps | seed | direction | source only | translate target | CyCADA (task model on translated source) "
+          "| label kept | steganography: F(G(x)) acc clean → 35 dB noise | cycle L1 A / B | CycleGAN CPU s |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---|---|---:|")
+    for key in sorted(merged["runs"]):
+        r = merged["runs"][key]
+        for d in ("m2u", "u2m"):
+            if d not in r:
+                continue
+            e, st = r[d], r[d]["steganography"]
+            print(f"| {r['variant']} | {r['steps']} | {r['seed']} | {'M→U' if d == 'm2u' else 'U→M'} | {pct(e['source_only']['accuracy'])} "
+                  f"| {pct(e['translate_target']['accuracy'])} | {pct(e['cycada']['accuracy'])} | {pct(e['label_kept']['accuracy'])} "
+                  f"| {pct(st['acc_back_clean'])} → {pct(st['acc_back_perturbed'])} | {r['cycle_a']:.3f} / {r['cycle_b']:.3f} "
+                  f"| {r['train_cpu_s']:.0f} |")
+
+
 # ------------------------------------------------------------------------------------ main
 
 def main() -> None:
@@ -234,8 +259,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/bench-cyclegan-protocol"))
     p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--merge", type=Path, nargs="+", default=None,
+                   help="only merge these results files (runs of parallel processes) into --results and print the table")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.merge:
+        merge(args.merge, args.results)
+        return
     if not (args.mnist / "train-images-idx3-ubyte.gz").is_file() and not (args.mnist / "train-images-idx3-ubyte").is_file() or not args.usps.is_file():
         log.info("skipped: MNIST (%s) or USPS (%s) not found; pass --mnist DIR --usps FILE.npz", args.mnist, args.usps)
         return
