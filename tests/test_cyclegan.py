@@ -72,6 +72,45 @@ def test_cycle_and_identity_losses_vanish_for_identity_generators_and_grow_with_
         previous = float(t["cycle_a"])
 
 
+class Hide(nn.Module):
+    """A steganographic generator: a blank image carrying its input at amplitude ``scale``."""
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return -1 + self.scale * (x + 1)
+
+
+class Reveal(nn.Module):
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, y):
+        return (y + 1) / self.scale - 1
+
+
+def test_cycle_noise_is_training_only_and_defeats_a_hidden_cycle():
+    """Identity generators: the noisy cycle's L1 is E|2σε| = 2σ·sqrt(2/π) in signed units; evaluation
+    measures the clean cycle. A pair that hides a in a near-blank G(a) cycles perfectly without noise
+    and fails with it: the noise is what makes hidden content useless."""
+    sigma = 0.05
+    model = tiny(cycle_noise=sigma).train()
+    model.generator_ab, model.generator_ba = nn.Identity(), nn.Identity()
+    torch.manual_seed(1)
+    a, b = torch.rand(64, 1, 8, 8) * 2 - 1, torch.rand(64, 1, 8, 8) * 2 - 1
+    expected = 2 * sigma * (2 / torch.pi) ** 0.5
+    assert abs(float(model.cycle_terms(a, b)["cycle_a"]) - expected) < 0.1 * expected
+    assert float(model.eval().cycle_terms(a, b)["cycle_a"]) == 0.0
+    hidden = tiny(cycle_noise=sigma).train()
+    hidden.generator_ab, hidden.generator_ba = Hide(1e-3), Reveal(1e-3)
+    assert float(hidden.eval().cycle_terms(a, b)["cycle_a"]) < 1e-4
+    assert float(hidden.train().cycle_terms(a, b)["cycle_a"]) > 10
+    with pytest.raises(ConfigError, match="cycle_noise"):
+        tiny(cycle_noise=-0.1)
+
+
 def test_generator_loss_is_adversarial_plus_weighted_cycle_and_identity():
     model = tiny(cycle_weight=7.0, identity_weight=0.25)
     model.generator_ab = Shift(0.2)

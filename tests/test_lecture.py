@@ -215,7 +215,8 @@ BREAKS = [(figure_id, budget, k) for figure_id in CASES for budget in ("smoke", 
 def test_every_figure_has_a_holding_and_a_breaking_example():
     from test_lecture_figures import HOLDS  # the figures of issue 26 are tested condition by condition there
     from test_tricks import HOLDS as TRICKS_HOLDS  # and gan-tricks in its own file
-    assert set(CASES) | set(HOLDS) | set(TRICKS_HOLDS) == set(load_parts())
+    from test_steganography import HOLDS as STEGANOGRAPHY  # and slide 39's steganography there
+    assert set(CASES) | set(HOLDS) | set(TRICKS_HOLDS) | set(STEGANOGRAPHY) == set(load_parts())
 
 
 @pytest.mark.parametrize("figure_id", CASES)

@@ -28,7 +28,17 @@ frozen classifier f (``semantic_classifier``: CyCADA's source classifier, traine
 A or B, has labels) must give a translation the label it gives the original,
 CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); the domains must share one image shape.
 The caller hands the classifier over (:meth:`set_semantic_classifier`; ``genlab train`` loads
-the run named by ``semantic_classifier``); it is not part of the saved model.
+the run named by ``semantic_classifier``); it is not part of the saved model. It must be trained on
+the labelled source domain alone: the target's labels are never used, in CyCADA or here.
+
+``cycle_noise > 0`` defeats the steganography of Chu, Zhmoginov and Sandler ("CycleGAN, a Master of
+Steganography", NIPS 2017 workshop, https://arxiv.org/abs/1712.02950): a generator can pass its input
+through the cycle as a low-amplitude signal invisible in G(a), so F(G(a)) ≈ a while G(a) shows another
+digit. Following Bashkirova, Usman and Saenko ("Adversarial Self-Defense for Cycle-Consistent GANs",
+NeurIPS 2019, https://arxiv.org/abs/1908.01517), the cycle terms read F(G(a) + ε) and G(F(b) + ε),
+ε ~ N(0, σ²) with σ = ``cycle_noise`` in [0, 1] pixel units, during training only: a hidden signal
+below the noise no longer helps the cycle, so the content must be carried by the visible image.
+The translations the adversarial and semantic terms judge stay clean.
 
 Batches are ``(a, b)``, two *unrelated* images in [0, 1] of shapes ``image_shape`` and
 ``image_shape_b`` (see :mod:`genlab.data.unpaired`); the networks work in [-1, 1], λ multiplies
@@ -73,6 +83,7 @@ class CycleGANConfig(Config):
     pool_size: int = 50  # past fakes per discriminator (0 = judge only the current ones)
     semantic_weight: float = 0.0  # CyCADA's semantic consistency; needs semantic_classifier
     semantic_classifier: str | None = None  # run/model folder of a genlab classifier of the labelled domain (training only)
+    cycle_noise: float = 0.0  # σ of Gaussian noise on G(a), F(b) before the way back, [0, 1] pixels (0 = the paper)
     generator_lr: float | None = 2e-4
     discriminator_lr: float | None = 2e-4
     betas: tuple[float, float] | None = (0.5, 0.999)
@@ -100,6 +111,7 @@ class CycleGANConfig(Config):
               f"{self.shape_b[0]}): set model.identity_weight=0, or data.channels to give both domains the same")
         check(self.pool_size >= 0, f"model.pool_size must be >= 0, got {self.pool_size}")
         check(self.semantic_weight >= 0, f"model.semantic_weight must be >= 0, got {self.semantic_weight}")
+        check(self.cycle_noise >= 0, f"model.cycle_noise must be >= 0, got {self.cycle_noise}")
         for name in ("generator_lr", "discriminator_lr"):
             value = getattr(self, name)
             check(value is None or value > 0, f"model.{name} must be > 0, got {value}")
@@ -276,12 +288,19 @@ class CycleGAN(GenerativeModel):
     def cycle_terms(self, a: Tensor, b: Tensor) -> dict[str, Tensor]:
         """Translations and L1 terms in [-1, 1] units for signed ``a``, ``b``: ``fake_b`` = G(a),
         ``fake_a`` = F(b), ``cycle_a`` = |F(G(a)) − a|₁, ``cycle_b`` = |G(F(b)) − b|₁ and, when the
-        identity loss is on, ``identity`` = |G(b) − b|₁ + |F(a) − a|₁."""
+        identity loss is on, ``identity`` = |G(b) − b|₁ + |F(a) − a|₁. In training mode with
+        ``cycle_noise`` σ > 0 the way back starts from G(a) + ε and F(b) + ε, ε ~ N(0, (2σ)²) in signed
+        units (σ in [0, 1] pixels)."""
         fake_b, fake_a = self.generator_ab(a), self.generator_ba(b)  # (B, C_b, S, S), (B, C_a, S, S)
+        back_b, back_a = fake_b, fake_a
+        if self.training and self.config.cycle_noise > 0:  # evaluation measures the plain cycle
+            sigma = 2 * self.config.cycle_noise  # [0, 1] pixels -> [-1, 1] units
+            back_b = fake_b + sigma * torch.randn_like(fake_b)
+            back_a = fake_a + sigma * torch.randn_like(fake_a)
         out = {
             "fake_b": fake_b, "fake_a": fake_a,
-            "cycle_a": (self.generator_ba(fake_b) - a).abs().mean(),
-            "cycle_b": (self.generator_ab(fake_a) - b).abs().mean(),
+            "cycle_a": (self.generator_ba(back_b) - a).abs().mean(),
+            "cycle_b": (self.generator_ab(back_a) - b).abs().mean(),
         }
         if self.config.resolved_identity_weight > 0:
             out["identity"] = (self.generator_ab(b) - b).abs().mean() + (self.generator_ba(a) - a).abs().mean()

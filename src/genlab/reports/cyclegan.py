@@ -10,12 +10,15 @@
   rows a, G(a), F(G(a)) and b, F(b), G(F(b)) — and the test metrics for ``metrics.json``.
 * :func:`cycle_strip`: input | translation | reconstruction, the row ``genlab translate`` writes
   per file (:mod:`genlab.reports.translation`).
+* :func:`steganography`: does the cycle read content hidden in G(a)? Perturb G(a) by an amount that
+  barely changes it (PSNR stated) and compare F(G(a)) with F(G(a) + δ) against a (Chu et al. 2017).
+* :func:`rank_translations`: successes and failures chosen by a stated rule, not by eye.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
@@ -151,3 +154,86 @@ def cycle_strip(model: CycleGAN, x: Tensor, direction: Direction = "a2b") -> Ten
     x_back = model.translate(y, back)
     c = max(x.shape[1], y.shape[1])
     return torch.cat([as_rgb(x, c), as_rgb(y, c), as_rgb(x_back, c)]).cpu()
+
+
+def psnr(x: Tensor, y: Tensor) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image, for images in [0, 1]: 10·log10(1 / MSE)."""
+    mse = (x - y).flatten(1).pow(2).mean(1).clamp_min(1e-12)
+    return -10 * torch.log10(mse)
+
+
+def perturb(images: Tensor, kind: Literal["noise", "blur"], size: float, *, generator: torch.Generator | None = None) -> Tensor:
+    """``images`` in [0, 1] plus Gaussian noise of std ``size`` (``noise``) or blurred by a Gaussian
+    of std ``size`` px (``blur``, a 5×5 kernel, edges replicated); clamped to [0, 1]."""
+    if size < 0:
+        raise ConfigError(f"the perturbation size must be >= 0, got {size}")
+    if kind == "noise":
+        noise = torch.randn(images.shape, generator=generator).to(images.device)
+        return (images + size * noise).clamp(0, 1)
+    if kind != "blur":
+        raise ConfigError(f"perturbation must be 'noise' or 'blur', got {kind!r}")
+    if size == 0:
+        return images
+    taps = torch.arange(-2, 3, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-taps**2 / (2 * size**2))
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    x = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="replicate")
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)  # rows, then columns
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)
+    return x.clamp(0, 1)
+
+
+@torch.no_grad()
+def steganography(model: CycleGAN, x: Tensor, *, direction: Direction = "a2b", kind: Literal["noise", "blur"] = "noise",
+                  size: float = 10 ** (-35 / 20), classify: Callable[[Tensor], Tensor] | None = None,
+                  labels: Tensor | None = None, seed: int = 0, batch_size: int = 200) -> dict[str, Any]:
+    """Slide 39's steganography, measured: translate ``x`` (N, C, S, S) in [0, 1] (G for ``a2b``, F for
+    ``b2a``), perturb the translation by ``kind``/``size`` (default: noise of std 10^(-35/20) = 0.018,
+    i.e. PSNR ≈ 35 dB before clamping), translate both back, and compare with ``x``.
+
+    Returns ``psnr_db`` (mean PSNR of the perturbed translation against the clean one: how little it
+    changed), ``perturbation_l1`` (mean |δ|), ``cycle_clean`` / ``cycle_perturbed`` (mean |x̂ − x| in
+    [0, 1] pixels), ``amplification`` = (cycle_perturbed − cycle_clean) / perturbation_l1, and with ``classify`` (images -> labels, an independent classifier of x's domain)
+    and ``labels`` (x's labels; its own reading of x when None): ``acc_back_clean`` /
+    ``acc_back_perturbed``, the accuracy of the round trip, and ``acc_source``. A cycle that needs
+    content invisible in the translation loses it to a perturbation that leaves the translation as it
+    was (``amplification`` ≫ 1, accuracy falls); a translation that carries the content visibly keeps it."""
+    if x.dim() != 4:
+        raise DataError(f"steganography needs images (N, C, S, S), got {tuple(x.shape)}")
+    back: Direction = "b2a" if direction == "a2b" else "a2b"
+    was_training = model.training
+    model.eval()
+    dev = model.device
+    g = torch.Generator().manual_seed(seed)
+    there = _map(lambda v: model.translate(v, direction), x, batch_size, dev)  # (N, C', S, S)
+    shaken = perturb(there, kind, size, generator=g)
+    rec = _map(lambda v: model.translate(v, back), there, batch_size, dev)
+    rec_shaken = _map(lambda v: model.translate(v, back), shaken, batch_size, dev)
+    model.train(was_training)
+    out: dict[str, Any] = {
+        "perturbation": kind, "size": float(size), "n": len(x),
+        "psnr_db": float(psnr(shaken, there).mean()),
+        "cycle_clean": float((rec - x).abs().mean()), "cycle_perturbed": float((rec_shaken - x).abs().mean()),
+    }
+    out["perturbation_l1"] = float((shaken - there).abs().mean())
+    # how much the way back magnifies the change: ~1 for a translation that carries its content visibly
+    out["amplification"] = (out["cycle_perturbed"] - out["cycle_clean"]) / max(out["perturbation_l1"], 1e-12)
+    if classify is not None:
+        source = classify(x)
+        truth = labels if labels is not None else source
+        out["acc_source"] = float((source == truth).float().mean())
+        out["acc_back_clean"] = float((classify(rec) == truth).float().mean())
+        out["acc_back_perturbed"] = float((classify(rec_shaken) == truth).float().mean())
+    out["images"] = {"x": x[:10], "translation": there[:10], "perturbed": shaken[:10], "back": rec[:10], "back_perturbed": rec_shaken[:10]}
+    return out
+
+
+def rank_translations(kept: Tensor, cycle_error: Tensor, k: int = 10) -> tuple[Tensor, Tensor]:
+    """Indices of ``k`` successes and ``k`` failures by one stated rule: a success keeps its class under
+    an independent classifier (``kept``, bool (N,)) with the lowest per-image cycle error; a failure
+    loses its class, with the *lowest* cycle error first (the cycle says "fine", the content is gone)."""
+    if kept.shape != cycle_error.shape or kept.dim() != 1:
+        raise DataError(f"kept and cycle_error must be two (N,) vectors, got {tuple(kept.shape)} and {tuple(cycle_error.shape)}")
+    order = cycle_error.argsort()
+    return order[kept[order]][:k], order[~kept[order]][:k]
