@@ -54,36 +54,9 @@ from genlab.errors import GenlabError
 from genlab.metrics import compare_features
 from genlab.registry import REPORTERS
 from genlab.reports.stylegan import _features
+from stylegan_quality import QUIET, classifier_runs, stop_after  # the same ruler and budget callback
 
 HERE = Path(__file__).resolve().parent
-QUIET = ["train.progress=false", "train.tensorboard=false"]
-
-
-def classifier_runs(args: argparse.Namespace, out: Path) -> dict[str, Path]:
-    """One attribute classifier per ``--attributes`` on the full training split (the ruler), reused when present."""
-    runs: dict[str, Path] = {}
-    for attribute in args.attributes:
-        run = out / f"classifier-{attribute}-{args.image_size}"
-        if not (run / "model").is_dir():
-            overrides = [f"data.image_size={args.image_size}", f"train.epochs={args.classifier_epochs}", "train.batch_size=128",
-                         "train.lr=1e-3", "train.log_every=100", f"data.options.label={attribute}", "model.channels=[32,64]",
-                         "model.kernel_size=3", "model.augment_shift=1", *QUIET]
-            if args.classifier_limit:
-                overrides.append(f"data.limit={args.classifier_limit}")
-            api.train("classifier", data=args.data, out=run, overrides=overrides)
-        runs[attribute] = run
-    return runs
-
-
-def stop_after(deadline: float, finished: dict[str, float]):
-    """Trainer callback: end the run at the first log step past ``deadline`` CPU seconds; note when
-    training ended (before the export, which is not training time)."""
-    def callback(trainer: Any, event: str, info: dict) -> None:
-        if event == "log" and time.process_time() > deadline:
-            trainer.total_steps = trainer.step
-        if event == "end":
-            finished["at"] = time.process_time()
-    return callback
 
 
 def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: bool, seed: int) -> list[str]:
@@ -104,7 +77,7 @@ def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: 
 def train_round(args: argparse.Namespace, run: Path, cell: tuple[str, str, bool, int], seconds: float, first: bool) -> float:
     """Train one cell of the grid for about ``seconds`` CPU seconds; returns the CPU seconds it trained."""
     start, finished = time.process_time(), {}
-    callbacks = [stop_after(start + seconds, finished)]
+    callbacks = [stop_after(start + seconds, finished, clock=time.process_time)]
     model, subset, augmented, seed = cell
     if first:
         config_file = args.stylegan_config if model == "stylegan" else None
@@ -186,7 +159,7 @@ def main() -> int:
     def save() -> None:
         results_path.write_text(json.dumps(result, indent=1, default=float))
 
-    runs = classifier_runs(args, out)
+    runs = classifier_runs(args, out, faces=True, limit=args.classifier_limit)
     classifiers = {name: api.load_run(run)[0].eval() for name, run in runs.items()}
     result["classifiers"] = {name: {"run": str(run), "test_accuracy": api.evaluate(classifiers[name], load_dataset(
         config.replace(options={**config.options, "label": name}), "test"))["accuracy"]} for name, run in runs.items()}

@@ -48,7 +48,9 @@ HERE = Path(__file__).resolve().parent
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 
 
-def classifier_runs(args: argparse.Namespace, out: Path, faces: bool) -> dict[str, Path]:
+def classifier_runs(args: argparse.Namespace, out: Path, faces: bool, *, limit: int | None = None) -> dict[str, Path]:
+    """One classifier per ``--attributes`` (faces) or one digit classifier: the ruler, reused when present;
+    ``limit`` caps its training examples."""
     runs: dict[str, Path] = {}
     for attribute in (args.attributes if faces else ["class"]):
         run = out / f"classifier-{attribute}-{args.image_size}"
@@ -58,6 +60,8 @@ def classifier_runs(args: argparse.Namespace, out: Path, faces: bool) -> dict[st
             if faces:
                 overrides += [f"data.options.label={attribute}", "model.channels=[32,64]", "model.kernel_size=3",
                               "model.augment_shift=1"]
+            if limit:
+                overrides.append(f"data.limit={limit}")
             api.train("classifier", data=args.data, out=run, overrides=overrides)
         runs[attribute] = run
     return runs
