@@ -73,6 +73,24 @@ def test_train_then_inspect_end_to_end(tmp_path, capsys):
     assert all((tmp_path / f).is_file() for f in ("s.png", "z.png", "r.png"))
 
 
+def test_report_skipped_in_training_is_drawn_later_and_its_cost_recorded(tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["--data.limit=256", "--model.hidden_dims=[32]", "--train.batch_size=64", "--train.progress=false"]
+    assert main(["train", "vae", "--out", str(run), "--train.max_steps=4", "--train.report=false", *base]) == 0
+    assert not (run / "reconstructions.png").exists() and not (run / "latent.png").exists()
+    trained = json.loads((run / "metrics.json").read_text())
+    assert "report_seconds" not in trained
+    assert main(["report", str(run)]) == 0
+    assert (run / "reconstructions.png").is_file() and (run / "latent.png").is_file()
+    merged = json.loads((run / "metrics.json").read_text())
+    assert merged["report_seconds"] > 0 and merged["steps"] == trained["steps"] == 4  # training's numbers kept
+    # the report is a resumable setting; a run that draws it logs its cost in metrics.json
+    assert main(["train", "--resume", str(run), "--train.max_steps=6", "--train.report=true"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["report_seconds"] > 0
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no run.json" in capsys.readouterr().err
+
+
 def test_evaluate_a_gan_in_the_features_of_a_classifier_run(tmp_path, capsys, monkeypatch):
     from genlab import api
     from genlab.errors import ConfigError

@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -95,11 +96,7 @@ def resolve(
 def build(spec: RunSpec, explicit: set[str] | None = None) -> tuple[GenerativeModel, ArrayDataset, ArrayDataset | None]:
     """Load the data and build the model, filling data-determined config fields (``image_shape``,
     ``num_classes``, ...) that the user did not set."""
-    train_data = load_dataset(spec.data, "train")
-    try:
-        test_data: ArrayDataset | None = load_dataset(spec.data, "test")
-    except ConfigError:
-        test_data = None
+    train_data, test_data = load_dataset(spec.data, "train"), _test_split(spec.data)
     cls = MODELS.get(spec.model)
     config = cls.adapt_config(spec.model_config, train_data.info, explicit if explicit is not None else set(spec.model_config))
     spec.model_config = cls.config_class.from_dict(config).to_dict()
@@ -110,6 +107,14 @@ def build(spec: RunSpec, explicit: set[str] | None = None) -> tuple[GenerativeMo
     if classifier is not None and getattr(model.config, "semantic_weight", 0) > 0:
         model.set_semantic_classifier(ckpt.load(classifier))
     return model, train_data, test_data
+
+
+def _test_split(data: DataConfig) -> ArrayDataset | None:
+    """The held-out split of ``data``; None for data that has none."""
+    try:
+        return load_dataset(data, "test")
+    except ConfigError:
+        return None
 
 
 def train(
@@ -212,11 +217,39 @@ def _train_locked(spec: RunSpec, changes: dict[str, Any], net: GenerativeModel, 
     barrier(trainer.dist)
     result: FitResult = trainer.fit(resume=resume_from is not None)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "steps": result.step, **result.last_eval}
-    if trainer.dist.is_main and spec.model in REPORTERS:
-        model_for_report = ckpt.load(run_dir / "model", device=trainer.device)
-        summary.update(REPORTERS.get(spec.model)(model_for_report, run_dir, train_data, test_data) or {})
+    if trainer.dist.is_main and spec.model in REPORTERS and spec.train.report:
+        summary.update(_report(spec.model, run_dir, train_data, test_data, device=trainer.device))
     if trainer.dist.is_main:
         ckpt.atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, sort_keys=True, default=float))
+    return summary
+
+
+def _report(model: str, run_dir: Path, train_data: ArrayDataset, test_data: ArrayDataset | None, *,
+            device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The family's end-of-run report on the exported model: its figures in ``run_dir``, its numbers, and
+    ``report_seconds``, what it cost (logged: ``--train.report=false`` skips it, ``genlab report RUN`` runs it later)."""
+    started = time.perf_counter()
+    summary = dict(REPORTERS.get(model)(ckpt.load(run_dir / "model", device=device), run_dir, train_data, test_data) or {})
+    summary["report_seconds"] = time.perf_counter() - started
+    log.info("end-of-run report: %.1f s (--train.report=false skips it; `genlab report RUN` draws it later)",
+             summary["report_seconds"])
+    return summary
+
+
+def report(run_dir: str | Path) -> dict[str, Any]:
+    """Run the family's end-of-run report on a finished run (one trained with ``train.report=false``, or to
+    redraw it) and merge its numbers into ``metrics.json``."""
+    run_dir = Path(run_dir)
+    spec = read_run(run_dir)
+    if spec.model not in REPORTERS:
+        raise ConfigError(f"{spec.model} has no end-of-run report")
+    _check_model_folder(run_dir)
+    if not (run_dir / "model" / ckpt.CONFIG_NAME).is_file():
+        raise CheckpointError(f"{run_dir} has no exported model/ yet: finish the run first (genlab train --resume {run_dir})")
+    summary = _report(spec.model, run_dir, load_dataset(spec.data, "train"), _test_split(spec.data))
+    metrics = run_dir / "metrics.json"
+    previous = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    ckpt.atomic_write_text(metrics, json.dumps({**previous, **summary}, indent=2, sort_keys=True, default=float))
     return summary
 
 

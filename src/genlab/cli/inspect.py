@@ -1,4 +1,4 @@
-"""Commands that read a trained run: sample, reconstruct, evaluate, plot-latent."""
+"""Commands that read a trained run: sample, reconstruct, evaluate, plot-latent, report."""
 from __future__ import annotations
 
 import argparse
@@ -167,4 +167,17 @@ def audit(args: argparse.Namespace) -> int:
     out = Path(args.output or Path(args.run) / f"audit-{attribute or 'class'}.json")
     atomic_write_text(out, json.dumps(result, indent=2, default=str))
     print(f"wrote {out}")
+    return 0
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="a finished run folder")
+
+
+@command("report", "draw a finished run's end-of-run report (skipped in training by --train.report=false)", _report_args)
+def report(args: argparse.Namespace) -> int:
+    from .. import api
+
+    summary = api.report(args.run)
+    print(f"wrote the report of {args.run} ({summary['report_seconds']:.1f} s); its numbers are in {Path(args.run) / 'metrics.json'}")
     return 0

@@ -85,6 +85,9 @@ class TrainConfig(Config):
     # hardware runs it natively (genlab.precision), else fp32. channels_last: conv weights in NHWC memory.
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     channels_last: bool = False
+    # torch.compile the loss (forward and backward graphs); pays only over long runs: compiling costs a minute or more
+    compile: bool = False
+    report: bool = True  # the family's end-of-run report (figures, scores); its time is logged and in metrics.json
     progress: bool = True
     tensorboard: bool = True  # used when the tensorboard package is installed
 
@@ -120,7 +123,7 @@ RESUMABLE_FIELDS = frozenset({
     "hold_fraction", "grad_clip", "ema_decay", "eval_every", "sample_every", "checkpoint_every", "epoch_extras_budget",
     "keep_checkpoints",
     "checkpoint_probation", "log_every", "eval_batches", "preview_count", "device", "fused_optimizer", "progress",
-    "tensorboard",
+    "tensorboard", "compile", "report",
 })
 
 
@@ -192,14 +195,17 @@ class Trainer:
                              extras_budget=cfg.epoch_extras_budget, plot_curves=plot_curves)
         self.keeper = Keeper(self.out_dir, is_main=self.dist.is_main, keep=cfg.keep_checkpoints,
                              probation=cfg.checkpoint_probation, keep_best=cfg.keep_best, keep_best_mode=cfg.keep_best_mode)
-        self._ddp: nn.Module | None = None
+        # model.loss as the step calls it: as DDP's forward (its hooks all-reduce the gradients) and/or compiled
+        self._wrapped: Callable[..., LossOutput] | None = None
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            self._ddp = DistributedDataParallel(
+            self._wrapped = DistributedDataParallel(
                 _LossModule(self.model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 # in a multi-phase step each phase leaves the other players' parameters unused
                 find_unused_parameters=len(self.phases) > 1)
+        if cfg.compile:  # eager's random draws (fallback_random), so a compiled run samples the noise an eager one does
+            self._wrapped = torch.compile(self._wrapped or self.model.loss, options={"fallback_random": True})
 
     @property
     def best(self) -> dict[str, float] | None:
@@ -273,8 +279,8 @@ class Trainer:
         optimizer = self.optimizers[phase.optimizer_name]  # a lazy phase steps its player's optimizer
         self.model.zero_grad(set_to_none=True)
         with batch_shard(self.dist.rank, self.dist.world_size), autocast(self.precision, self.device):
-            # the one call that defines training; under DDP the same call runs as the wrapper's forward
-            out: LossOutput = self.model.loss(batch, phase.name) if self._ddp is None else self._ddp(batch, phase.name)
+            # the one call that defines training; under DDP or train.compile the same call runs wrapped
+            out: LossOutput = self.model.loss(batch, phase.name) if self._wrapped is None else self._wrapped(batch, phase.name)
         total = out.total.float()  # a bf16 forward's loss is summed and logged in fp32
         if not bool(torch.isfinite(total)):
             raise self.keeper.divergence(f"non-finite loss ({total.item()}) in phase {phase.name!r}", self.step)
