@@ -11,7 +11,7 @@ Protocol:
    reported as ``cpus``) into the store. Wall time of the load.
 3. **Second open**: a fresh process loads it again (the store's manifest checked against the folder's
    file listing, the array mapped). Wall time of the load.
-4. **Training**, each in a fresh process, the same tiny conv autoencoder (3x64x64, channels 16/32,
+4. **Training** (pinned to one CPU with ``--pin``), each in a fresh process, the same tiny conv autoencoder (3x64x64, channels 16/32,
    latent 32), batch 64, ``--steps`` optimizer steps after ``--warmup`` untimed ones, one thread:
    (a) all N images from the store (``storage=mmap``); (b) the first ``--subset`` images (default
    10,000) held in memory as float32 (``storage=memory``, what genlab did before the store);
@@ -22,11 +22,15 @@ Protocol:
    memory); ``--rounds`` interleaved rounds, the median steps/s reported. RSS includes the Python + torch baseline (reported as ``baseline_rss_mb``:
    a process that imports genlab and builds the model, no data).
 
+5. **``genlab train``** as a user runs it on all N images from the store (the same autoencoder, ``--steps`` +
+   ``--warmup`` steps, evaluation, checkpoints and the end-of-run report included): exit code, wall time,
+   peak RSS.
+
 Baseline: (b) is the pre-store design; at N = 200k it would need 200k x 12,288 x 4 B = 9.8 GB of
 float32 in every process, which is why (a) exists. The store is read through the page cache, so a
 second run (warm cache) reads no disk; the numbers are for a warm cache after step 2.
 
-    python benchmarks/data_store.py --n 200000 --json benchmarks/results/data_store.json
+    python benchmarks/data_store.py --n 200000 --pin 0 --json benchmarks/results/data_store.json
     python benchmarks/data_store.py --n 2000 --subset 1000 --steps 20 --warmup 3 --rounds 2   # a quick check
 """
 from __future__ import annotations
@@ -54,7 +58,17 @@ from genlab.training import TrainConfig, Trainer
 what, folder, storage, limit, steps, warmup = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 config = DataConfig(name="folder", path=folder, storage=storage, limit=None if limit == "all" else int(limit))
 out = {}
-if what == "baseline":
+if what == "cli":  # the command a user runs: genlab train, end-of-run report included
+    from genlab.cli import main
+    start = time.perf_counter()
+    code = main(["train", "autoencoder", "--data", folder, "--out", sys.argv[7], "--data.storage=" + storage,
+                 "--model.architecture=conv", "--model.channels=[16,32]", "--model.latent_dim=32",
+                 f"--train.max_steps={steps}", "--train.batch_size=64", "--train.threads=1", "--train.progress=false",
+                 "--train.tensorboard=false"])
+    out["exit_code"] = code
+    out["wall_seconds"] = time.perf_counter() - start
+    out["metrics"] = json.loads(open(sys.argv[7] + "/metrics.json").read())
+elif what == "baseline":
     build_model("autoencoder", {"architecture": "conv", "image_shape": [3, 64, 64], "channels": [16, 32], "latent_dim": 32})
 else:
     start = time.perf_counter()
@@ -81,6 +95,8 @@ else:
         out["steps_per_second"] = (s1 - s0) / (t1 - t0)
         out["peak_anon_mb"] = anon[0]
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+status = open("/proc/self/status").read()
+out["vm_hwm_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024  # this process image's own peak RSS
 print("RESULT " + json.dumps(out))
 """
 
@@ -113,13 +129,18 @@ def _write_block(args: tuple[Path, int, int]) -> None:
         Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:06d}.png")
 
 
+PIN: set[int] | None = None  # the CPU the timed training runs are pinned to (--pin); decoding uses every CPU
+
+
 def measure(what: str, folder: Path, cache: Path, storage: str = "mmap", limit: str = "all", steps: int = 0,
-            warmup: int = 0) -> dict:
+            warmup: int = 0, out: Path | None = None) -> dict:
     env = {**os.environ, "GENLAB_CACHE": str(cache), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    pin = PIN if what in ("train", "baseline", "cli") else None
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", MEASURE, what, str(folder), storage, limit, str(steps), str(warmup)],
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", MEASURE, what, str(folder), storage, limit, str(steps), str(warmup),
+                             str(out)], env=env, capture_output=True, text=True,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None)
     if result.returncode:
         raise SystemExit(f"{what} {storage} {limit} failed:\n{result.stderr[-3000:]}")
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
@@ -135,7 +156,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the three training runs (median reported)")
     p.add_argument("--folder", type=Path, default=None, help="where the PNG folder is written (not the repository)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--pin", type=int, default=None, metavar="CPU",
+                   help="pin the timed training runs to this CPU (the first decode still uses every CPU)")
     args = p.parse_args()
+    global PIN
+    PIN = {args.pin} if args.pin is not None else None
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     work = Path(tempfile.gettempdir()) / "genlab-data-store-bench"
     folder = args.folder or work / f"png-{args.n}"
@@ -160,6 +185,9 @@ def main() -> None:
         results[name] = {**got[0], "steps_per_second": speeds[len(speeds) // 2], "steps_per_second_all": speeds,
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in got),
                          "peak_anon_mb": max(r["peak_anon_mb"] for r in got)}
+    cli_out = work / f"cli-run-{args.n}"
+    shutil.rmtree(cli_out, ignore_errors=True)
+    results["genlab_train_all"] = measure("cli", folder, cache, "mmap", "all", args.steps + args.warmup, 0, cli_out)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

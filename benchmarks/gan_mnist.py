@@ -52,6 +52,9 @@ def main() -> None:
     p.add_argument("--vae", help="run folder of a VAE trained on the same data, scored the same way")
     p.add_argument("--vae-epochs", type=int, default=2, help="train the default VAE this long when --vae is not given (0 = skip)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="the GAN's train.seed (initial weights, data order, noise)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the GAN's train.precision")
+    p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument("--out", default="benchmarks/out/gan_mnist")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,7 +76,8 @@ def main() -> None:
                  f"model.discriminator_channels={args.discriminator_channels}", f"train.max_steps={args.steps}",
                  f"train.batch_size={args.batch_size}", f"train.ema_decay={args.ema_decay}", "train.progress=false",
                  "train.tensorboard=false", "train.log_every=100", f"train.sample_every={max(args.steps // 6, 1)}",
-                 f"train.checkpoint_every={max(args.steps // 3, 1)}", "train.eval_batches=4", f"train.eval_every={max(args.steps // 6, 1)}"]
+                 f"train.checkpoint_every={max(args.steps // 3, 1)}", "train.eval_batches=4", f"train.eval_every={max(args.steps // 6, 1)}",
+                 f"train.seed={args.seed}", f"train.precision={args.precision}"]
     if (gan_run / "checkpoints").is_dir() and not (gan_run / "model").is_dir():
         # an interrupted run: continue it from its last checkpoint up to --steps
         api.train(resume=gan_run, overrides=[f"train.max_steps={args.steps}"])
@@ -107,7 +111,7 @@ def main() -> None:
             "reference": f"test split of {args.data} (first {n})", "generated": f"VAE samples (decoder means) {vae_run}",
             "extractor": extract.description})
         print("VAE: " + _line(result["vae"]), flush=True)
-    path = Path("benchmarks/results") / f"gan_mnist-{args.data}.json"
+    path = Path("benchmarks/results") / f"gan_mnist-{args.data}{args.tag}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {path}; GAN run folder {gan_run}")

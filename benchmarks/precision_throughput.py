@@ -1,10 +1,11 @@
-"""Training speed per family at fp32, bf16 and bf16 + channels-last, through the Trainer and a plain loop.
+"""Training speed per family at fp32, fp32 + channels-last, bf16 and bf16 + channels-last, through the Trainer
+and a plain loop.
 
     taskset -c 1 python benchmarks/precision_throughput.py --steps 6 --repeats 3 --threads 1
 
 Protocol. Each family (VAE, DCGAN, pix2pix, CycleGAN, StyleGAN) at a CPU-sized config of the kind its
 configs/ recipe uses, on random images of the recipe's size (speed does not depend on the pixels). For
-each variant — ``fp32``; ``bf16`` (autocast for the forward and the loss, fp32 master weights and
+each variant — ``fp32``; ``fp32+cl`` (channels-last weights and activations); ``bf16`` (autocast for the forward and the loss, fp32 master weights and
 optimizer state); ``bf16+cl`` (the same with channels-last weights) — two paths train copies of one
 initial model for ``--steps`` steps (a first round of 2 steps per cell warms every path up, untimed):
 
@@ -54,7 +55,7 @@ FAMILIES: dict[str, tuple[dict[str, Any], list[tuple[int, ...]], int, dict[str, 
 }
 MODEL_NAMES = {"dcgan": "gan"}
 STEP_SHARE = {"dcgan": 0.5}  # DCGAN-64's default nets (G 7.5 M, D 7.0 M parameters) take seconds per step
-VARIANTS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+cl": ("bf16", True)}
+VARIANTS = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16": ("bf16", False), "bf16+cl": ("bf16", True)}
 
 
 def _data(shapes: list[tuple[int, ...]], n: int) -> ArrayDataset:
