@@ -285,6 +285,31 @@ def test_each_rank_reads_only_its_rows(tmp_path, cache, monkeypatch):
             assert torch.equal(torch.cat([a, b]), t)
 
 
+
+def _mapped_mb(path: Path) -> float:
+    """Resident pages of ``path``'s mappings in this process (MB), from /proc/self/smaps."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if "-" in line.split(" ", 1)[0] and len(line.split()) >= 5:  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="needs Linux's /proc/self/smaps")
+def test_reading_batches_keeps_the_stores_pages_out_of_the_process(tmp_path, cache):
+    """A batch maps its rows (with large page-cache folios, megabytes around each); after the batch the
+    store releases them, so RSS stays bounded by the batch, not by how much of the store was read."""
+    n, rows = 4000, np.random.default_rng(0)
+    built = build_store("test", {**_identity(tmp_path), "size": 32, "channels": 3}, {"listing": "big"}, n,
+                        lambda: iter([rows.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)]))  # 12 MB
+    data = StoredDataset(built, torch.arange(n))
+    for index in torch.randperm(n, generator=torch.Generator().manual_seed(0)).split(64):
+        data.batch(index)
+    assert _mapped_mb(built.path / "images.u8") < 1.0, _mapped_mb(built.path / "images.u8")
+
+
 # ---------------------------------------------------------------------------------------------- npz
 
 
