@@ -158,6 +158,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--pin", type=int, default=None, metavar="CPU",
                    help="pin the timed training runs to this CPU (the first decode still uses every CPU)")
+    p.add_argument("--open-only", action="store_true",
+                   help="only time opening the existing store (--rounds fresh processes) and merge into --json")
     args = p.parse_args()
     global PIN
     PIN = {args.pin} if args.pin is not None else None
@@ -170,6 +172,14 @@ def main() -> None:
                      "write_seconds": write_folder(folder, args.n, cpus)}
     import shutil
 
+    if args.open_only:
+        opens = [measure("load", folder, cache)["load_seconds"] for _ in range(args.rounds)]
+        previous = json.loads(args.json.read_text()) if args.json and args.json.is_file() else {}
+        previous["reopen_seconds"] = {"all": opens, "median": sorted(opens)[len(opens) // 2]}
+        print(json.dumps(previous["reopen_seconds"]))
+        if args.json:
+            args.json.write_text(json.dumps(previous, indent=2) + "\n")
+        return
     shutil.rmtree(cache, ignore_errors=True)
     results["baseline_rss_mb"] = measure("baseline", folder, cache)["peak_rss_mb"]
     results["first_decode"] = measure("load", folder, cache)

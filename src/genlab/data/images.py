@@ -580,25 +580,19 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
     root = Path(config.path)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
+    # listing: every file, in store-row order; rows[s]: the store rows of split s
     if (root / "train").is_dir() and (root / "test").is_dir():
-        per_split = {s: _labelled_files(root / s) for s in ("train", "test")}
-        listing = per_split["train"][0] + per_split["test"][0]
+        (train_files, train_names), (test_files, test_names) = (_labelled_files(root / s) for s in ("train", "test"))
+        listing, names = train_files + test_files, train_names + test_names
+        rows = {"train": list(range(len(train_files))), "test": list(range(len(train_files), len(listing)))}
     else:
-        files, names = _labelled_files(root)
-        listing = files
-        if files:
-            per_split = {}
-            for s in ("train", "test"):
-                index = split_indices(len(files), config.seed, s, str(root)).tolist()
-                per_split[s] = ([files[i] for i in index], [names[i] for i in index])
-        else:
-            per_split = {"train": ([], []), "test": ([], [])}
-    all_files = per_split["train"][0] + per_split["test"][0]
-    if not all_files or not per_split[split][0]:
+        listing, names = _labelled_files(root)
+        rows = {s: split_indices(len(listing), config.seed, s, str(root)).tolist() if listing else [] for s in ("train", "test")}
+    if not listing or not rows[split]:
         where = root / split if (root / split).is_dir() else root
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {where}")
-    labelled = [n is not None for s in per_split.values() for n in s[1]]
-    if any(labelled) and not all(labelled):
+    labelled = names[0] is not None
+    if any((n is not None) != labelled for n in names):
         raise DataError(f"{root}: train/ and test/ must both use class sub-folders or neither")
 
     # Both splits decode together (so colour and size agree across them), once, into the store
@@ -610,29 +604,25 @@ def load_folder(config: DataConfig, split: Split) -> ArrayDataset:
             raise _size_mismatch(Path(listing[0]), (*writer.image_shape,), Path(listing[writer.written]), chunk.shape)
 
     # the manifest records the rows' class folders, run-length coded (a class's files are consecutive)
-    class_of = {path: name for s in per_split.values() for path, name in zip(*s)}
-    classes = [class_of[path] for path in listing]
     runs: list[list[Any]] = []
-    for name in classes:
+    for name in names:
         if runs and runs[-1][0] == name:
             runs[-1][1] += 1
         else:
             runs.append([name, 1])
     store = build_store("folder", identity, listing_fingerprint(root, listing), len(listing),
                         lambda: decode_image_chunks(listing, channels=config.channels, image_size=config.image_size),
-                        check=same_size, extras={"labels": {"class_folder_runs": runs} if labelled[0] else None})
-    files, names = per_split[split]
-    row = {path: i for i, path in enumerate(listing)}
+                        check=same_size, extras={"labels": {"class_folder_runs": runs} if labelled else None})
     info: dict[str, Any] = {"path": str(root)}
     y, num_classes = None, None
-    if labelled[0]:
-        class_names = sorted({n for s in per_split.values() for n in s[1]})
+    if labelled:
+        class_names = sorted(set(names))
         lookup = {n: i for i, n in enumerate(class_names)}
-        y = torch.tensor([lookup[n] for n in names], dtype=torch.int64)
+        y = torch.tensor([lookup[names[i]] for i in rows[split]], dtype=torch.int64)
         num_classes, info["class_names"] = len(class_names), class_names
     # decoded at image_size and channels already, so make_dataset's adapt_images has nothing to do
     info = {"name": "folder", "image_shape": store.shape[1:], "num_classes": num_classes, **info}
-    dataset = split_dataset(store, [row[path] for path in files], () if y is None else (y,), info)
+    dataset = split_dataset(store, rows[split], () if y is None else (y,), info)
     log.info("loaded %d %s images %s from %s", len(dataset), split, tuple(store.shape[1:]), root)
     return dataset
 
