@@ -52,7 +52,7 @@ def _check_faces(n: dict[str, Any], budget: str) -> Conditions:
     ratio = n["mse/vae"] / n["mse/ae"]
     return [*((f"decoding N(0, I) codes gives faces closer to test faces for the VAE than for the AE in the {judge} "
                f"classifier's features: Fréchet distance {n[f'frechet/{judge}/vae_prior']:.1f} < "
-               f"{n[f'frechet/{judge}/ae_prior']:.1f} (real training faces: {n[f'frechet/{judge}/real_train']:.1f})",
+               f"{n[f'frechet/{judge}/ae_prior']:.1f} (real training faces: {n[f'frechet/{judge}/real_train']:.2f})",
                n[f"frechet/{judge}/vae_prior"] < n[f"frechet/{judge}/ae_prior"]) for judge in FACE_JUDGES),
             (f"the two reconstruct test faces comparably: MSE {n['mse/vae']:.4f} (VAE) vs {n['mse/ae']:.4f} (AE), "
              f"ratio {ratio:.2f} (<= {RECONSTRUCTION_RATIO:g}; the mean face scores {n['mse/mean_face']:.4f})",
@@ -83,8 +83,11 @@ def ae_vs_vae_faces(ctx: Context) -> dict[str, Any]:
         # Gaussian's mean (clamped to [0, 1] when decoded) where the AE's ends in a sigmoid
         numbers[f"params/{key}"] = sum(p.numel() for p in model.parameters())
         codes = encode_all(model, faces)  # (N, D); the VAE's posterior mean
-        # where the codes lie against where N(0, I) puts its draws (norm ~ sqrt(D)): the AE's are not there
+        # where the codes lie against where N(0, I) puts its draws (norm ~ sqrt(D), centred on 0): the centre
+        # of the codes' cloud and its spread per dimension (a VAE's KL term pulls them to 0 and 1)
         numbers[f"{key}/code_norm"] = float(codes.norm(dim=1).mean())
+        numbers[f"{key}/code_centre_norm"] = float(codes.mean(0).norm())
+        numbers[f"{key}/code_std"] = float(codes.std(0).mean())
         reconstructions[key] = decode_codes(model, codes)
         numbers[f"mse/{key}"] = float((reconstructions[key] - faces).square().mean())
         samples[key] = decode_codes(model, random_codes(model, 1000, generator=ctx.generator(1)))
