@@ -29,7 +29,7 @@ def lecture(args: argparse.Namespace) -> int:
 
     if args.list:
         for figure in ordered_figures():
-            print(f"{figure.id:20} {figure.slides:8} {figure.claim}")
+            print(f"{figure.id:20} {figure.slides:11} {figure.claim}")
         return 0
     results = run_lecture(args.out, budget=args.budget, only=args.only, seed=args.seed, runs=args.runs,
                           data_root=args.data_root, progress=not args.no_progress)

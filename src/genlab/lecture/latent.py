@@ -143,6 +143,22 @@ def ae_latent_map(ctx: Context) -> dict[str, Any]:
     return map_2d(ctx, ctx.shared("ae-mnist-2d"), name="ae-latent-map")
 
 
+SMILE_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+
+
+def smiling_vector_of(ctx: Context, model: Any) -> torch.Tensor:
+    """The mean code of 20 smiling training faces minus that of 20 non-smiling ones: (D,)."""
+    train = celeba(ctx)
+    pos, neg = labelled_examples(train.y, train.info["attr_names"], "Smiling", 20, generator=ctx.generator())
+    return attribute_vector(model, train.x[pos], train.x[neg])
+
+
+def smiling_rates(model: Any, classifier: Any, faces: torch.Tensor, vector: torch.Tensor, scales: list[float]) -> list[float]:
+    """The smiling classifier's rate on ``faces`` decoded from code + s * vector, one per scale s."""
+    edited = apply_to_codes(model, encode_all(model, faces), vector, scales)  # (N, S, C, H, W)
+    return [round(float(predict(classifier, edited[:, k])[0].float().mean()), 3) for k in range(len(scales))]
+
+
 def _check_smiling(n: dict[str, Any], budget: str) -> Conditions:
     need = 0.4 if budget == "smoke" else 0.8
     added, removed = n["smiling_rate_added"], n["smiling_rate_removed"]
@@ -163,16 +179,13 @@ def _check_smiling(n: dict[str, Any], budget: str) -> Conditions:
 def smiling_vector(ctx: Context) -> dict[str, Any]:
     train, test = celeba(ctx), celeba(ctx, "test")
     model, classifier = ctx.shared("ae-celeba"), ctx.shared("classifier-celeba-smiling")
-    names = train.info["attr_names"]
-    column = names.index("Smiling")
-    pos, neg = labelled_examples(train.y, names, "Smiling", 20, generator=ctx.generator())
-    vector = attribute_vector(model, train.x[pos], train.x[neg])
-    scales = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    column = train.info["attr_names"].index("Smiling")
+    vector = smiling_vector_of(ctx, model)
+    scales = list(SMILE_SCALES)
     rates = {}
     for key, present, sign in (("added", 0, 1.0), ("removed", 1, -1.0)):
         faces = (test.y[:, column] == present).nonzero().squeeze(1)[:200]
-        edited = apply_to_codes(model, encode_all(model, test.x[faces]), vector, [sign * s for s in scales])  # (N, S, C, H, W)
-        rates[key] = [round(float(predict(classifier, edited[:, k])[0].float().mean()), 3) for k in range(len(scales))]
+        rates[key] = smiling_rates(model, classifier, test.x[faces], vector, [sign * s for s in scales])
     faces = torch.cat([test.x[(test.y[:, column] == 0).nonzero().squeeze(1)[:3]], test.x[(test.y[:, column] == 1).nonzero().squeeze(1)[:3]]])
     strips = apply_to_codes(model, encode_all(model, faces), vector, [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
     path = image_panels([("face | decoded code + s x smiling vector, s = -2 .. 3", torch.cat([faces[:, None], strips], 1).flatten(0, 1), 7)],
