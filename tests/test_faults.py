@@ -682,6 +682,10 @@ def test_a_missing_model_config_is_refused_and_an_unfinished_run_says_which_chec
     assert str(run / "model") in message and ckpt.CONFIG_NAME in message and "step-00000004" in message
     assert main(["sample", str(run), "-o", str(tmp_path / "s.png")]) == 2
     assert "incomplete" in _cli_error(capsys)
+    for load in (api.load_run, ckpt.load):  # genlab.load is checkpoint.load: the Python API refuses it too, rather than loading step 4 quietly
+        with pytest.raises(Exception) as info:
+            load(run)
+        assert "incomplete" in _one_line_genlab_error(info)
     shutil.rmtree(run / "model")
     with caplog.at_level(logging.INFO, logger="genlab.api"):
         model, spec = api.load_run(run)

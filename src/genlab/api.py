@@ -243,9 +243,9 @@ def report(run_dir: str | Path) -> dict[str, Any]:
     spec = read_run(run_dir)
     if spec.model not in REPORTERS:
         raise ConfigError(f"{spec.model} has no end-of-run report")
-    _check_model_folder(run_dir)
-    if not (run_dir / "model" / ckpt.CONFIG_NAME).is_file():
+    if not (run_dir / "model").exists():
         raise CheckpointError(f"{run_dir} has no exported model/ yet: finish the run first (genlab train --resume {run_dir})")
+    ckpt.resolve_model_dir(run_dir)  # a damaged model/ is refused in one line
     summary = _report(spec.model, run_dir, load_dataset(spec.data, "train"), _test_split(spec.data))
     metrics = run_dir / "metrics.json"
     previous = json.loads(metrics.read_text()) if metrics.is_file() else {}
@@ -360,17 +360,12 @@ def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> t
 
 
 def _check_model_folder(run_dir: Path) -> None:
-    """For a run folder: refuse a damaged ``model/``, and say when the latest checkpoint stands in for it."""
-    if (run_dir / ckpt.CONFIG_NAME).is_file() or (not (run_dir / RUN_FILE).is_file() and not (run_dir / "checkpoints").is_dir()):
-        return  # a model or checkpoint folder itself, or not a run: checkpoint.load says what is wrong
-    model_dir = run_dir / "model"
+    """For a run folder without an exported ``model/``: say that its latest checkpoint stands in (a damaged
+    ``model/`` is refused by :func:`checkpoint.resolve_model_dir`)."""
+    if (run_dir / ckpt.CONFIG_NAME).is_file() or (run_dir / "model").exists() or not (run_dir / RUN_FILE).is_file():
+        return
     latest = ckpt.latest_checkpoint(run_dir / "checkpoints")
-    if model_dir.exists():
-        missing = [name for name in (ckpt.CONFIG_NAME, ckpt.WEIGHTS_NAME) if not (model_dir / name).is_file()]
-        if missing:
-            instead = f"; load a checkpoint explicitly instead, e.g. {latest}" if latest is not None else ""
-            raise CheckpointError(f"{model_dir} is incomplete (no {' or '.join(missing)}){instead}")
-    elif latest is not None:
+    if latest is not None:
         log.info("%s has no exported model/ (the run has not finished): using its latest checkpoint, %s", run_dir, latest)
 
 

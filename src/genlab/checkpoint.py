@@ -266,9 +266,14 @@ def resolve_model_dir(path: str | Path) -> Path:
     path = Path(path)
     if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).exists():
         return path
-    if (path / "model" / CONFIG_NAME).is_file():
-        return path / "model"
     latest = latest_checkpoint(path / "checkpoints")
+    model_dir = path / "model"
+    if model_dir.exists():  # exported: whole, or damaged (never quietly replaced by an older checkpoint)
+        missing = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if not (model_dir / name).is_file()]
+        if not missing:
+            return model_dir
+        instead = f"; load a checkpoint explicitly instead, e.g. {latest}" if latest is not None else ""
+        raise CheckpointError(f"{model_dir} is incomplete (no {' or '.join(missing)}){instead}")
     if latest is not None:
         return latest
     if not path.exists():
