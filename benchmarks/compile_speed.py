@@ -91,9 +91,9 @@ def main() -> None:
             row["break_even_steps"] = args.warmup + overhead / gain if gain > 0 else None
         results[family] = row
         print(family, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "torch": torch.__version__, "results": results}, indent=1) + "\n")
+        out = Path(args.out)  # after every family: a long run stopped early keeps what it measured
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"args": vars(args), "torch": torch.__version__, "results": results}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
