@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch._dynamo
+import torch._inductor.config as inductor_config
 
 from genlab.models import build_model
 from genlab.training import TrainConfig, Trainer
@@ -59,9 +61,6 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/compile_speed.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    import torch._dynamo
-    import torch._inductor.config as inductor_config
-
     inductor_config.force_disable_caches = True  # a user's first compile: nothing reused from an earlier run
     results: dict[str, Any] = {}
     for family in args.families:
