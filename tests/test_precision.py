@@ -132,6 +132,15 @@ def test_auto_is_decided_by_the_probe_and_recorded_in_run_json(tmp_path, monkeyp
 
 # ----------------------------------------------------------------------------- train.compile
 
+def test_compile_without_a_compiler_is_one_clear_error(monkeypatch):
+    from genlab.training import Trainer
+
+    monkeypatch.setenv("CXX", "no-such-compiler++")
+    with pytest.raises(ConfigError, match="train.compile needs a C\\+\\+ compiler .*no-such-compiler"):
+        Trainer(_dcgan(), _data(), _config(compile=True))
+
+
+@pytest.mark.skipif(__import__("shutil").which("g++") is None, reason="torch.compile's CPU backend needs g++")
 def test_compile_runs_the_loss_compiled_matches_eager_and_resumes_bit_identically(tmp_path):
     from torch._dynamo.utils import counters
 

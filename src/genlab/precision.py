@@ -70,3 +70,18 @@ def autocast(precision: str, device: torch.device) -> ContextManager[object]:
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def check_compile(device: torch.device) -> None:
+    """``train.compile`` on a CPU needs the C++ compiler inductor calls (``$CXX``, else g++; clang++ on macOS):
+    without one, a clear line now instead of a compiler traceback at the first step."""
+    import os
+    import shutil
+    import sys
+
+    if device.type != "cpu":
+        return
+    compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
+    if shutil.which(compiler) is None:
+        raise ConfigError(f"train.compile needs a C++ compiler for torch.compile's CPU backend and {compiler!r} is "
+                          "not on the PATH: install it (e.g. apt-get install g++) or leave train.compile off")

@@ -31,7 +31,7 @@ from ..config import Config, check
 from ..data.base import ArrayDataset, BatchLoader
 from ..grids import save_image_grid
 from ..models.base import GenerativeModel, LossOutput, Phase
-from ..precision import autocast, resolve_precision
+from ..precision import autocast, check_compile, resolve_precision
 from ..runtime import (DistInfo, all_reduce_mean, barrier, batch_shard, gather_objects, init_distributed, rank0_decides,
                        rng_state, seed_everything, select_device)
 from .ema import EMA
@@ -205,6 +205,7 @@ class Trainer:
                 # in a multi-phase step each phase leaves the other players' parameters unused
                 find_unused_parameters=len(self.phases) > 1)
         if cfg.compile:  # eager's random draws (fallback_random), so a compiled run samples the noise an eager one does
+            check_compile(self.device)
             self._wrapped = torch.compile(self._wrapped or self.model.loss, options={"fallback_random": True})
 
     @property
