@@ -204,9 +204,10 @@ class Trainer:
                 _LossModule(self.model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 # in a multi-phase step each phase leaves the other players' parameters unused
                 find_unused_parameters=len(self.phases) > 1)
+        self._compiled: Callable[..., LossOutput] | None = None
         if cfg.compile:  # eager's random draws (fallback_random), so a compiled run samples the noise an eager one does
             check_compile(self.device)
-            self._wrapped = torch.compile(self._wrapped or self.model.loss, options={"fallback_random": True})
+            self._compiled = torch.compile(self._wrapped or self.model.loss, options={"fallback_random": True})
 
     @property
     def best(self) -> dict[str, float] | None:
@@ -280,8 +281,10 @@ class Trainer:
         optimizer = self.optimizers[phase.optimizer_name]  # a lazy phase steps its player's optimizer
         self.model.zero_grad(set_to_none=True)
         with batch_shard(self.dist.rank, self.dist.world_size), autocast(self.precision, self.device):
-            # the one call that defines training; under DDP or train.compile the same call runs wrapped
-            out: LossOutput = self.model.loss(batch, phase.name) if self._wrapped is None else self._wrapped(batch, phase.name)
+            # the one call that defines training; under DDP or train.compile the same call runs wrapped. Lazy phases
+            # (R1, path length) differentiate through gradients, which compiled graphs cannot: they run eagerly.
+            call = self._compiled if self._compiled is not None and phase.every == 1 else self._wrapped
+            out: LossOutput = self.model.loss(batch, phase.name) if call is None else call(batch, phase.name)
         total = out.total.float()  # a bf16 forward's loss is summed and logged in fp32
         if not bool(torch.isfinite(total)):
             raise self.keeper.divergence(f"non-finite loss ({total.item()}) in phase {phase.name!r}", self.step)
