@@ -33,9 +33,8 @@ import torch
 import torch._dynamo
 import torch._inductor.config as inductor_config
 
-from genlab.models import build_model
 from genlab.training import TrainConfig, Trainer
-from precision_throughput import FAMILIES, MODEL_NAMES, _data  # the same families, configs and data
+from precision_throughput import FAMILIES, family_setup  # the same families, configs and data
 
 
 def timed_run(model, data, batch_size: int, steps: int, precision: str, compile: bool, extra: dict[str, Any]) -> list[float]:
@@ -64,10 +63,7 @@ def main() -> None:
     inductor_config.force_disable_caches = True  # a user's first compile: nothing reused from an earlier run
     results: dict[str, Any] = {}
     for family in args.families:
-        config, shapes, batch_size, extra = FAMILIES[family]
-        torch.manual_seed(0)
-        initial = build_model(MODEL_NAMES.get(family, family), config)
-        data = _data(shapes, batch_size * 4)
+        initial, data, batch_size, extra = family_setup(family)
         row: dict[str, Any] = {"batch_size": batch_size, "steps": args.steps, "parameters": initial.num_parameters()}
         for path in ("eager", "compiled"):
             torch._dynamo.reset()

@@ -63,6 +63,13 @@ def _data(shapes: list[tuple[int, ...]], n: int) -> ArrayDataset:
     return ArrayDataset(tuple(torch.rand(n, *shape, generator=g) for shape in shapes))
 
 
+def family_setup(family: str) -> tuple[Any, ArrayDataset, int, dict[str, Any]]:
+    """``family``'s initial model (seed 0), its 4 batches of random data, batch size and train-config extras."""
+    config, shapes, batch_size, extra = FAMILIES[family]
+    torch.manual_seed(0)
+    return build_model(MODEL_NAMES.get(family, family), config), _data(shapes, batch_size * 4), batch_size, extra
+
+
 def _config(batch_size: int, steps: int, precision: str, channels_last: bool, extra: dict[str, Any]) -> TrainConfig:
     return TrainConfig(batch_size=batch_size, max_steps=steps, lr=2e-4, progress=False, tensorboard=False, device="cpu",
                        eval_every=10**9, sample_every=10**9, checkpoint_every=10**9, log_every=10**9,
@@ -125,10 +132,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {}
     for family in args.families:
-        config, shapes, batch_size, extra = FAMILIES[family]
-        torch.manual_seed(0)
-        initial = build_model(MODEL_NAMES.get(family, family), config)
-        data = _data(shapes, batch_size * 4)
+        initial, data, batch_size, extra = family_setup(family)
         cells = [(variant, path) for variant in args.variants for path in ("trainer", "plain")]
         times: dict[tuple[str, str], list[float]] = {cell: [] for cell in cells}
         for repeat in range(args.repeats + 1):  # repeat 0 warms every cell up and is not kept
