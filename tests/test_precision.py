@@ -130,6 +130,34 @@ def test_auto_is_decided_by_the_probe_and_recorded_in_run_json(tmp_path, monkeyp
         assert record["train"]["precision"] == "auto" and record["precision_used"] == expected
 
 
+def test_channels_last_auto_follows_the_family_measurement_and_is_recorded(tmp_path):
+    import json
+
+    from genlab import api
+    from genlab.models import build_model
+    from genlab.training import Trainer
+
+    def nhwc(model) -> bool:
+        return any(p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+                   for p in model.parameters())
+
+    dcgan = _dcgan()
+    trainer = Trainer(dcgan, _data(), _config(max_steps=1))  # default: auto
+    assert trainer.channels_last is True and nhwc(dcgan)  # DCGAN measured faster in NHWC
+    pix = build_model("pix2pix", {"image_shape": [3, 16, 16], "input_shape": [3, 16, 16], "num_filters": 4})
+    assert precision.resolve_channels_last("auto", pix) is False  # pix2pix measured slower in NHWC
+    assert precision.resolve_channels_last(True, pix) is True and precision.resolve_channels_last(False, dcgan) is False
+    off = _dcgan()
+    assert Trainer(off, _data(), _config(max_steps=1, channels_last=False)).channels_last is False and not nhwc(off)
+    with pytest.raises(ConfigError, match="train.channels_last must be true, false or auto"):
+        precision.resolve_channels_last("nhwc", dcgan)
+    api.train("vae", data="mnist-embedded", out=str(tmp_path / "run"),
+              overrides=["model.architecture=conv", "train.max_steps=1", "train.batch_size=16", "data.limit=32",
+                         "train.progress=false", "train.report=false"])
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["train"]["channels_last"] == "auto" and record["channels_last_used"] is True
+
+
 # ----------------------------------------------------------------------------- train.compile
 
 def test_compile_without_a_compiler_is_one_clear_error(monkeypatch):

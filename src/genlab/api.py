@@ -210,7 +210,8 @@ def _train_locked(spec: RunSpec, changes: dict[str, Any], net: GenerativeModel, 
         # rank 0 alone writes the record (and, in fit, cleans what killed writes left): a rank writing a
         # temporary file while rank 0 cleans would lose it. The others wait for it below.
         # the intra-op threads the run uses (train.threads, or torch's default when that is unset)
-        record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads(), "precision_used": trainer.precision},
+        record = json.dumps({**spec.to_dict(), "threads_used": torch.get_num_threads(), "precision_used": trainer.precision,
+                             "channels_last_used": trainer.channels_last},
                             indent=2, sort_keys=True)
         if not (run_dir / RUN_FILE).is_file() or (run_dir / RUN_FILE).read_text() != record:
             ckpt.atomic_write_text(run_dir / RUN_FILE, record)

@@ -72,6 +72,18 @@ def autocast(precision: str, device: torch.device) -> ContextManager[object]:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def resolve_channels_last(requested: bool | str, model: torch.nn.Module) -> bool:
+    """Whether a run keeps its convolution weights in channels-last (NHWC) memory: ``requested`` itself, or
+    for ``auto`` the model family's measured answer (``channels_last_faster``, set where
+    ``benchmarks/precision_throughput.py`` found NHWC faster: VAE, GAN/DCGAN, StyleGAN; the U-Net and ResNet
+    generators of pix2pix and CycleGAN run 3-9 % slower in it on a CPU, so they stay NCHW)."""
+    if requested == "auto":
+        return bool(getattr(model, "channels_last_faster", False))
+    if isinstance(requested, bool):
+        return requested
+    raise ConfigError(f"train.channels_last must be true, false or auto, got {requested!r}")
+
+
 def check_compile(device: torch.device) -> None:
     """``train.compile`` on a CPU needs the C++ compiler inductor calls (``$CXX``, else g++; clang++ on macOS):
     without one, a clear line now instead of a compiler traceback at the first step."""

@@ -63,6 +63,9 @@ class GenerativeModel(nn.Module):
     # {"train": {"epochs": 30}, "data": {"binarize": "dynamic"}}: what this family trains well with.
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     preview_caption: ClassVar[str | None] = None  # what preview()'s grid shows, written above samples.png
+    # train.channels_last=auto keeps conv weights in NHWC memory for families where that was measured faster
+    # (benchmarks/precision_throughput.py; genlab.precision.resolve_channels_last)
+    channels_last_faster: ClassVar[bool] = False
 
     def __init__(self, config: Config) -> None:
         super().__init__()

@@ -110,6 +110,7 @@ class StyleGANConfig(Config):
 class StyleGAN(GenerativeModel):
     config_class: ClassVar[type[Config]] = StyleGANConfig
     config: StyleGANConfig
+    channels_last_faster = True  # NHWC: 1.20x fp32, 1.22x bf16 (benchmarks/precision_throughput.py)
     # StyleGAN2's optimiser (Adam, beta1 = 0, beta2 = 0.99) and an EMA generator; 32x32 images.
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "train": {"lr": 2.5e-3, "betas": (0.0, 0.99), "batch_size": 32, "ema_decay": 0.998},

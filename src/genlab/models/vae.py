@@ -61,6 +61,7 @@ class VAE(GenerativeModel):
     config_class = VAEConfig
     defaults: ClassVar[dict[str, dict[str, Any]]] = {"train": {"epochs": 30, "lr": 1e-3}, "data": {"binarize": "dynamic"}}
     config: VAEConfig
+    channels_last_faster = True  # NHWC: 1.12x fp32, 1.08x bf16 (conv VAE, benchmarks/precision_throughput.py)
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__(config)

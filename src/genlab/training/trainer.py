@@ -31,7 +31,7 @@ from ..config import Config, check
 from ..data.base import ArrayDataset, BatchLoader
 from ..grids import save_image_grid
 from ..models.base import GenerativeModel, LossOutput, Phase
-from ..precision import autocast, check_compile, resolve_precision
+from ..precision import autocast, check_compile, resolve_channels_last, resolve_precision
 from ..runtime import (DistInfo, all_reduce_mean, barrier, batch_shard, gather_objects, init_distributed, rank0_decides,
                        rng_state, seed_everything, select_device)
 from .ema import EMA
@@ -82,9 +82,10 @@ class TrainConfig(Config):
     device: str = "auto"
     fused_optimizer: bool = True  # single-kernel Adam/AdamW where torch supports it
     # bf16: forward and loss under autocast, fp32 weights, gradients and optimizer state; auto: bf16 where the
-    # hardware runs it natively (genlab.precision), else fp32. channels_last: conv weights in NHWC memory.
+    # hardware runs it natively (genlab.precision), else fp32. channels_last: conv weights in NHWC memory;
+    # auto: where it was measured faster for the model's family (genlab.precision.resolve_channels_last)
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
-    channels_last: bool = False
+    channels_last: Literal["auto"] | bool = "auto"
     # torch.compile the loss (forward and backward graphs); pays only over long runs: compiling costs a minute or more
     compile: bool = False
     report: bool = True  # the family's end-of-run report (figures, scores); its time is logged and in metrics.json
@@ -173,10 +174,12 @@ class Trainer:
         # every rank holds the same RNG state: per-example noise is drawn for the global batch and sliced
         # (runtime.batch_randn), so N processes draw the noise one process draws
         seed_everything(cfg.seed)
-        self.model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+        self.channels_last = resolve_channels_last(cfg.channels_last, model)  # what train.channels_last=auto means here
+        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.precision = resolve_precision(cfg.precision, self.device)  # what train.precision=auto means here
         if self.dist.is_main:
-            log.info("precision %s (train.precision=%s on %s)", self.precision, cfg.precision, self.device)
+            log.info("precision %s (train.precision=%s on %s), channels-last %s (train.channels_last=%s)",
+                     self.precision, cfg.precision, self.device, "on" if self.channels_last else "off", cfg.channels_last)
         self.train_data, self.eval_data = train_data, eval_data
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks or [])
