@@ -562,3 +562,51 @@ def test_adversarial_terms_on_known_scores_of_two_distinct_discriminators(gan_lo
     assert float(out.terms["adv_ab"]) == pytest.approx(adv_ab, abs=1e-6)
     assert float(out.terms["adv_ba"]) == pytest.approx(adv_ba, abs=1e-6)
     assert float(out.total) == pytest.approx(adv_ab + adv_ba + 10.0 * cycle, abs=1e-5)
+
+
+# ---------------------------------------------------------------------- DiffAugment (issue 24)
+
+def _d_inputs(model) -> dict[str, list[torch.Tensor]]:
+    seen: dict[str, list[torch.Tensor]] = {"a": [], "b": []}
+    model.discriminator_a.register_forward_pre_hook(lambda m, args: seen["a"].append(args[0]))
+    model.discriminator_b.register_forward_pre_hook(lambda m, args: seen["b"].append(args[0]))
+    return seen
+
+
+def test_diffaugment_both_discriminators_judge_augmented_reals_and_fakes_and_the_cycle_stays_clean():
+    """With a policy each image a discriminator scores, in both phases, is augmented (translation moves
+    it); G learns through the augmentation; the cycle terms are the plain model's. Off, both phases'
+    losses are the plain model's bit for bit."""
+    batch = (torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1)),
+             torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(2)))
+    signed = [x * 2 - 1 for x in batch]
+    plain, off, on = tiny(pool_size=0), tiny(pool_size=0, augment="none"), tiny(pool_size=0, augment="translation,cutout")
+    for phase in ("generators", "discriminators"):
+        torch.manual_seed(3)
+        want = plain.loss(batch, phase)
+        torch.manual_seed(3)
+        assert torch.equal(off.loss(batch, phase).total, want.total)
+    seen = _d_inputs(on)
+    out = on.loss(batch, "generators")
+    fake_b, fake_a = on.generator_ab(signed[0]), on.generator_ba(signed[1])
+    assert not torch.allclose(seen["b"][0], fake_b) and not torch.allclose(seen["a"][0], fake_a)
+    torch.manual_seed(3)
+    assert torch.equal(out.terms["cycle_a"], plain.loss(batch, "generators").terms["cycle_a"])  # same weights, clean cycle
+    out.total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in on.generator_ab.parameters())
+    seen["a"].clear(), seen["b"].clear()
+    on.loss(batch, "discriminators")
+    real_a, judged_fake_a = seen["a"]
+    assert real_a.shape == signed[0].shape and not torch.allclose(real_a, signed[0])  # the reals are augmented too
+    assert not torch.allclose(judged_fake_a, fake_a.detach())
+
+
+def test_diffaugment_ramp_is_saved_and_a_killed_run_resumes_it(tmp_path):
+    model = tiny(augment="color", augment_p=0.6, augment_ramp_steps=10)
+    Trainer(model, domains(), train_config(max_steps=4)).fit()
+    assert int(model.augmentation.steps_trained) == 4 and model.augmentation.probability == pytest.approx(0.24)
+    model.save_pretrained(str(tmp_path / "m"))
+    assert int(load(tmp_path / "m").augmentation.steps_trained) == 4
+    assert "augmentation.steps_trained" not in tiny(augment="color").state_dict()  # no ramp: nothing saved
+    with pytest.raises(ConfigError, match="augment_p must be in"):
+        tiny(augment="color", augment_p=1.5)

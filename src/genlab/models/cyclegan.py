@@ -40,6 +40,12 @@ NeurIPS 2019, https://arxiv.org/abs/1908.01517), the cycle terms read F(G(a) + �
 below the noise no longer helps the cycle, so the content must be carried by the visible image.
 The translations the adversarial and semantic terms judge stay clean.
 
+``augment`` turns on DiffAugment (Zhao et al., NeurIPS 2020) as for genlab's other GANs: both
+discriminators score A(real) and A(fake) (the pools keep clean fakes; each judged batch is augmented
+afresh) and the generators learn through A(G(a)), A(F(b)); ``augment_p`` and ``augment_ramp_steps``
+set its probability and ramp, whose step count is saved with the weights. The cycle, identity and
+semantic terms use the clean images.
+
 Batches are ``(a, b)``, two *unrelated* images in [0, 1] of shapes ``image_shape`` and
 ``image_shape_b`` (see :mod:`genlab.data.unpaired`); the networks work in [-1, 1], λ multiplies
 L1 in that range, and the logged ``cycle_a``/``cycle_b``/``identity`` are in [0, 1] pixel units.
@@ -61,7 +67,7 @@ from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
-from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES
+from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, DiffAugmentSchedule, validate_augment
 
 Direction = Literal["a2b", "b2a"]
 DIRECTIONS = ("a2b", "b2a")
@@ -84,6 +90,9 @@ class CycleGANConfig(Config):
     semantic_weight: float = 0.0  # CyCADA's semantic consistency; needs semantic_classifier
     semantic_classifier: str | None = None  # run/model folder of a genlab classifier of the labelled domain (training only)
     cycle_noise: float = 0.0  # σ of Gaussian noise on G(a), F(b) before the way back, [0, 1] pixels (0 = the paper)
+    augment: str = ""  # DiffAugment policy for both discriminators, e.g. "color,translation,cutout" ("" or "none": off)
+    augment_p: float = 1.0  # probability that each op acts on each image
+    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many discriminator steps
     generator_lr: float | None = 2e-4
     discriminator_lr: float | None = 2e-4
     betas: tuple[float, float] | None = (0.5, 0.999)
@@ -112,6 +121,7 @@ class CycleGANConfig(Config):
         check(self.pool_size >= 0, f"model.pool_size must be >= 0, got {self.pool_size}")
         check(self.semantic_weight >= 0, f"model.semantic_weight must be >= 0, got {self.semantic_weight}")
         check(self.cycle_noise >= 0, f"model.cycle_noise must be >= 0, got {self.cycle_noise}")
+        validate_augment(self)
         for name in ("generator_lr", "discriminator_lr"):
             value = getattr(self, name)
             check(value is None or value > 0, f"model.{name} must be > 0, got {value}")
@@ -220,6 +230,9 @@ class CycleGAN(GenerativeModel):
         self.discriminator_a = PatchDiscriminator(ca, **disc)
         self.discriminator_b = PatchDiscriminator(cb, **disc)
         self.pool_a, self.pool_b = ImagePool(config.pool_size), ImagePool(config.pool_size)
+        # DiffAugment (Zhao et al. 2020): both discriminators judge A(real) vs A(fake), and the generators
+        # learn through A(G(a)), A(F(b)); the cycle and identity terms stay on the clean images
+        self.augmentation = DiffAugmentSchedule(config.augment, config.augment_p, config.augment_ramp_steps)
         self._fakes: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # (a, b, G(a), F(b)) of the last generator phase
         self._semantic: list[nn.Module] = []  # the frozen classifier, in a list so it is no sub-module (not saved, not trained)
 
@@ -313,8 +326,8 @@ class CycleGAN(GenerativeModel):
         if phase == "generators":
             t = self.cycle_terms(a, b)
             with _no_parameter_grads(self.discriminator_a, self.discriminator_b):  # this phase steps only G and F
-                adv_ab = self._adversarial_generator(self.discriminator_b(t["fake_b"]))
-                adv_ba = self._adversarial_generator(self.discriminator_a(t["fake_a"]))
+                adv_ab = self._adversarial_generator(self.discriminator_b(self.augmentation(t["fake_b"])))
+                adv_ba = self._adversarial_generator(self.discriminator_a(self.augmentation(t["fake_a"])))
             total = adv_ab + adv_ba + cfg.cycle_weight * (t["cycle_a"] + t["cycle_b"])
             terms = {"adv_ab": adv_ab, "adv_ba": adv_ba, "cycle_a": t["cycle_a"] / 2, "cycle_b": t["cycle_b"] / 2}
             if "identity" in t:
@@ -335,8 +348,10 @@ class CycleGAN(GenerativeModel):
                 fake_b, fake_a = self.generator_ab(a), self.generator_ba(b)
         if self.training:  # evaluation judges the current fakes and leaves the pools alone
             fake_b, fake_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
-        loss_a = self._adversarial_discriminator(self.discriminator_a(a), self.discriminator_a(fake_a))
-        loss_b = self._adversarial_discriminator(self.discriminator_b(b), self.discriminator_b(fake_b))
+        self.augmentation.step(self.training)  # the pools keep clean fakes; each judged batch is augmented anew
+        aug = self.augmentation
+        loss_a = self._adversarial_discriminator(self.discriminator_a(aug(a)), self.discriminator_a(aug(fake_a)))
+        loss_b = self._adversarial_discriminator(self.discriminator_b(aug(b)), self.discriminator_b(aug(fake_b)))
         return LossOutput(loss_a + loss_b, {"loss_a": loss_a, "loss_b": loss_b})
 
     @torch.no_grad()
