@@ -515,3 +515,16 @@ def test_genlab_train_fastgan_draws_its_figure_and_genlab_evaluate_scores_it(tmp
     assert not torch.allclose(stats["seen"], reals)
     model.config.augment = ""
     assert torch.equal(discriminator_stats(model, reals)["seen"], reals)  # no policy: D sees the reals as they are
+
+
+def test_evaluating_a_gan_of_points_without_mode_centres_is_one_clear_error():
+    """The evaluator asks the protocol module whether the model makes images: a GAN of 2-D points on data
+    without mode centres is refused in one line; a DCGAN on images is scored."""
+    from genlab.errors import DataError
+    from genlab.reports.gan import evaluate_gan
+
+    points = build_model("gan", {"x_dim": 2, "latent_dim": 2, "generator_hidden": [8], "discriminator_hidden": [8]})
+    with pytest.raises(DataError, match="GAN evaluation needs image data or a toy mixture"):
+        evaluate_gan(points, ArrayDataset((torch.randn(32, 2),)), num_samples=16)
+    scores = evaluate_gan(_dcgan(), _images(32), num_samples=32, extractor="pixels")
+    assert scores["fid"] >= 0

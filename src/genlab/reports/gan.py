@@ -12,6 +12,7 @@ import torch
 
 from ..data.base import ArrayDataset
 from ..errors import DataError
+from ..latent.protocols import MissingCapability, image_shape
 from ..metrics import compare_features, count_modes, get_extractor
 from ..models.gan import CGAN, GAN
 from ..registry import register_evaluator, register_reporter
@@ -64,8 +65,10 @@ def evaluate_gan(model: GAN, test_data: ArrayDataset, *, num_samples: int | None
         return _evaluate_modes(model, test_data, num_samples or 2500, seed)
     extractor_path = extractor_path or os.environ.get("GENLAB_FEATURE_CLASSIFIER")
     num_samples = num_samples or limit
-    if not getattr(model, "is_image", True):  # families of images only (fastgan) carry no flag
-        raise DataError("GAN evaluation needs image data or a toy mixture with mode centres (ring8, grid25)")
+    try:
+        image_shape(model)  # a GAN of points (no image shape, 2-D samples) is refused here
+    except MissingCapability:
+        raise DataError("GAN evaluation needs image data or a toy mixture with mode centres (ring8, grid25)") from None
     return _evaluate_images(model, test_data, num_samples, seed, extractor, extractor_path, batch_size, **options)
 
 
