@@ -1,36 +1,46 @@
-"""DiffAugment on vs off for a DCGAN and StyleGAN at equal CPU time, on CelebA faces and a subset of them.
+"""Face GANs at equal CPU time, scored in genlab's two face rulers: DiffAugment on vs off, and the
+recipes against each other (DCGAN, StyleGAN, FastGAN), on CelebA faces and a subset of them.
 
     # the full protocol (hours: run it on an idle machine, one thread per process)
     nice -n 10 python benchmarks/diffaugment.py --data celeba:../shared/data/celeba-10k --image-size 64 \\
         --subsets all 2000 --seeds 0 1 2 --budget-minutes 30 --rounds 6
-    # a smoke run (about two minutes): tiny subsets, one seed, seconds per run
-    python benchmarks/diffaugment.py --image-size 32 --subsets 200 100 --seeds 0 --budget-minutes 0.1 --rounds 2 \\
-        --num-samples 200 --classifier-epochs 1 --classifier-limit 1000 --attributes Male --tag smoke \\
-        --dcgan-channels 8 --stylegan-overrides model.channel_max=16 model.channel_base=256
+    # the best recipe vs the DCGAN at 2 CPU-hours (issue 24's first target), augmentation as each recipe ships
+    nice -n 10 python benchmarks/diffaugment.py --models dcgan fastgan --augment off on --subsets all \\
+        --budget-minutes 120 --rounds 8 --tag recipes64
+    # a smoke run (minutes): tiny rulers, subsets and budgets, one seed
+    python benchmarks/diffaugment.py --image-size 64 --subsets 200 --seeds 0 --budget-minutes 0.1 --rounds 2 \\
+        --num-samples 200 --ruler-epochs 1 --ruler-train-images 500 --tag smoke --dcgan-channels 8 \\
+        --models dcgan fastgan --stylegan-overrides model.channel_max=16 model.channel_base=256
 
 Question: does DiffAugment (Zhao et al., NeurIPS 2020; ``model.augment``, :mod:`genlab.nn.augment`)
-give a better generator for the same CPU time, and more so with less data?
+give a better generator for the same CPU time, and more so with less data? And which recipe gives the
+best faces per CPU-hour?
 
 Protocol.
 
-1. The ruler: face-attribute classifiers (genlab ``classifier`` runs, one per ``--attributes``, default
-   Male Young Smiling) trained once on the full training split at ``--image-size``; their penultimate
-   features, concatenated, are the feature space of every score. No generator ever trains against
-   them. (``genlab.metrics.rulers``, the face rulers in preparation, was not on main when this was
-   written; this is the classifier-feature Fréchet distance of benchmarks/stylegan_quality.py.)
-   Their test accuracies are in the JSON, as is the floor: the training split's FD to the test split.
+1. The rulers: :mod:`genlab.metrics.rulers`' two face feature networks (``attributes``: a ResNet trained on
+   the 40 attributes; ``ssl``: a SimCLR network trained without labels, another architecture and seed),
+   trained by their shipped recipes on faces 1-8,000 of CelebA 10k at 64 px and cached by fingerprint
+   (``benchmarks/face_rulers.py`` trains and validates them; this script loads them, or trains them the
+   same way). No generator ever trains against them. Every score is FD, KID (± std), precision/recall
+   and density/coverage in each ruler against the reference split (faces 9,001-10,000, the generators'
+   test split, seen by no network); the floor is the held-out real split (8,001-9,000) against it.
+   Generators at another size than the rulers' 64 px are scored after a bilinear resize to 64 px, and the
+   reference and floor then take the same round trip (down to the generator's size and back up).
 2. The grid: model (``dcgan``: conv G and D, non-saturating loss, Adam 2e-4 / (0.5, 0.999), EMA 0.999;
-   ``stylegan``: configs/stylegan_celeba32.toml at ``--image-size``) x training set (``--subsets``: the
-   first N training faces, ``all`` = the whole split) x augmentation (``off``: the baseline, the same
-   config without it; ``on``: ``--policy``, default color,translation,cutout at p = 1, DiffAugment's
-   choice for small data) x seed (``--seeds``, ``train.seed``: weights, noise and batch order).
+   ``stylegan``: configs/stylegan_celeba32.toml at ``--image-size``; ``fastgan``: genlab's FastGAN at its
+   defaults) x training set (``--subsets``: the first N training faces, ``all`` = the whole split) x
+   augmentation (``--augment``; ``off``: no augmentation, ``on``: ``--policy``, default
+   color,translation,cutout at p = 1, DiffAugment's choice for small data) x seed (``--seeds``,
+   ``train.seed``: weights, noise and batch order).
 3. Equal CPU time: every run gets ``--budget-minutes`` of *process CPU seconds* (``time.process_time``,
    one thread), spent in ``--rounds`` interleaved rounds over the whole grid, so a drift in the shared
    machine's load falls on every run alike. A round ends at the first log step past its share; the
-   run is resumed (exactly) the next round. Scoring is not training time.
-4. After each round: ``--num-samples`` EMA samples vs as many test faces, FD (and KID, precision,
-   recall) in the ruler's features. The JSON holds every curve (FD over CPU seconds) and, per cell,
-   the final FD's mean and standard deviation over seeds, and on - off.
+   run is resumed (exactly) the next round. Scoring is not training time. The benchmark itself resumes:
+   killed, the same command again keeps the scored rounds and continues each run from its last round.
+4. After each round: ``--num-samples`` EMA samples vs as many reference faces in both rulers. The JSON
+   holds every curve (scores over CPU seconds) and, per cell and ruler, the final FD's mean and standard
+   deviation over seeds, and on - off. A difference counts only where both rulers agree on its sign.
 
 Without the data the script says so and exits 0 (nothing written). Writes
 benchmarks/results/diffaugment-TAG.json (numbers only: never commit faces); runs go under ``--out``.
@@ -49,12 +59,13 @@ from typing import Any
 import torch
 
 from genlab import api
-from genlab.data import data_config_from_spec, load_dataset
-from genlab.errors import GenlabError
-from genlab.metrics import compare_features
+import torch.nn.functional as F
+
+from genlab.checkpoint import atomic_write_text
+from genlab.data import data_config_from_spec
+from genlab.metrics import rulers as R
 from genlab.registry import REPORTERS
-from genlab.reports.stylegan import _features
-from stylegan_quality import QUIET, classifier_runs, stop_after  # the same ruler and budget callback
+from stylegan_quality import QUIET, stop_after  # the same budget callback
 
 HERE = Path(__file__).resolve().parent
 
@@ -67,8 +78,12 @@ def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: 
         common.append(f"data.limit={int(subset)}")
     if augmented:
         common += [f"model.augment={args.policy}", f"model.augment_p={args.augment_p}"]
+    elif model == "fastgan":  # FastGAN ships with augmentation on
+        common.append("model.augment=none")
     if model == "stylegan":
         return [*common, *args.stylegan_overrides]
+    if model == "fastgan":
+        return [*common, *args.fastgan_overrides]
     return [*common, f"model.latent_dim={args.dcgan_latent}", f"model.generator_channels={args.dcgan_channels}",
             f"model.discriminator_channels={args.dcgan_channels}", f"train.batch_size={args.dcgan_batch}", "train.lr=2e-4",
             "train.betas=[0.5,0.999]", "train.ema_decay=0.999"]
@@ -81,36 +96,56 @@ def train_round(args: argparse.Namespace, run: Path, cell: tuple[str, str, bool,
     model, subset, augmented, seed = cell
     if first:
         config_file = args.stylegan_config if model == "stylegan" else None
-        api.train("stylegan" if model == "stylegan" else "gan", config_file=config_file, data=args.data, out=run,
+        api.train({"dcgan": "gan"}.get(model, model), config_file=config_file, data=args.data, out=run,
                   callbacks=callbacks, overrides=run_overrides(args, model, subset, augmented, seed))
     else:
         api.train(resume=run, callbacks=callbacks)
     return finished.get("at", time.process_time()) - start
 
 
-def score(run: Path, test_features: Any, extract: Any, n: int) -> dict[str, Any]:
+def to_ruler_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images at the rulers' side ``size`` (bilinear, antialiased when shrinking), clamped to [0, 1]."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def round_trip(images: torch.Tensor, size: int, ruler_size: int) -> torch.Tensor:
+    """Real faces as a generator of side ``size`` sees them, brought to the rulers' size: the same resampling
+    as the samples, so the floor and the reference carry it too."""
+    return to_ruler_size(to_ruler_size(images, size), ruler_size)
+
+
+def score(run: Path, reference: dict[str, Any], rulers: list[Any], n: int, ruler_size: int) -> dict[str, Any]:
     model, spec = api.load_run(run)
-    samples = api.sample(model, n, seed=0)
-    result = compare_features(extract(samples).numpy(), test_features, protocol={"generated": f"{n} EMA samples"})
+    samples = to_ruler_size(api.sample(model, n, seed=0), ruler_size)
+    result: dict[str, Any] = R.face_scores(samples, reference, rulers)
     steps = int(json.loads((run / "metrics.json").read_text())["steps"])
     result.update({"steps": steps, "images_seen": steps * spec.train.batch_size})
     return result
 
 
-def summarise(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per (model, subset): the final FD's mean and std over seeds with augmentation off and on, and on - off."""
-    finals: dict[tuple[str, str, str], list[float]] = {}
+def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dict[str, Any]:
+    """Per (model, subset) and ruler: the final FD's mean and std over seeds with augmentation off and on,
+    on - off, and whether the rulers agree on its sign."""
+    finals: dict[tuple[str, str, str, str], list[float]] = {}
     for key, rows in curves.items():
         model, subset, augment, _ = key.split("/")
-        if rows:
-            finals.setdefault((model, subset, augment), []).append(rows[-1]["fid"])
+        for ruler in rulers:
+            if rows:
+                finals.setdefault((model, subset, augment, ruler), []).append(rows[-1][ruler]["fid"])
     out: dict[str, Any] = {}
-    for (model, subset, augment), values in sorted(finals.items()):
-        cell = out.setdefault(f"{model}/{subset}", {})
+    for (model, subset, augment, ruler), values in sorted(finals.items()):
+        cell = out.setdefault(f"{model}/{subset}", {}).setdefault(ruler, {})
         cell[augment] = {"final_fd_mean": statistics.fmean(values), "final_fd_std": statistics.pstdev(values), "seeds": len(values)}
     for cell in out.values():
-        if "on" in cell and "off" in cell:
-            cell["on_minus_off"] = cell["on"]["final_fd_mean"] - cell["off"]["final_fd_mean"]
+        signs = set()
+        for ruler in rulers:
+            if "on" in cell.get(ruler, {}) and "off" in cell.get(ruler, {}):
+                cell[ruler]["on_minus_off"] = diff = cell[ruler]["on"]["final_fd_mean"] - cell[ruler]["off"]["final_fd_mean"]
+                signs.add(diff > 0)
+        if signs:
+            cell["rulers_agree"] = len(signs) == 1
     return out
 
 
@@ -120,19 +155,23 @@ def main() -> int:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--subsets", nargs="+", default=["all", "2000"], help="training-set sizes: N (the first N) or all")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--models", nargs="+", default=["dcgan", "stylegan"], choices=["dcgan", "stylegan"])
+    p.add_argument("--models", nargs="+", default=["dcgan", "stylegan"], choices=["dcgan", "stylegan", "fastgan"])
+    p.add_argument("--augment", nargs="+", default=["off", "on"], choices=["off", "on"])
     p.add_argument("--policy", default="color,translation,cutout")
     p.add_argument("--augment-p", type=float, default=1.0)
     p.add_argument("--budget-minutes", type=float, default=30, help="process CPU minutes of training per run")
     p.add_argument("--rounds", type=int, default=6, help="evaluation points per run (interleaved rounds)")
     p.add_argument("--stylegan-config", default=str(HERE.parent / "configs" / "stylegan_celeba32.toml"))
     p.add_argument("--stylegan-overrides", nargs="*", default=[], help="e.g. model.channel_max=32 (a cheaper step)")
+    p.add_argument("--fastgan-overrides", nargs="*", default=[], help="e.g. model.generator_channels=16")
     p.add_argument("--dcgan-channels", type=int, default=32)
     p.add_argument("--dcgan-latent", type=int, default=128)
     p.add_argument("--dcgan-batch", type=int, default=64)
-    p.add_argument("--attributes", nargs="+", default=["Male", "Young", "Smiling"])
-    p.add_argument("--classifier-epochs", type=int, default=3)
-    p.add_argument("--classifier-limit", type=int, default=None, help="train the ruler on the first N faces only (smoke runs)")
+    p.add_argument("--rulers", nargs="+", default=list(R.DEFAULT_RULERS), choices=sorted(R.RULER_RECIPES))
+    p.add_argument("--ruler-size", type=int, default=64, help="the rulers' image side (their recipe's: 64)")
+    p.add_argument("--ruler-epochs", type=int, default=None, help="override the rulers' epochs (smoke runs; another cache entry)")
+    p.add_argument("--ruler-train-images", type=int, default=None, help="train the rulers on the first N of their 8,000 (smoke runs)")
+    p.add_argument("--ruler-cache", default=None, help="ruler cache folder (default $GENLAB_CACHE/rulers)")
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/out/diffaugment")
@@ -143,52 +182,65 @@ def main() -> int:
     for name in ("gan", "stylegan"):  # the end-of-run figures are not part of this protocol (minutes per round)
         REPORTERS.pop(name, None)
 
-    config = data_config_from_spec(args.data).replace(image_size=args.image_size)
-    try:
-        test = load_dataset(config, "test")
-    except GenlabError as e:
-        print(f"skipped: no data ({e})")
+    config = data_config_from_spec(args.data)
+    if config.name != "celeba" or not config.path or not Path(config.path).exists():
+        print(f"skipped: the rulers need the CelebA folder (--data celeba:PATH), got {args.data}")
         return 0
     tag = args.tag or f"{config.name}{args.image_size}"
     out = Path(args.out) / tag
     out.mkdir(parents=True, exist_ok=True)
     results_path = HERE / "results" / f"diffaugment-{tag}.json"
-    result: dict[str, Any] = {"args": vars(args), "torch": torch.__version__, "clock": "process CPU seconds (time.process_time)",
-                              "ruler": f"penultimate features of attribute classifiers ({', '.join(args.attributes)})"}
+    result: dict[str, Any] = {"args": vars(args), "torch": torch.__version__, "clock": "process CPU seconds (time.process_time)"}
 
     def save() -> None:
-        results_path.write_text(json.dumps(result, indent=1, default=float))
+        atomic_write_text(results_path, json.dumps(result, indent=1, default=float))
 
-    runs = classifier_runs(args, out, faces=True, limit=args.classifier_limit)
-    classifiers = {name: api.load_run(run)[0].eval() for name, run in runs.items()}
-    result["classifiers"] = {name: {"run": str(run), "test_accuracy": api.evaluate(classifiers[name], load_dataset(
-        config.replace(options={**config.options, "label": name}), "test"))["accuracy"]} for name, run in runs.items()}
-    print("ruler:", json.dumps(result["classifiers"]), flush=True)
+    splits = R.face_splits(config.path, image_size=args.ruler_size, train_limit=args.ruler_train_images)
+    rulers = [R.build_ruler(name, splits["ruler_train"], cache=args.ruler_cache, epochs=args.ruler_epochs, threads=args.threads)
+              for name in args.rulers]
+    result["rulers"] = {r.name: {"fingerprint": r.fingerprint, "folder": str(r.folder), "recipe": r.recipe.model} for r in rulers}
+    n = min(args.num_samples, len(splits["reference"]))
+    reference_images = round_trip(splits["reference"].x[:n], args.image_size, args.ruler_size)
+    reference = {r.name: r.features(reference_images) for r in rulers}
+    floor_images = round_trip(splits["heldout"].x[:n], args.image_size, args.ruler_size)
+    result["floor"] = R.face_scores(floor_images, reference, rulers)
+    print("floor (held-out real faces vs the reference): " + ", ".join(
+        f"{name} FD {row['fid']:.4g}" for name, row in result["floor"].items()), flush=True)
 
-    def extract(images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([_features(c, images) for c in classifiers.values()], dim=1)
-
-    n = min(args.num_samples, len(test))
-    test_features = extract(test.x[:n]).numpy()
-    train = load_dataset(config, "train")
-    result["train_split_floor"] = compare_features(extract(train.x[:n]).numpy(), test_features)
-    print(f"floor (train split vs test): FD {result['train_split_floor']['fid']:.3f}", flush=True)
-
-    cells = [(m, s, a, seed) for m in args.models for s in args.subsets for a in (False, True) for seed in args.seeds]
+    cells = [(m, s, a == "on", seed) for m in args.models for s in args.subsets for a in args.augment for seed in args.seeds]
     seconds = args.budget_minutes * 60 / args.rounds
-    curves: dict[str, list[dict[str, Any]]] = {}
-    trained: dict[str, float] = {}
+    # resumable: a killed benchmark run again with the same arguments keeps its scored rounds, and each run
+    # folder's budget.json says how many rounds and CPU seconds it has trained (written after each round)
+    previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if previous and previous.get("args") != json.loads(json.dumps(vars(args), default=float)):
+        print(f"error: {results_path} holds a run with other arguments; rerun with those to resume it, or pass another --tag")
+        return 2
+    curves: dict[str, list[dict[str, Any]]] = previous.get("curves", {})
+    if curves:
+        print(f"resuming {results_path}: {sum(map(len, curves.values()))} scored rounds", flush=True)
+    result["curves"] = curves
+    save()  # the arguments first: run folders under this tag belong to them
+    names = [ruler.name for ruler in rulers]
     for r in range(args.rounds):
         for cell in (cells if r % 2 == 0 else cells[::-1]):  # alternate who goes first
             model, subset, augmented, seed = cell
             key = f"{model}/{subset}/{'on' if augmented else 'off'}/{seed}"
+            if len(curves.get(key, [])) > r:
+                continue
             run = out / key.replace("/", "-")
-            trained[key] = trained.get(key, 0.0) + train_round(args, run, cell, seconds, first=r == 0)
-            row = {"round": r + 1, "cpu_seconds": trained[key], **score(run, test_features, extract, n)}
+            budget_file = run / "budget.json"
+            budget = json.loads(budget_file.read_text()) if budget_file.is_file() else {"rounds": 0, "cpu_seconds": 0.0}
+            if budget["rounds"] <= r:  # else trained before a kill, not yet scored
+                budget["cpu_seconds"] += train_round(args, run, cell, seconds, first=budget["rounds"] == 0)
+                budget["rounds"] = r + 1
+                atomic_write_text(budget_file, json.dumps(budget))
+            row = {"round": r + 1, "cpu_seconds": budget["cpu_seconds"], **score(run, reference, rulers, n, args.ruler_size)}
             curves.setdefault(key, []).append(row)
-            print(f"round {r + 1} {key}: {row['cpu_seconds']:.0f} CPU s, {row['steps']} steps, FD {row['fid']:.3f}", flush=True)
+            print(f"round {r + 1} {key}: {row['cpu_seconds']:.0f} CPU s, {row['steps']} steps, " + ", ".join(
+                f"{name} FD {row[name]['fid']:.4g} P {row[name]['precision']:.2f} R {row[name]['recall']:.2f}"
+                for name in names), flush=True)
             result["curves"] = curves
-            result["summary"] = summarise(curves)
+            result["summary"] = summarise(curves, names)
             save()
     print(json.dumps(result["summary"], indent=1))
     print(f"wrote {results_path}")
