@@ -233,3 +233,22 @@ def test_a_cached_ruler_is_a_registered_feature_extractor(trained, tmp_path):
     assert np.allclose(extractor(x).double().numpy(), ruler.features(x)) and ruler.fingerprint in extractor.description
     with pytest.raises(ConfigError, match="trained ruler"):
         get_extractor("ruler", path=tmp_path)
+
+
+@pytest.mark.parametrize("norm", ["group", "batch"])
+def test_a_ruler_network_embeds_each_image_on_its_own(norm):
+    """A ruler's features of an image must not depend on the other images it is batched with (else a score
+    would move with the batch size or order): true for GroupNorm, and for BatchNorm in eval mode once trained."""
+    from genlab.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("contrastive", {"image_shape": [3, 16, 16], "channels": [4, 8], "norm": norm})
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    net.train()
+    net.loss((x,)).total.backward()  # one training pass moves BatchNorm's running statistics
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == (norm == "batch")
+    net.eval()
+    with torch.no_grad():
+        together = net.features(x)
+        alone = torch.cat([net.features(x[i:i + 1]) for i in range(6)])
+    assert torch.allclose(together, alone, atol=1e-5)

@@ -19,7 +19,7 @@ Batches are ``(x,)`` or ``(x, labels)``; labels are ignored.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ class ContrastiveConfig(Config):
     crop_scale: tuple[float, float] = (0.4, 1.0)  # area fraction of the random resized crop
     jitter: float = 0.3  # strength of brightness / contrast / saturation jitter
     grey_prob: float = 0.2
+    norm: Literal["group", "batch"] = "group"  # after each conv; group: per image, so blind to a small global change
 
     def validate(self) -> None:
         check(len(self.image_shape) == 3 and min(self.image_shape) >= 1, f"model.image_shape must be (C, H, W), got {self.image_shape}")
@@ -110,11 +111,14 @@ class ContrastiveEncoder(GenerativeModel):
         layers: list[nn.Module] = []
         width = config.image_shape[0]
         for channels in config.channels:
-            layers += [nn.Conv2d(width, channels, 4, 2, 1), nn.GroupNorm(_groups(channels), channels), nn.SiLU(),
-                       nn.Conv2d(channels, channels, 3, 1, 1), nn.GroupNorm(_groups(channels), channels), nn.SiLU()]
+            layers += [nn.Conv2d(width, channels, 4, 2, 1), self._norm(channels), nn.SiLU(),
+                       nn.Conv2d(channels, channels, 3, 1, 1), self._norm(channels), nn.SiLU()]
             width = channels
         self.encoder = nn.Sequential(*layers)
         self.projection = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, config.projection_dim))
+
+    def _norm(self, channels: int) -> nn.Module:
+        return nn.GroupNorm(_groups(channels), channels) if self.config.norm == "group" else nn.BatchNorm2d(channels)
 
     def features(self, x: Tensor) -> Tensor:
         """Average-pooled encoder activations (B, channels[-1]), before the projection head."""
