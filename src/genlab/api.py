@@ -23,6 +23,7 @@ from . import checkpoint as ckpt
 from .config import apply_overrides, load_config_file, merge
 from .data.base import ArrayDataset, DataConfig, data_config_from_spec, load_dataset
 from .errors import CheckpointError, ConfigError, GenlabError, StorageError
+from .latent.protocols import require
 from .models import build_model
 from .models.base import GenerativeModel
 from . import reports  # noqa: F401  (registers every family's evaluator and reporter)
@@ -106,6 +107,9 @@ def build(spec: RunSpec, explicit: set[str] | None = None) -> tuple[GenerativeMo
     classifier = getattr(model.config, "semantic_classifier", None)
     if classifier is not None and getattr(model.config, "semantic_weight", 0) > 0:
         model.set_semantic_classifier(ckpt.load(classifier))
+    network = getattr(model.config, "feature_network", None)  # the feature-consistent VAE's judge of features
+    if network is not None and getattr(model.config, "feature_weight", 0) > 0:
+        model.set_feature_network(require(ckpt.load(network), "feature-maps", purpose="model.feature_network"))
     return model, train_data, test_data
 
 

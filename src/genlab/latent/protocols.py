@@ -25,7 +25,7 @@ from ..batching import eval_mode, module_device
 from ..errors import ConfigError
 
 __all__ = [
-    "CAPABILITIES", "Capability", "MissingCapability", "Classifies", "Decodes", "Encodes", "ExtractsFeatures",
+    "CAPABILITIES", "Capability", "MissingCapability", "Classifies", "Decodes", "Encodes", "ExtractsFeatureMaps", "ExtractsFeatures",
     "Reconstructs", "Samples", "StyleBased", "Text", "capabilities", "has", "image_shape", "latent_dim", "model_name",
     "require", "takes_label",
 ]
@@ -92,6 +92,13 @@ class ExtractsFeatures(Protocol):
 
 
 @runtime_checkable
+class ExtractsFeatureMaps(Protocol):
+    """A network whose intermediate activations, fine to coarse, can serve as a feature-consistency loss."""
+
+    def feature_maps(self, x: Tensor) -> list[Tensor]: ...
+
+
+@runtime_checkable
 class Text(Protocol):
     """A text model (sentence-vae): token ids (N, T) <-> strings in its own vocabulary."""
 
@@ -117,6 +124,8 @@ CAPABILITIES: dict[str, Capability] = {c.name: c for c in (
                "style-based generator (mapping, synthesis, truncate, mix: a stylegan)"),
     Capability("classifier", Classifies, ("predict",), "classifier head (predict(x): a genlab classifier run)"),
     Capability("features", ExtractsFeatures, ("features",), "features(x) (a genlab classifier run)"),
+    Capability("feature-maps", ExtractsFeatureMaps, ("feature_maps",),
+               "feature_maps(x) (intermediate activations: a genlab attributes run)"),
     Capability("text", Text, ("to_text", "from_text"), "text decoding (to_text, from_text: a sentence-vae run)"),
 )}
 

@@ -100,6 +100,16 @@ class AttributeNet(GenerativeModel):
             out["num_attributes"] = int(data_info["num_attributes"])
         return out
 
+    def feature_maps(self, x: Tensor) -> list[Tensor]:
+        """The stem's and every stage's activations (B, widths[i], H_i, W_i), fine to coarse: the layers a
+        feature-consistent VAE compares (:mod:`genlab.models.feature_vae`)."""
+        h = self.stem(as_images(x, self.config.image_shape, "attributes"))
+        maps = [h]
+        for block in self.blocks:
+            h = block(h)
+            maps.append(h)
+        return maps
+
     def features(self, x: Tensor) -> Tensor:
         """Globally average-pooled last-stage activations (B, widths[-1]): the ruler's feature space."""
         x = as_images(x, self.config.image_shape, "attributes")
