@@ -42,7 +42,7 @@ class FeatureVAEConfig(VAEConfig):
     architecture: Literal["mlp", "conv"] = "conv"  # faces: a conv VAE with a Gaussian decoder by default
     likelihood: Literal["bernoulli", "continuous_bernoulli", "gaussian", "laplace"] = "gaussian"
     feature_network: str | None = None  # model/run folder of a genlab network with feature_maps (training only)
-    feature_weight: float = 1.0
+    feature_weight: float = 1.0  # lambda of the feature term (0 = the plain VAE)
     feature_layers: tuple[int, ...] = ()  # indices into feature_maps(x); () = all of them
 
     def validate(self) -> None:
