@@ -22,7 +22,8 @@ reverse), overall and per class:
 * cycle L1 on the whole test split; process CPU time (``time.process_time``) of every training.
 
 Variants: ``plain`` = configs/cyclegan_mnist_usps.toml's networks and knobs; ``noise`` = plus
-``model.cycle_noise`` (a noise-injected cycle, Bashkirova et al. 2019); ``semantic-mnist`` /
+``model.cycle_noise`` (a noise-injected cycle, Bashkirova et al. 2019); ``augment`` = plus DiffAugment for both
+discriminators (``model.augment``, ``--augment-policy``); ``semantic-mnist`` /
 ``semantic-usps`` = plus CyCADA's semantic consistency with a classifier trained on that *source*
 domain only (an MLP, not the ruler). A semantic run is valid only for the direction whose source
 labelled its classifier: the other direction would use the target's labels, so it is not reported.
@@ -56,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "cyclegan_protocol.json"
 CONFIG = ROOT / "configs" / "cyclegan_mnist_usps.toml"
 SIZE = 28
-VARIANTS = ("plain", "noise", "semantic-mnist", "semantic-usps")
+VARIANTS = ("plain", "noise", "augment", "semantic-mnist", "semantic-usps")
 log = logging.getLogger("cyclegan_protocol")
 
 
@@ -142,7 +143,8 @@ def cyclegan_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def train_cyclegan(data: dict[str, tuple[Tensor, Tensor]], variant: str, seed: int, steps: int, out: Path, *,
-                   cycle_noise: float, semantic_weight: float, semantic: nn.Module | None, threads: int) -> tuple[Any, float]:
+                   cycle_noise: float, semantic_weight: float, semantic: nn.Module | None, threads: int,
+                   augment: str = "") -> tuple[Any, float]:
     timing = out / "train_cpu.json"
     if (out / "model").is_dir() and timing.is_file():  # trained by an earlier call: evaluate it again
         return load(out / "model").eval(), json.loads(timing.read_text())["train_cpu_s"]
@@ -150,6 +152,8 @@ def train_cyclegan(data: dict[str, tuple[Tensor, Tensor]], variant: str, seed: i
     model_cfg["image_shape"] = [1, SIZE, SIZE]
     if variant == "noise":
         model_cfg["cycle_noise"] = cycle_noise
+    if variant == "augment":  # DiffAugment for both discriminators (no labels)
+        model_cfg["augment"] = augment
     if semantic is not None:
         model_cfg["semantic_weight"] = semantic_weight
     # images only: the CycleGAN never sees a label of either domain
@@ -255,6 +259,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2500)
     p.add_argument("--cycle-noise", type=float, default=0.05, help="sigma of the noise-injected cycle, [0, 1] pixels")
     p.add_argument("--semantic-weight", type=float, default=1.0)
+    p.add_argument("--augment-policy", default="color,translation,cutout", help="the augment variant's DiffAugment policy")
     p.add_argument("--ruler-epochs", type=int, nargs=2, default=[2, 10], metavar=("MNIST", "USPS"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/bench-cyclegan-protocol"))
@@ -295,9 +300,11 @@ def main() -> None:
                 directions = ["m2u"] if source == "mnist" else ["u2m"]  # the other direction would use target labels
             run = args.out / f"{variant}-{args.steps}steps-s{seed}"
             model, seconds = train_cyclegan(data, variant, seed, args.steps, run, cycle_noise=args.cycle_noise,
-                                            semantic_weight=args.semantic_weight, semantic=sem, threads=args.threads)
+                                            semantic_weight=args.semantic_weight, semantic=sem, threads=args.threads,
+                                            augment=args.augment_policy)
             entry = {"variant": variant, "seed": seed, "steps": args.steps, "train_cpu_s": seconds,
                      "cycle_noise": args.cycle_noise if variant == "noise" else 0.0,
+                     "augment": args.augment_policy if variant == "augment" else "",
                      "semantic_weight": args.semantic_weight if sem is not None else 0.0,
                      **evaluate(model, data, rulers, directions, task_epochs=epochs, seed=seed, figure_dir=run)}
             if sem is not None:
