@@ -90,3 +90,16 @@ def test_interpolate_strip_is_readable(tmp_path, capsys):
     assert main(["interpolate", str(tmp_path / "vae"), "-o", str(tmp_path / "i.png")]) == 0
     width, height = Image.open(tmp_path / "i.png").size
     assert height >= 112 and width >= 10 * 112  # 10 images of at least 112 px, not 300 x 30
+
+
+def test_image_panels_rows_fit_wide_grids(tmp_path):
+    """Rows are as tall as their grids: four 10x3 grids in two columns make a wide page, not one with a blank
+    band under each row (as when every row was as tall as a square panel)."""
+    from PIL import Image
+
+    from genlab.viz import image_panels
+
+    panels = [(f"panel {i}", torch.rand(30, 1, 8, 8), 10) for i in range(4)]
+    path = image_panels(panels, tmp_path / "p.png", panel_width=5.5, columns=2)
+    width, height = Image.open(path).size
+    assert height / width < 0.5, (width, height)  # grids of aspect 0.3 each, two rows: about 0.36 with titles

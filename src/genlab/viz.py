@@ -150,11 +150,15 @@ def image_panels(panels: Sequence[tuple[str, Tensor, int]], path: str | Path, *,
     plt = _pyplot()
     columns = columns or len(panels)
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, panel_width * rows + 0.4), squeeze=False)
+    grids = [to_uint8(make_grid(images.float().clamp(0, 1), nrow=nrow)) for _, images, nrow in panels]
+    # each row as tall as its tallest grid at panel_width (wide grids get short rows), plus room for the titles
+    heights = [panel_width * max(g.shape[0] / g.shape[1] for g in grids[r * columns:(r + 1) * columns]) + 0.35
+               for r in range(rows)]
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, sum(heights) + (0.3 if title else 0)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (label, images, nrow) in zip(axes.flat, panels):
-        grid = to_uint8(make_grid(images.float().clamp(0, 1), nrow=nrow))
+    for ax, (label, _, _), grid in zip(axes.flat, panels, grids):
         ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(label, fontsize=9)
     if title:
