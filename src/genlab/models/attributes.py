@@ -101,7 +101,7 @@ class AttributeNet(GenerativeModel):
         return out
 
     def feature_maps(self, x: Tensor) -> list[Tensor]:
-        """The stem's and every stage's activations (B, widths[i], H_i, W_i), fine to coarse: the layers a
+        """The stem's and every residual block's activations (B, C, H, W), fine to coarse: the layers a
         feature-consistent VAE compares (:mod:`genlab.models.feature_vae`)."""
         h = self.stem(as_images(x, self.config.image_shape, "attributes"))
         maps = [h]

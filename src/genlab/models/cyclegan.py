@@ -63,6 +63,7 @@ from torch import Tensor, nn
 from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..nn.pixels import as_rgb, to_signed, to_unit
+from ..nn.frozen import FrozenNetwork
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
@@ -234,7 +235,9 @@ class CycleGAN(GenerativeModel):
         # learn through A(G(a)), A(F(b)); the cycle and identity terms stay on the clean images
         self.augmentation = DiffAugmentSchedule(config.augment, config.augment_p, config.augment_ramp_steps)
         self._fakes: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # (a, b, G(a), F(b)) of the last generator phase
-        self._semantic: list[nn.Module] = []  # the frozen classifier, in a list so it is no sub-module (not saved, not trained)
+        self._semantic = FrozenNetwork(  # the semantic term's classifier: frozen, not saved, handed over by the caller
+            "model.semantic_weight > 0 needs a classifier: set model.semantic_classifier (a classifier run of the "
+            "labelled domain) for genlab train, or call set_semantic_classifier(module)")
 
     def _generator(self, in_channels: int, out_channels: int) -> nn.Module:
         cfg = self.config
@@ -268,18 +271,12 @@ class CycleGAN(GenerativeModel):
         shape = tuple(getattr(getattr(classifier, "config", None), "image_shape", expected))
         if shape != expected or self.config.shape_b != expected:
             raise ConfigError(f"the semantic classifier takes {list(shape)} images; both domains must be {list(expected)}")
-        classifier.eval().requires_grad_(False)
-        self._semantic = [classifier]
+        self._semantic.set(classifier)
 
     def semantic_classifier(self) -> nn.Module:
         """The frozen classifier of the semantic term, on the model's device. The model does not load
         it: whoever builds the model does (``genlab train`` reads ``model.semantic_classifier``)."""
-        if not self._semantic:
-            raise ConfigError("model.semantic_weight > 0 needs a classifier: set model.semantic_classifier (a classifier "
-                              "run of the labelled domain) for genlab train, or call set_semantic_classifier(module)")
-        if next(self._semantic[0].parameters()).device != self.device:  # the Trainer moved the model after it was set
-            self._semantic[0].to(self.device)
-        return self._semantic[0]
+        return self._semantic.get(self.device)
 
     def semantic_loss(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> Tensor:
         """CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)); every argument signed, [-1, 1]."""

@@ -6,7 +6,8 @@ Training minimises, per example,
 
     -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)) + feature_weight * sum_l mean_l (phi_l(x) - phi_l(x_hat))^2
 
-with x_hat the decoder's mean image of the same z draw and phi_l the feature maps of ``feature_network``
+with x_hat the decoder's mean image of a second draw of z from q (so the pixel term is the VAE's own, at the
+cost of one more encoder and decoder pass per step) and phi_l the feature maps of ``feature_network``
 (a genlab model with ``feature_maps(x) -> [Tensor]``, e.g. an ``attributes`` network), each layer's squared
 error averaged over its units. Hou et al. drop the pixel term and use VGG; genlab keeps the pixel
 likelihood beside the feature term and uses an in-project network trained by genlab (nothing is
@@ -30,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import check
-from ..errors import ConfigError
+from ..nn.frozen import FrozenNetwork
 from ..registry import register_model
 from ..runtime import batch_randn
 from .base import Batch, LossOutput, as_images
@@ -61,20 +62,16 @@ class FeatureVAE(VAE):
 
     def __init__(self, config: FeatureVAEConfig) -> None:
         super().__init__(config)
-        self._network: list[nn.Module] = []  # in a list: no sub-module, so neither trained nor saved
+        self._network = FrozenNetwork(  # frozen, not saved, handed over by the caller
+            "model.feature_weight > 0 needs a feature network: set model.feature_network (a genlab attributes run, "
+            "not a face ruler) for genlab train, or call set_feature_network(module)")
 
     def set_feature_network(self, network: nn.Module) -> None:
         """Use ``network`` (images in [0, 1] -> ``feature_maps``) for the feature term, frozen."""
-        network.eval().requires_grad_(False)
-        self._network = [network]
+        self._network.set(network)
 
     def feature_network(self) -> nn.Module:
-        if not self._network:
-            raise ConfigError("model.feature_weight > 0 needs a feature network: set model.feature_network (a genlab "
-                              "attributes run, not a face ruler) for genlab train, or call set_feature_network(module)")
-        if next(self._network[0].parameters()).device != self.device:  # the Trainer moved the model after it was set
-            self._network[0].to(self.device)
-        return self._network[0]
+        return self._network.get(self.device)
 
     def feature_distance(self, x: Tensor, x_hat: Tensor) -> Tensor:
         """sum over the chosen layers of the mean squared difference of their activations, per example (B,)."""
