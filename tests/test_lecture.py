@@ -280,3 +280,61 @@ def test_readme_lists_every_figure():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for figure in ordered_figures():
         assert f"| `{figure.id}` | {figure.slides} | {figure.claim} |" in readme, figure.id
+
+
+def _report(folder, figures):
+    """A built report in ``folder``: lecture.json and one PNG per (figure id, picture name)."""
+    from PIL import Image
+
+    results = []
+    for figure_id, names in figures.items():
+        paths = []
+        for name in names:
+            path = folder / figure_id / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("L", (4, 4), color=len(name)).save(path)
+            paths.append(str(path))
+        results.append(FigureResult(figure_id, "1", "claim", "tests", "", "pass", 1.0, [("x < 1", True)], {"k": 1}, paths))
+    header = {"versions": {"genlab": "0"}, "seed": 0, "budget": "full", "machine": "m", "torch_threads": 1,
+              "written": "now", "seconds": 1.0, "cpu_seconds": 1.0, "data_root": None}
+    (folder / "lecture.json").write_text(json.dumps({"header": header, "figures": [r.__dict__ for r in results]}))
+
+
+def test_gallery_withholds_restricted_pictures_and_keeps_their_numbers(tmp_path):
+    from genlab.lecture.gallery import publish
+
+    restricted = load_parts()["ae-vs-vae-faces"]
+    assert restricted.restricted and restricted.public == ("ae-vs-vae-faces-samples.png",)
+    assert load_parts()["smiling-vector"].restricted and not load_parts()["dcgan-mnist"].restricted
+    _report(tmp_path / "report", {"dcgan-mnist": ["dcgan-mnist.png"],
+                                  "ae-vs-vae-faces": ["ae-vs-vae-faces.png", "ae-vs-vae-faces-samples.png"],
+                                  "smiling-vector": ["smiling-vector.png"], "retired-figure": ["old.png"]})
+    gallery = publish(tmp_path / "report", tmp_path / "docs")
+    files = sorted(str(p.relative_to(tmp_path / "docs")) for p in (tmp_path / "docs").rglob("*.png"))
+    assert files == ["ae-vs-vae-faces/ae-vs-vae-faces-samples.png", "dcgan-mnist/dcgan-mnist.png"]
+    assert gallery.pictures == 2 and set(gallery.withheld) == {"ae-vs-vae-faces", "smiling-vector", "retired-figure"}
+    saved = json.loads((tmp_path / "docs" / "gallery.json").read_text())
+    assert [f["id"] for f in saved["figures"]] == ["dcgan-mnist", "ae-vs-vae-faces", "smiling-vector", "retired-figure"]
+    assert saved["figures"][2]["numbers"] == {"k": 1} and saved["figures"][2]["paths"] == []
+    page, readme = (tmp_path / "docs" / "index.html").read_text(), (tmp_path / "docs" / "README.md").read_text()
+    assert 'src="dcgan-mnist/dcgan-mnist.png"' in page and "base64" not in page
+    assert "](dcgan-mnist/dcgan-mnist.png)" in readme and "smiling-vector.png" not in readme + page
+    assert "forbid redistributing" in readme and "forbid redistributing" in page
+
+
+def test_gallery_replaces_an_old_gallery_and_refuses_any_other_folder(tmp_path):
+    from genlab.lecture.gallery import publish
+
+    _report(tmp_path / "report", {"dcgan-mnist": ["dcgan-mnist.png"], "cgan-mnist": ["cgan-mnist.png"]})
+    publish(tmp_path / "report", tmp_path / "docs")
+    _report(tmp_path / "report", {"dcgan-mnist": ["dcgan-mnist.png"]})
+    publish(tmp_path / "report", tmp_path / "docs")  # a figure dropped: its picture goes with it
+    assert not (tmp_path / "docs" / "cgan-mnist").exists() and (tmp_path / "docs" / "dcgan-mnist" / "dcgan-mnist.png").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not a genlab gallery"):
+        publish(tmp_path / "report", mine)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and not list(tmp_path.glob(".*staging*"))
+    with pytest.raises(ConfigError, match="build the report first"):
+        publish(tmp_path / "nothing", tmp_path / "docs2")

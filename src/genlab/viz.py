@@ -151,10 +151,13 @@ def image_panels(panels: Sequence[tuple[str, Tensor, int]], path: str | Path, *,
     columns = columns or len(panels)
     rows = -(-len(panels) // columns)
     grids = [to_uint8(make_grid(images.float().clamp(0, 1), nrow=nrow)) for _, images, nrow in panels]
-    # each row as tall as its tallest grid at panel_width (wide grids get short rows), plus room for the titles
-    heights = [panel_width * max(g.shape[0] / g.shape[1] for g in grids[r * columns:(r + 1) * columns]) + 0.35
-               for r in range(rows)]
-    fig, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, sum(heights) + (0.3 if title else 0)),
+    # each row as tall as its tallest grid at panel_width (wide grids get short rows), plus room for its titles'
+    # lines; the figure's title gets its own band on top (tight_layout alone lets a suptitle overlap the panels)
+    lines = [max(label.count("\n") + 1 for label, _, _ in panels[r * columns:(r + 1) * columns]) for r in range(rows)]
+    heights = [panel_width * max(g.shape[0] / g.shape[1] for g in grids[r * columns:(r + 1) * columns]) + 0.2 + 0.16 * n
+               for r, n in zip(range(rows), lines)]
+    top = 0.1 + 0.2 * (title.count("\n") + 1) if title else 0.0
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, sum(heights) + top),
                              squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax in axes.flat:
         ax.axis("off")
@@ -163,7 +166,7 @@ def image_panels(panels: Sequence[tuple[str, Tensor, int]], path: str | Path, *,
         ax.set_title(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / (sum(heights) + top)))
     return save_figure(fig, path)
 
 

@@ -18,6 +18,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                                                       "else ../shared/data when present)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and sampling")
     p.add_argument("--list", action="store_true", help="list the figures (id, slides, claim) and exit")
+    p.add_argument("--publish", metavar="DEST", default=None,
+                   help="run no figure: copy the report built in OUT into the gallery folder DEST (PNGs, index.html, "
+                        "README.md, gallery.json), leaving out pictures of real photographs whose terms forbid it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch intra-op threads (default: torch's own choice)")
@@ -30,6 +33,14 @@ def lecture(args: argparse.Namespace) -> int:
     if args.list:
         for figure in ordered_figures():
             print(f"{figure.id:20} {figure.slides:11} {figure.claim}")
+        return 0
+    if args.publish:
+        from ..lecture.gallery import publish
+
+        gallery = publish(args.out, args.publish)
+        print(f"published {gallery.figures} figures ({gallery.pictures} pictures) to {gallery.path}")
+        for figure, why in gallery.withheld.items():
+            print(f"  {figure}: {why}")
         return 0
     results = run_lecture(args.out, budget=args.budget, only=args.only, seed=args.seed, runs=args.runs,
                           data_root=args.data_root, progress=not args.no_progress)

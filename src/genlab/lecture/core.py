@@ -31,6 +31,9 @@ BUDGETS: tuple[str, ...] = ("smoke", "full")
 Conditions = list[tuple[str, bool]]
 
 
+CELEBA_PHOTOS = "it shows real CelebA photographs (or their reconstructions), which CelebA's terms forbid redistributing"
+
+
 class DataAbsent(GenlabError):
     """The real data a figure needs is not on this machine: the figure is skipped, not failed."""
 
@@ -45,6 +48,10 @@ class Figure:
     check: Callable[[dict[str, Any], str], Conditions]
     smoke_note: str = ""  # how the smoke budget's check is weaker than the full one
     run: str = ""  # what a run given by ``genlab figure ID --run RUN`` must hold ("" = the figure takes none)
+    # why this figure's PNGs may not be published ("" = they may): real images under terms that forbid
+    # redistribution (CelebA's). ``public`` names the PNGs of such a figure that show generated images only.
+    restricted: str = ""
+    public: tuple[str, ...] = ()
 
     @property
     def first_slide(self) -> int:
@@ -55,13 +62,15 @@ FIGURES: Registry[Figure] = Registry("lecture figure")
 
 
 def lecture_figure(id: str, *, slides: str, claim: str, check: Callable[[dict[str, Any], str], Conditions],
-                   smoke_note: str = "", run: str = "") -> Callable[[Callable[["Context"], dict[str, Any]]], Callable[["Context"], dict[str, Any]]]:
+                   smoke_note: str = "", run: str = "", restricted: str = "",
+                   public: tuple[str, ...] = ()) -> Callable[[Callable[["Context"], dict[str, Any]]], Callable[["Context"], dict[str, Any]]]:
     """Register ``make(ctx) -> {"paths": [...], **numbers}`` as figure ``id``. ``run`` says which
-    trained run the figure accepts in place of its own (``ctx.run``), e.g. "an MDN run"."""
+    trained run the figure accepts in place of its own (``ctx.run``), e.g. "an MDN run". ``restricted`` says
+    why its PNGs stay out of a published gallery, ``public`` which of them may go in all the same."""
 
     def decorator(make: Callable[["Context"], dict[str, Any]]) -> Callable[["Context"], dict[str, Any]]:
         part = make.__module__.rsplit(".", 1)[-1]
-        FIGURES.register(id)(Figure(id, slides, claim, part, make, check, smoke_note, run))
+        FIGURES.register(id)(Figure(id, slides, claim, part, make, check, smoke_note, run, restricted, public))
         return make
 
     return decorator

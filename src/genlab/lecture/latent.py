@@ -14,7 +14,7 @@ from ..latent import (
 )
 from ..latent import decode as decode_codes
 from ..latent import has
-from .core import Conditions, Context, lecture_figure
+from .core import CELEBA_PHOTOS, Conditions, Context, lecture_figure
 from .plots import curves, image_panels
 from .shared import celeba, frechet, mnist, predict
 
@@ -175,7 +175,7 @@ def _check_smiling(n: dict[str, Any], budget: str) -> Conditions:
                 claim="The mean code of 20 smiling faces minus that of 20 non-smiling ones is a 'smiling vector': "
                       "adding it to a face's code makes the decoded face smile, subtracting it takes the smile away.",
                 check=_check_smiling, smoke_note="smoke: 32-px faces, a 600-step autoencoder and classifier, change >= 0.4 "
-                                                 "(full: 64 px, 8,000 and 2,000 steps, 0.8)")
+                                                 "(full: 64 px, 8,000 and 2,000 steps, 0.8)", restricted=CELEBA_PHOTOS)
 def smiling_vector(ctx: Context) -> dict[str, Any]:
     train, test = celeba(ctx), celeba(ctx, "test")
     model, classifier = ctx.shared("ae-celeba"), ctx.shared("classifier-celeba-smiling")

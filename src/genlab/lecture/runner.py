@@ -20,7 +20,7 @@ import platform
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ def select(figures: Sequence[Figure], only: Iterable[str] | None) -> list[Figure
 
 
 # modules of this package that hold machinery, not figures
-_MACHINERY = {"core", "runner", "shared", "plots"}
+_MACHINERY = {"core", "runner", "shared", "plots", "gallery"}
 
 
 def load_parts() -> dict[str, Figure]:
@@ -225,12 +225,16 @@ def _format(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-def _image(path: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(Path(path).name)}" src="data:image/png;base64,{data}">'
+def inline_image(path: str) -> str:
+    """An image's ``src`` that carries the PNG itself, so the page needs no other file."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _section(r: FigureResult) -> str:
+def _image(path: str, source: Callable[[str], str]) -> str:
+    return f'<img alt="{html.escape(Path(path).name)}" src="{html.escape(source(path))}">'
+
+
+def _section(r: FigureResult, source: Callable[[str], str] = inline_image, withheld: str = "") -> str:
     e = html.escape
     parts = [f'<h2 id="{e(r.id)}">{e(r.id)} <span class="meta">— slides {e(r.slides)}</span></h2>',
              f'<p class="claim"><b>Claim.</b> {e(r.claim)}</p>',
@@ -245,15 +249,21 @@ def _section(r: FigureResult) -> str:
         parts.append(f"<p><b>Check.</b></p><ul>{items}</ul>")
     if r.smoke_note:
         parts.append(f'<p class="note">{e(r.smoke_note)}</p>')
-    parts.extend(_image(p) for p in r.paths if Path(p).is_file())
+    if withheld:
+        parts.append(f'<p class="note">{e(withheld)}</p>')
+    parts.extend(_image(p, source) for p in r.paths if source is not inline_image or Path(p).is_file())
     if r.numbers:
         rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_format(v))}</td></tr>" for k, v in r.numbers.items())
         parts.append(f"<details open><summary>numbers</summary><table>{rows}</table></details>")
     return "\n".join(parts)
 
 
-def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dict[str, Any]) -> Path:
-    """``index.html``: the header (versions, seed, budget), a summary table and one section per figure."""
+def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dict[str, Any],
+               source: Callable[[str], str] = inline_image, withheld: dict[str, str] | None = None) -> Path:
+    """``index.html``: the header (versions, seed, budget), a summary table and one section per figure.
+    ``source`` gives each PNG's ``src`` (inlined by default: one self-contained file); ``withheld`` notes,
+    by figure id, why some of its pictures are not on the page."""
+    withheld = withheld or {}
     e = html.escape
     counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
     summary = "".join(
@@ -273,7 +283,7 @@ def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dic
         f'of {len(results)} figures. Each figure redoes the experiment of its slides on real data and checks the '
         "number that proves its claim.</p>",
         "<table><tr><th>figure</th><th>slides</th><th>claim</th><th>verdict</th><th>wall s</th><th>CPU s</th></tr>", summary, "</table>",
-        *(_section(r) for r in results), "</body></html>",
+        *(_section(r, source, withheld.get(r.id, "")) for r in results), "</body></html>",
     ]
     return _write(path, "\n".join(body))
 

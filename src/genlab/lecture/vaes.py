@@ -9,7 +9,7 @@ import torch
 
 from ..latent import decode as decode_codes
 from ..latent import apply_to_codes, encode_all, expected_gaussian_norm, random_codes
-from .core import Conditions, Context, lecture_figure
+from .core import CELEBA_PHOTOS, Conditions, Context, lecture_figure
 from .latent import SMILE_SCALES, map_2d, smiling_rates, smiling_vector_of
 from .plots import image_panels
 from .shared import celeba, frechet, mnist, predict
@@ -67,7 +67,8 @@ def _check_faces(n: dict[str, Any], budget: str) -> Conditions:
                       "for the VAE, and the smiling vector works in the VAE's latent space too.",
                 check=_check_faces,
                 smoke_note="smoke: 32-px faces, a 32-d latent, 600 training steps for each model and classifier, "
-                           "smiling rise >= 0.2 (full: 64 px, 128-d, 8,000 and 2,000 steps, >= 0.4)")
+                           "smiling rise >= 0.2 (full: 64 px, 128-d, 8,000 and 2,000 steps, >= 0.4)",
+                restricted=CELEBA_PHOTOS, public=("ae-vs-vae-faces-samples.png",))
 def ae_vs_vae_faces(ctx: Context) -> dict[str, Any]:
     ae, vae = ctx.shared("ae-celeba"), ctx.shared("vae-celeba")
     judges = {judge: ctx.shared(f"classifier-celeba-{judge}") for judge in FACE_JUDGES}
@@ -109,7 +110,9 @@ def ae_vs_vae_faces(ctx: Context) -> dict[str, Any]:
     strips = apply_to_codes(vae, encode_all(vae, strip_faces), vector, [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])  # (4, 6, C, H, W)
 
     shown = faces[:16]
-    fd = {key: ", ".join(f"{numbers[f'frechet/{j}/{key}_prior']:.0f}" for j in FACE_JUDGES) for key in models}
+    fd = {key: ", ".join(f"{numbers[f'frechet/{j}/{key}_prior']:.1f}" for j in FACE_JUDGES) for key in models}
+    title = (f"one conv network ({numbers['latent_dim']}-d code, CelebA {numbers['image_size']} px, same data and steps) "
+             f"trained as a plain autoencoder (MSE) and as a VAE (Gaussian decoder, sigma {numbers['vae_fixed_scale']:g})")
     path = image_panels(
         [("16 test faces", shown, 4),
          (f"plain AE: reconstructions (MSE {numbers['mse/ae']:.4f} on 500)", reconstructions["ae"][:16], 4),
@@ -118,10 +121,13 @@ def ae_vs_vae_faces(ctx: Context) -> dict[str, Any]:
          (f"VAE: decode z ~ N(0, I)\n(Fréchet to test faces, male/smiling features: {fd['vae']})", samples["vae"][:16], 4),
          ("VAE + smiling vector: face | decoded code + s x vector,\ns = -2, -1, 0, 1, 2, 3 (rows 1-3 not smiling, row 4 smiling)",
           torch.cat([strip_faces[:, None], strips], 1).flatten(0, 1), 7)],
-        ctx.out / "ae-vs-vae-faces.png", columns=3,
-        title=f"one conv network ({numbers['latent_dim']}-d code, CelebA {numbers['image_size']} px, same data and steps) trained "
-              f"as a plain autoencoder (MSE) and as a VAE (Gaussian decoder, sigma {numbers['vae_fixed_scale']:g})")
-    return {"paths": [str(path)], **numbers}
+        ctx.out / "ae-vs-vae-faces.png", columns=3, title=title)
+    # the generated faces alone, with no real photograph in them: the figure's picture a gallery may publish
+    samples_path = image_panels(
+        [(f"plain AE: decode z ~ N(0, I)\nFréchet to test faces (male, smiling features): {fd['ae']}", samples["ae"][:36], 6),
+         (f"VAE: decode z ~ N(0, I)\nFréchet to test faces (male, smiling features): {fd['vae']}", samples["vae"][:36], 6)],
+        ctx.out / "ae-vs-vae-faces-samples.png", title=title.replace(") trained", ")\ntrained"))
+    return {"paths": [str(path), str(samples_path)], **numbers}
 
 
 def _check_vae_map(n: dict[str, Any], budget: str) -> Conditions:
