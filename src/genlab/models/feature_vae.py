@@ -6,8 +6,8 @@ Training minimises, per example,
 
     -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)) + feature_weight * sum_l mean_l (phi_l(x) - phi_l(x_hat))^2
 
-with x_hat the decoder's mean image of a second draw of z from q (so the pixel term is the VAE's own, at the
-cost of one more encoder and decoder pass per step) and phi_l the feature maps of ``feature_network``
+with x_hat the decoder's mean image for the same draw of z ~ q(z|x) that the pixel term scores (one encoder
+and one decoder pass per step, as in the plain VAE) and phi_l the feature maps of ``feature_network``
 (a genlab model with ``feature_maps(x) -> [Tensor]``, e.g. an ``attributes`` network), each layer's squared
 error averaged over its units. Hou et al. drop the pixel term and use VGG; genlab keeps the pixel
 likelihood beside the feature term and uses an in-project network trained by genlab (nothing is
@@ -34,6 +34,7 @@ from ..config import check
 from ..nn.frozen import FrozenNetwork
 from ..registry import register_model
 from ..runtime import batch_randn
+from ..distributions.losses import kl_standard_normal
 from .base import Batch, LossOutput, as_images
 from .vae import VAE, VAEConfig
 
@@ -83,12 +84,12 @@ class FeatureVAE(VAE):
         return sum((recon[i] - target[i]).square().flatten(1).mean(1) for i in layers)  # type: ignore[return-value]
 
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
-        out = super().loss(batch, phase)  # the VAE's negative ELBO (with its KL warm-up), on its own draw of z
         if self.config.feature_weight == 0:
-            return out
+            return super().loss(batch, phase)
         x = as_images(batch[0], self.config.image_shape, "feature-vae")
         mu, logvar = self.posterior(x)
-        # a second draw of z ~ q(z|x): an unbiased estimate of E_q[feature distance], decoded to its mean image
-        z = mu + batch_randn(mu.shape, device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar)
-        features = self.feature_distance(x, self.likelihood(z).mean.clamp(0, 1)).mean()
+        z = mu + batch_randn(mu.shape, device=mu.device, dtype=mu.dtype) * torch.exp(0.5 * logvar)  # as the VAE draws it
+        raw = self.decoder(z)  # one decoder pass: the pixel NLL and the feature term judge the same reconstruction
+        out = self.objective(self.head.mean_nll(raw, x), kl_standard_normal(mu, logvar).mean())
+        features = self.feature_distance(x, self.head(raw).mean.clamp(0, 1)).mean()
         return LossOutput(out.total + self.config.feature_weight * features, {**out.terms, "features": features})

@@ -81,8 +81,7 @@ class VAE(GenerativeModel):
     # ------------------------------------------------------------------ the model
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|x) parameters: (mu, logvar), each (B, latent_dim)."""
-        mu, logvar = self.encoder(as_images(x, self.config.image_shape, "VAE")).chunk(2, dim=-1)
-        return mu, logvar
+        return self.encoder(as_images(x, self.config.image_shape, "VAE")).chunk(2, dim=-1)  # type: ignore[return-value]
 
     def likelihood(self, z: Tensor) -> torch.distributions.Distribution:
         """p(x|z) for a batch of codes (B, latent_dim); ``log_prob(x)`` is (B,)."""
@@ -119,13 +118,15 @@ class VAE(GenerativeModel):
         return -self.likelihood(z).log_prob(x), kl_standard_normal(mu, logvar)
 
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
-        recon, kl = self._terms(batch[0], batch_mean=True)
+        return self.objective(*self._terms(batch[0], batch_mean=True))
+
+    def objective(self, recon: Tensor, kl: Tensor) -> LossOutput:
+        """The training loss from the batch means of the reconstruction NLL and the KL, with the KL warm-up."""
         if not self.config.kl_warmup_steps:
             return LossOutput(recon + self.config.beta * kl, {"recon": recon, "kl": kl})
         if self.training and torch.is_grad_enabled():  # a training step, not an evaluation
             self.steps_trained += 1
-        ramp = self.steps_trained.clamp(max=self.config.kl_warmup_steps) / self.config.kl_warmup_steps
-        beta = self.config.beta * ramp
+        beta = self.config.beta * self.steps_trained.clamp(max=self.config.kl_warmup_steps) / self.config.kl_warmup_steps
         return LossOutput(recon + beta * kl, {"recon": recon, "kl": kl, "beta": beta})
 
     def elbo(self, x: Tensor) -> Tensor:
