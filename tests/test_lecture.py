@@ -320,6 +320,7 @@ def test_gallery_withholds_restricted_pictures_and_keeps_their_numbers(tmp_path)
     assert 'src="dcgan-mnist/dcgan-mnist.png"' in page and "base64" not in page
     assert "](dcgan-mnist/dcgan-mnist.png)" in readme and "smiling-vector.png" not in readme + page
     assert "forbid redistributing" in readme and "forbid redistributing" in page
+    assert "pixel-gaussians" in gallery.unbuilt and "dcgan-mnist" not in gallery.unbuilt and "`pixel-gaussians`" in readme
 
 
 def test_gallery_replaces_an_old_gallery_and_refuses_any_other_folder(tmp_path):

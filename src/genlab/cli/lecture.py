@@ -41,6 +41,8 @@ def lecture(args: argparse.Namespace) -> int:
         print(f"published {gallery.figures} figures ({gallery.pictures} pictures) to {gallery.path}")
         for figure, why in gallery.withheld.items():
             print(f"  {figure}: {why}")
+        if gallery.unbuilt:
+            print(f"  not in the report: {', '.join(gallery.unbuilt)}")
         return 0
     results = run_lecture(args.out, budget=args.budget, only=args.only, seed=args.seed, runs=args.runs,
                           data_root=args.data_root, progress=not args.no_progress)

@@ -30,7 +30,7 @@ from typing import Any
 from ..checkpoint import atomic_write_text
 from ..errors import ConfigError
 from .core import FIGURES
-from .runner import FigureResult, load_parts, write_page
+from .runner import FigureResult, load_parts, ordered_figures, write_page
 
 MARKER = "gallery.json"
 
@@ -41,6 +41,7 @@ class Gallery:
     figures: int
     pictures: int
     withheld: dict[str, str]  # figure id -> why some or all of its pictures are not in the gallery
+    unbuilt: list[str]  # figures of this genlab's lecture that the report does not hold (yet)
 
 
 def load_report(folder: str | Path) -> tuple[dict[str, Any], list[FigureResult]]:
@@ -105,9 +106,10 @@ def publish(report: str | Path, dest: str | Path) -> Gallery:
             if notes:
                 withheld[result.id] = "; ".join(notes)
             published.append(dataclasses.replace(result, paths=kept))
+        unbuilt = [f.id for f in ordered_figures() if f.id not in {r.id for r in results}]
         write_page(published, staging / "index.html", header=header, source=lambda p: p, withheld=withheld)
-        atomic_write_text(staging / "README.md", markdown(published, header, withheld))
-        atomic_write_text(staging / MARKER, json.dumps({"header": header, "withheld": withheld,
+        atomic_write_text(staging / "README.md", markdown(published, header, withheld, unbuilt))
+        atomic_write_text(staging / MARKER, json.dumps({"header": header, "withheld": withheld, "unbuilt": unbuilt,
                                                         "figures": [dataclasses.asdict(r) for r in published]}, indent=2))
         old = dest.parent / f".{dest.name}.old-{os.getpid()}"
         if dest.exists():
@@ -116,10 +118,10 @@ def publish(report: str | Path, dest: str | Path) -> Gallery:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Gallery(dest, len(published), pictures, withheld)
+    return Gallery(dest, len(published), pictures, withheld, unbuilt)
 
 
-def markdown(results: list[FigureResult], header: dict[str, Any], withheld: dict[str, str]) -> str:
+def markdown(results: list[FigureResult], header: dict[str, Any], withheld: dict[str, str], unbuilt: list[str]) -> str:
     """The gallery's ``README.md``: a summary table, then each figure's claim, checks and pictures."""
     counts = {v: sum(r.verdict == v for r in results) for v in ("pass", "fail", "error", "skipped")}
     versions = ", ".join(f"{k} {v}" for k, v in header["versions"].items())
@@ -130,8 +132,11 @@ def markdown(results: list[FigureResult], header: dict[str, Any], withheld: dict
              "shared runs trained by earlier calls not included).", "",
              f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, {counts['skipped']} skipped "
              f"of {len(results)} figures. Built by `genlab lecture --budget {header['budget']}`, published by "
-             "`genlab lecture --publish`; the same page as HTML: [index.html](index.html).", "",
-             "| figure | slides | verdict | claim |", "|---|---|---|---|"]
+             "`genlab lecture --publish`; the same page as HTML: [index.html](index.html).", ""]
+    if unbuilt:
+        lines += [f"**Not in this report (yet): {len(unbuilt)} of the lecture's figures** — "
+                  + ", ".join(f"`{i}`" for i in unbuilt) + ".", ""]
+    lines += ["| figure | slides | verdict | claim |", "|---|---|---|---|"]
     lines += [f"| [{r.id}](#{r.id}) | {r.slides} | {r.verdict} | {_cell(r.claim)} |" for r in results]
     for r in results:
         lines += ["", f'<a id="{r.id}"></a>', f"## {r.id} (slides {r.slides}): {r.verdict}", "", f"**Claim.** {r.claim}", ""]
