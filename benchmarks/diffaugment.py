@@ -7,6 +7,9 @@ recipes against each other (DCGAN, StyleGAN, FastGAN), on CelebA faces and a sub
     # the best recipe vs the DCGAN at 2 CPU-hours (issue 24's first target), augmentation as each recipe ships
     nice -n 10 python benchmarks/diffaugment.py --models dcgan fastgan --augment off on --subsets all \\
         --budget-minutes 120 --rounds 8 --tag recipes64
+    # the feature-consistent face VAE against the plain VAE at equal CPU time (samples and reconstructions)
+    nice -n 10 python benchmarks/diffaugment.py --models vae feature-vae --augment off --subsets all \
+        --seeds 0 1 2 --budget-minutes 30 --rounds 6 --tag facevae64
     # a smoke run (minutes): tiny rulers, subsets and budgets, one seed
     python benchmarks/diffaugment.py --image-size 64 --subsets 200 --seeds 0 --budget-minutes 0.1 --rounds 2 \\
         --num-samples 200 --ruler-epochs 1 --ruler-train-images 500 --tag smoke --dcgan-channels 8 \\
@@ -29,16 +32,20 @@ Protocol.
    reference and floor then take the same round trip (down to the generator's size and back up).
 2. The grid: model (``dcgan``: conv G and D, non-saturating loss, Adam 2e-4 / (0.5, 0.999), EMA 0.999;
    ``stylegan``: configs/stylegan_celeba32.toml at ``--image-size``; ``fastgan``: genlab's FastGAN at its
-   defaults) x training set (``--subsets``: the first N training faces, ``all`` = the whole split) x
+   defaults; ``vae``: configs/vae_celeba64.toml; ``feature-vae``: the same VAE plus the feature-consistency
+   term (``model.feature_weight``, ``--feature-weight``) in the feature maps of the *judge*, an ``attributes``
+   network of another width, seed and length than the ruler (``JUDGE``), trained once under ``--out``) x training set (``--subsets``: the first N training faces, ``all`` = the whole split) x
    augmentation (``--augment``; ``off``: no augmentation, ``on``: ``--policy``, default
-   color,translation,cutout at p = 1, DiffAugment's choice for small data) x seed (``--seeds``,
+   color,translation,cutout at p = 1, DiffAugment's choice for small data; GANs only) x seed (``--seeds``,
    ``train.seed``: weights, noise and batch order).
 3. Equal CPU time: every run gets ``--budget-minutes`` of *process CPU seconds* (``time.process_time``,
    one thread), spent in ``--rounds`` interleaved rounds over the whole grid, so a drift in the shared
    machine's load falls on every run alike. A round ends at the first log step past its share; the
    run is resumed (exactly) the next round. Scoring is not training time. The benchmark itself resumes:
    killed, the same command again keeps the scored rounds and continues each run from its last round.
-4. After each round: ``--num-samples`` EMA samples vs as many reference faces in both rulers. The JSON
+4. After each round: ``--num-samples`` EMA samples vs as many reference faces in both rulers; for an
+   autoencoder also its reconstructions of those reference faces (``reconstruction``: the same scores,
+   plus the pixel MSE), which it never trained on. The JSON
    holds every curve (scores over CPU seconds) and, per cell and ruler, the final FD's mean and standard
    deviation over seeds, and on - off. A difference counts only where both rulers agree on its sign.
 
@@ -63,11 +70,17 @@ import torch.nn.functional as F
 
 from genlab.checkpoint import atomic_write_text
 from genlab.data import data_config_from_spec
+from genlab.latent.protocols import has
 from genlab.metrics import rulers as R
 from genlab.registry import REPORTERS
 from stylegan_quality import QUIET, stop_after  # the same budget callback
 
 HERE = Path(__file__).resolve().parent
+AUTOENCODERS = ("vae", "feature-vae")
+# the feature-VAE's judge of features: an attributes network that is not a ruler (half the ruler's widths,
+# another seed, 5 epochs instead of 10, trained on the generators' training split)
+JUDGE = ["model.widths=[16,32,64,128]", "train.seed=5", "train.epochs=5", "train.eval_every=100000000",
+         "train.sample_every=100000000"]
 
 
 def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: bool, seed: int) -> list[str]:
@@ -76,6 +89,9 @@ def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: 
               "train.checkpoint_every=100000000", *QUIET]
     if subset != "all":
         common.append(f"data.limit={int(subset)}")
+    if model in AUTOENCODERS:
+        feature = [f"model.feature_network={args.judge}", f"model.feature_weight={args.feature_weight}"]
+        return [*common, "train.epochs=100000", *(feature if model == "feature-vae" else [])]
     if augmented:
         common += [f"model.augment={args.policy}", f"model.augment_p={args.augment_p}"]
     elif model == "fastgan":  # FastGAN ships with augmentation on
@@ -95,7 +111,7 @@ def train_round(args: argparse.Namespace, run: Path, cell: tuple[str, str, bool,
     callbacks = [stop_after(start + seconds, finished, clock=time.process_time)]
     model, subset, augmented, seed = cell
     if first:
-        config_file = args.stylegan_config if model == "stylegan" else None
+        config_file = {"stylegan": args.stylegan_config, "vae": args.vae_config, "feature-vae": args.vae_config}.get(model)
         api.train({"dcgan": "gan"}.get(model, model), config_file=config_file, data=args.data, out=run,
                   callbacks=callbacks, overrides=run_overrides(args, model, subset, augmented, seed))
     else:
@@ -116,29 +132,50 @@ def round_trip(images: torch.Tensor, size: int, ruler_size: int) -> torch.Tensor
     return to_ruler_size(to_ruler_size(images, size), ruler_size)
 
 
-def score(run: Path, reference: dict[str, Any], rulers: list[Any], n: int, ruler_size: int) -> dict[str, Any]:
+def score(run: Path, reference: dict[str, Any], rulers: list[Any], n: int, ruler_size: int,
+          faces: torch.Tensor | None = None) -> dict[str, Any]:
+    """Scores of ``n`` samples (and, given the reference ``faces`` at the model's size, of the model's
+    reconstructions of them) in every ruler."""
     model, spec = api.load_run(run)
     samples = to_ruler_size(api.sample(model, n, seed=0), ruler_size)
     result: dict[str, Any] = R.face_scores(samples, reference, rulers)
+    if faces is not None and has(model, "reconstruct"):
+        with torch.no_grad():
+            recon = torch.cat([model.reconstruct(chunk.to(model.device)).cpu() for chunk in faces.split(250)])
+        result["reconstruction"] = {"mse": float((recon - faces).square().mean()),
+                                    **R.face_scores(to_ruler_size(recon, ruler_size), reference, rulers)}
     steps = int(json.loads((run / "metrics.json").read_text())["steps"])
     result.update({"steps": steps, "images_seen": steps * spec.train.batch_size})
     return result
 
 
 def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dict[str, Any]:
-    """Per (model, subset) and ruler: the final FD's mean and std over seeds with augmentation off and on,
-    on - off, and whether the rulers agree on its sign."""
+    """Per (model, subset) and ruler: the final FD's mean and std over seeds with augmentation off and on
+    (and, for autoencoders, of their reconstructions), on - off, and whether the rulers agree on its sign;
+    with both autoencoders, feature-vae - vae the same way."""
     finals: dict[tuple[str, str, str, str], list[float]] = {}
     for key, rows in curves.items():
         model, subset, augment, _ = key.split("/")
         for ruler in rulers:
             if rows:
                 finals.setdefault((model, subset, augment, ruler), []).append(rows[-1][ruler]["fid"])
+                if "reconstruction" in rows[-1]:
+                    finals.setdefault((model, subset, "reconstruction", ruler), []).append(rows[-1]["reconstruction"][ruler]["fid"])
     out: dict[str, Any] = {}
     for (model, subset, augment, ruler), values in sorted(finals.items()):
         cell = out.setdefault(f"{model}/{subset}", {}).setdefault(ruler, {})
         cell[augment] = {"final_fd_mean": statistics.fmean(values), "final_fd_std": statistics.pstdev(values), "seeds": len(values)}
-    for cell in out.values():
+
+    def compare(cell: dict[str, Any], a: dict[str, Any], b: dict[str, Any], what: str, name: str) -> None:
+        signs = set()
+        for ruler in rulers:
+            if what in a.get(ruler, {}) and what in b.get(ruler, {}):
+                cell.setdefault(ruler, {})[name] = diff = a[ruler][what]["final_fd_mean"] - b[ruler][what]["final_fd_mean"]
+                signs.add(diff > 0)
+        if signs:
+            cell[f"rulers_agree/{name}"] = len(signs) == 1
+
+    for cell in list(out.values()):
         signs = set()
         for ruler in rulers:
             if "on" in cell.get(ruler, {}) and "off" in cell.get(ruler, {}):
@@ -146,6 +183,12 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
                 signs.add(diff > 0)
         if signs:
             cell["rulers_agree"] = len(signs) == 1
+    for subset in {key.split("/")[1] for key in out}:
+        feature, plain = out.get(f"feature-vae/{subset}"), out.get(f"vae/{subset}")
+        if feature and plain:
+            cell = out.setdefault(f"feature-vae-minus-vae/{subset}", {})
+            compare(cell, feature, plain, "off", "samples")
+            compare(cell, feature, plain, "reconstruction", "reconstruction")
     return out
 
 
@@ -155,7 +198,7 @@ def main() -> int:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--subsets", nargs="+", default=["all", "2000"], help="training-set sizes: N (the first N) or all")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--models", nargs="+", default=["dcgan", "stylegan"], choices=["dcgan", "stylegan", "fastgan"])
+    p.add_argument("--models", nargs="+", default=["dcgan", "stylegan"], choices=["dcgan", "stylegan", "fastgan", *AUTOENCODERS])
     p.add_argument("--augment", nargs="+", default=["off", "on"], choices=["off", "on"])
     p.add_argument("--policy", default="color,translation,cutout")
     p.add_argument("--augment-p", type=float, default=1.0)
@@ -164,6 +207,10 @@ def main() -> int:
     p.add_argument("--stylegan-config", default=str(HERE.parent / "configs" / "stylegan_celeba32.toml"))
     p.add_argument("--stylegan-overrides", nargs="*", default=[], help="e.g. model.channel_max=32 (a cheaper step)")
     p.add_argument("--fastgan-overrides", nargs="*", default=[], help="e.g. model.generator_channels=16")
+    p.add_argument("--vae-config", default=str(HERE.parent / "configs" / "vae_celeba64.toml"))
+    p.add_argument("--feature-weight", type=float, default=1.0, help="feature-vae's model.feature_weight")
+    p.add_argument("--judge", default=None, help="feature-vae's feature network (a run or model folder; default: "
+                                                 "OUT/TAG/judge, trained by the JUDGE recipe when absent)")
     p.add_argument("--dcgan-channels", type=int, default=32)
     p.add_argument("--dcgan-latent", type=int, default=128)
     p.add_argument("--dcgan-batch", type=int, default=64)
@@ -179,7 +226,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    for name in ("gan", "stylegan"):  # the end-of-run figures are not part of this protocol (minutes per round)
+    for name in ("gan", "stylegan", "fastgan", *AUTOENCODERS):  # end-of-run figures: not part of this protocol (minutes per round)
         REPORTERS.pop(name, None)
 
     config = data_config_from_spec(args.data)
@@ -207,7 +254,19 @@ def main() -> int:
     print("floor (held-out real faces vs the reference): " + ", ".join(
         f"{name} FD {row['fid']:.4g}" for name, row in result["floor"].items()), flush=True)
 
-    cells = [(m, s, a == "on", seed) for m in args.models for s in args.subsets for a in args.augment for seed in args.seeds]
+    if "feature-vae" in args.models and args.judge is None:
+        judge = out / "judge"
+        if not (judge / "model" / "config.json").is_file():
+            print(f"training the feature-VAE's judge ({' '.join(JUDGE)}) into {judge}", flush=True)
+            if (judge / "checkpoints").is_dir():
+                api.train(resume=judge)
+            else:
+                api.train("attributes", data=args.data, out=judge, overrides=[f"data.image_size={args.image_size}", *JUDGE, *QUIET])
+        args.judge = str(judge / "model")
+        result["judge"] = {"folder": args.judge, "recipe": JUDGE}
+    faces = to_ruler_size(splits["reference"].x[:n], args.image_size)  # what an autoencoder reconstructs
+    cells = [(m, s, a == "on", seed) for m in args.models for s in args.subsets for a in args.augment for seed in args.seeds
+             if not (m in AUTOENCODERS and a == "on")]  # augmentation is a discriminator's: GANs only
     seconds = args.budget_minutes * 60 / args.rounds
     # resumable: a killed benchmark run again with the same arguments keeps its scored rounds, and each run
     # folder's budget.json says how many rounds and CPU seconds it has trained (written after each round)
@@ -234,7 +293,8 @@ def main() -> int:
                 budget["cpu_seconds"] += train_round(args, run, cell, seconds, first=budget["rounds"] == 0)
                 budget["rounds"] = r + 1
                 atomic_write_text(budget_file, json.dumps(budget))
-            row = {"round": r + 1, "cpu_seconds": budget["cpu_seconds"], **score(run, reference, rulers, n, args.ruler_size)}
+            row = {"round": r + 1, "cpu_seconds": budget["cpu_seconds"],
+                   **score(run, reference, rulers, n, args.ruler_size, faces if model in AUTOENCODERS else None)}
             curves.setdefault(key, []).append(row)
             print(f"round {r + 1} {key}: {row['cpu_seconds']:.0f} CPU s, {row['steps']} steps, " + ", ".join(
                 f"{name} FD {row[name]['fid']:.4g} P {row[name]['precision']:.2f} R {row[name]['recall']:.2f}"
