@@ -43,7 +43,9 @@ def plot_pixel_head(inputs: Tensor, targets: Tensor, mean: Tensor, sigma: Tensor
                 ax.set_ylabel(f"test digit {i + 1}", fontsize=9)
     fig.colorbar(shown, cax=fig.add_subplot(grid[:, 4]), label="predicted sigma")
     ax = fig.add_subplot(grid[:, 5])
-    ax.set_position([0.69, 0.1, 0.29, 0.83])  # clear of the colour bar's label
+    ax.set_position([0.69, 0.1, 0.25, 0.83])
+    ax.yaxis.tick_right()  # ticks and label on the right: the colour bar's label holds the left edge
+    ax.yaxis.set_label_position("right")
     peak = 0.0
     values = np.linspace(-0.3, 1.3, 800)
     for name, (r, c) in pixels.items():
