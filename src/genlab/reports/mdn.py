@@ -77,7 +77,9 @@ def plot_conditional_density(models: dict[str, Any], data: Any, path: str | Path
         ax.imshow(density.numpy(), origin="lower", extent=[float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])],
                   aspect="auto", cmap="magma", norm=PowerNorm(gamma=0.4))
         ax.scatter(x[:600].numpy(), y[:600].numpy(), s=2, c="white", alpha=0.35, linewidths=0)
-        ax.plot(xs.numpy(), model.predict(xs[:, None].to(device)).cpu()[:, 0].numpy(), c="cyan", lw=1.2, label="prediction")
+        # predict(): an MDN's most probable mode, a single Gaussian's mean (the same number for it)
+        what = "most probable mode" if getattr(model.config, "num_components", 1) > 1 else "mean"
+        ax.plot(xs.numpy(), model.predict(xs[:, None].to(device)).cpu()[:, 0].numpy(), c="cyan", lw=1.2, label=f"prediction: {what}")
         nll = -float(model.log_prob(data.tensors[0].to(device), data.tensors[1].to(device)).mean())
         ax.set_ylim(float(ys[0]), float(ys[-1]))
         ax.set_title(f"{label}: p(t | x), test NLL {nll:.3f}")
