@@ -206,7 +206,6 @@ HASATTR_FEATURE_TESTS = {
     ("genlab/data/store.py", 'hasattr(mmap, "MADV_RANDOM")'),  # not on every platform
     ("genlab/data/store.py", "hasattr(os, 'getuid')"),  # not on Windows
     ("genlab/metrics/fid.py", 'hasattr(x, "detach")'),  # a tensor or an array, not a model
-    ("genlab/lecture/runner.py", 'hasattr(bar, "set_postfix_str")'),  # a tqdm bar or a plain list
     ("genlab/lecture/likelihood.py", 'hasattr(layer, "reset_parameters")'),  # torch layers that own weights
 }
 

@@ -339,3 +339,42 @@ def test_gallery_replaces_an_old_gallery_and_refuses_any_other_folder(tmp_path):
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and not list(tmp_path.glob(".*staging*"))
     with pytest.raises(ConfigError, match="build the report first"):
         publish(tmp_path / "nothing", tmp_path / "docs2")
+
+
+def test_jobs_make_the_same_figures_as_one_process(tmp_path):
+    """Worker processes give the numbers and verdicts one process gives (the social-impact figures: no
+    training, seconds each), and the page lists them in lecture order."""
+    ids = ["causal-graphs", "prosecutors-fallacy", "decision-cost"]
+    one = run_lecture(tmp_path / "one", only=ids, progress=False)
+    two = run_lecture(tmp_path / "two", only=ids, progress=False, jobs=2, threads=1)
+    assert [r.id for r in two] == [r.id for r in one] == ["prosecutors-fallacy", "decision-cost", "causal-graphs"]
+    assert [(r.verdict, r.numbers) for r in two] == [(r.verdict, r.numbers) for r in one]
+    saved = json.loads((tmp_path / "two" / "lecture.json").read_text())
+    assert [f["id"] for f in saved["figures"]] == [r.id for r in one] and saved["header"]["jobs"] == 2
+    assert all((tmp_path / "two" / r.id / "numbers.json").is_file() for r in two)
+
+
+def _shared_in_another_process(runs, barrier, queue):
+    from genlab.lecture import load_parts
+    from genlab.lecture.core import Context
+
+    load_parts()
+    ctx = Context(budget="smoke", out=runs.parent, runs=runs)
+    barrier.wait()  # both ask for the run at once
+    model = ctx.shared("naive-ring")
+    queue.put((ctx.trained, {k: v.tolist() for k, v in model.state_dict().items()}))
+
+
+def test_two_processes_asking_for_one_shared_run_train_it_once(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, queue = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_shared_in_another_process, args=(tmp_path / "runs", barrier, queue)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    got = [queue.get(timeout=300) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    assert sorted(len(trained) for trained, _ in got) == [0, 1]  # one trained it, the other waited and loaded it
+    assert got[0][1] == got[1][1]

@@ -23,7 +23,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                         "README.md, gallery.json), leaving out pictures of real photographs whose terms forbid it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="torch intra-op threads (default: torch's own choice)")
+                   help="torch intra-op threads (per worker with --jobs; default: torch's own choice, or the cores over --jobs)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="make the figures in N worker processes; a shared run two figures need is trained once")
 
 
 @command("lecture", "redo the lecture's figures on real data, check each claim, write one self-contained HTML page", _arguments)
@@ -45,7 +47,7 @@ def lecture(args: argparse.Namespace) -> int:
             print(f"  not in the report: {', '.join(gallery.unbuilt)}")
         return 0
     results = run_lecture(args.out, budget=args.budget, only=args.only, seed=args.seed, runs=args.runs,
-                          data_root=args.data_root, progress=not args.no_progress)
+                          data_root=args.data_root, progress=not args.no_progress, jobs=args.jobs, threads=args.threads)
     print_results(results)
     print(f"wrote {args.out}/index.html")
     return 1 if any(r.failed for r in results) else 0

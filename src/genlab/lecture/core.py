@@ -6,17 +6,20 @@ budget)`` returns ``[(condition, passed), ...]``, each condition a sentence with
 in it, so the page can say exactly what was tested. Trained models that several figures share are
 declared once with :func:`shared_run` and made by :meth:`Context.shared`: trained on first use,
 saved under the runs folder (config.json + safetensors, resumable checkpoints), and loaded from
-there by every later figure and every later call.
+there by every later figure and every later call. Training a shared run holds a file lock on it, so
+several processes over one runs folder (``genlab lecture --jobs N``, or two commands) train each run once:
+the first trains it, the others wait and load what it saved.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 
@@ -105,6 +108,7 @@ class Context:
     _models: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  # loaded this process
     _recipes: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict, repr=False)
     _data: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict, repr=False)  # datasets loaded once
+    trained: list[str] = dataclasses.field(default_factory=list, repr=False)  # shared runs this process trained
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -167,10 +171,12 @@ class Context:
         if name in self._models:
             return self._models[name]
         folder = self.run_dir(name)
-        if (folder / "model" / "config.json").is_file():
-            model = load(folder / "model")
-        else:
-            model = self._train(name, folder, resume=latest_checkpoint(folder / "checkpoints") is not None)
+        with run_lock(folder):  # another process may be training it: wait, then load what it saved
+            if (folder / "model" / "config.json").is_file():
+                model = load(folder / "model")
+            else:
+                model = self._train(name, folder, resume=latest_checkpoint(folder / "checkpoints") is not None)
+                self.trained.append(name)
         model.eval()
         self._models[name] = model
         return model
@@ -196,6 +202,25 @@ class Context:
         # the exported artifact (EMA weights where the recipe keeps an EMA), exactly what a later call
         # loads: the first call and every call after it judge the same model
         return load(folder / "model")
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a shared run's folder, across processes (``flock`` on a file beside it; the lock
+    goes with the process, so a killed holder frees it). Where ``fcntl`` is missing (Windows) it is a no-op,
+    and one process per runs folder must be used there."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_dataset_or_absent(spec: Any, split: str = "train") -> Any:

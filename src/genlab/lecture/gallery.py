@@ -127,7 +127,7 @@ def markdown(results: list[FigureResult], header: dict[str, Any], withheld: dict
     versions = ", ".join(f"{k} {v}" for k, v in header["versions"].items())
     lines = ["# The lecture, reproduced by genlab", "",
              f"Budget **{header['budget']}**, seed {header['seed']}; {versions}; {header['machine']}, "
-             f"{header['torch_threads']} torch threads; written {header['written']}; "
+             f"{header.get('jobs', 1)} process(es) × {header['torch_threads']} torch threads; written {header['written']}; "
              f"{header['seconds'] / 3600:.2f} h over the figures ({header.get('cpu_seconds', 0) / 3600:.2f} h CPU, "
              "shared runs trained by earlier calls not included).", "",
              f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, {counts['skipped']} skipped "

@@ -15,10 +15,13 @@ import importlib
 import json
 import logging
 import math
+import multiprocessing
+import os
 import pkgutil
 import platform
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -129,14 +132,20 @@ def ordered_figures() -> list[Figure]:
 
 def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", only: Iterable[str] | None = None,
                 seed: int = 0, runs: str | Path | None = None, data_root: str | Path | None = None,
-                progress: bool = True, flat: bool = False, run: str | Path | None = None) -> list[FigureResult]:
+                progress: bool = True, flat: bool = False, run: str | Path | None = None,
+                jobs: int = 1, threads: int | None = None) -> list[FigureResult]:
     """Make, check and report the figures (all, or those in ``only``). Trained runs shared by several
     figures live in ``runs`` (default ``OUT/runs``) and are reused by later calls. ``flat`` writes a
     single figure's files straight into ``out`` (``genlab figure ID``). ``run`` is a trained run
-    folder that the figures which accept one (``Figure.run``) use instead of their shared run."""
+    folder that the figures which accept one (``Figure.run``) use instead of their shared run.
+    ``jobs`` > 1 makes the figures in that many worker processes (``threads`` torch threads each,
+    default the machine's cores over ``jobs``); a shared run two of them need is trained once, by the
+    first, while the other waits for it (:func:`genlab.lecture.core.run_lock`)."""
     out = Path(out)
     order = [f.id for f in ordered_figures()]
     figures = select(ordered_figures(), only)
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     if run is not None:
         refusing = [f.id for f in figures if not f.run]
         if refusing:
@@ -147,19 +156,61 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
                    run=Path(run) if run is not None else None)
     earlier = {} if flat else _earlier_results(out / "lecture.json", base)
     results: list[FigureResult] = []
-    bar = _progress(figures, progress)
-    for figure in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(figure.id)
-        ctx = dataclasses.replace(base, out=out if flat else out / figure.id)  # shares the loaded models
-        results.append(run_figure(figure, ctx))
-        earlier.pop(figure.id, None)
+    threads = threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else torch.get_num_threads())
+    start = time.perf_counter()
+
+    def record(result: FigureResult) -> None:
+        results.append(result)
+        earlier.pop(result.id, None)
         # figures made by an earlier call into this folder (same budget and seed) stay on the page
         page = sorted([*results, *earlier.values()], key=lambda r: order.index(r.id) if r.id in order else len(order))
-        header = page_header(base, sum(r.seconds for r in page), sum(r.cpu_seconds for r in page))
+        header = page_header(base, sum(r.seconds for r in page), sum(r.cpu_seconds for r in page), jobs=jobs, threads=threads,
+                             elapsed=time.perf_counter() - start)
         atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in page]}, indent=2))
         write_page(page, out / "index.html", header=header)
-    return results
+
+    def folder(figure: Figure) -> Path:
+        return out if flat else out / figure.id
+
+    bar = _progress(len(figures), progress)
+    if jobs == 1:
+        for figure in figures:
+            bar.set_postfix_str(figure.id)
+            record(run_figure(figure, dataclasses.replace(base, out=folder(figure))))  # shares the loaded models
+            bar.update()
+    else:
+        # spawned, not forked: a fork of a process that has run torch's thread pools can hang
+        context = multiprocessing.get_context("spawn")
+        fields = {"seed": seed, "budget": budget, "runs": base.runs, "data_root": base.data_root, "run": base.run}
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                 initargs=(fields, threads, logging.getLogger().level)) as pool:
+            pending = {pool.submit(_work, figure.id, folder(figure)): figure for figure in figures}
+            for future in as_completed(pending):
+                figure = pending[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker died (killed, out of memory): the figure is an error
+                    result = FigureResult(figure.id, figure.slides, figure.claim, figure.part, figure.smoke_note, "error", 0.0,
+                                          error=f"its worker process failed: {type(exc).__name__}: {exc}")
+                record(result)
+                bar.set_postfix_str(figure.id)
+                bar.update()
+    bar.close()
+    return sorted(results, key=lambda r: order.index(r.id))
+
+
+_WORKER: dict[str, Any] = {}  # in a worker process: its Context, whose loaded data and models its figures share
+
+
+def _start_worker(fields: dict[str, Any], threads: int, log_level: int) -> None:
+    logging.basicConfig(level=log_level, format="%(message)s")
+    torch.set_num_threads(threads)
+    load_parts()
+    _WORKER["context"] = Context(**fields)
+
+
+def _work(figure_id: str, out: Path) -> FigureResult:
+    return run_figure(FIGURES.get(figure_id), dataclasses.replace(_WORKER["context"], out=out))
 
 
 def _earlier_results(path: Path, ctx: Context) -> dict[str, FigureResult]:
@@ -173,17 +224,30 @@ def _earlier_results(path: Path, ctx: Context) -> dict[str, FigureResult]:
         return {}
 
 
-def _progress(figures: list[Figure], enabled: bool) -> Any:
-    if not enabled:
-        return figures
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return figures
-    return tqdm(figures, desc="lecture", unit="figure")
+class _NoBar:
+    """What :func:`_progress` gives when there is no bar: the same calls, doing nothing."""
+
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix_str(self, text: str) -> None: ...
+    def close(self) -> None: ...
 
 
-def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0) -> dict[str, Any]:
+def _progress(total: int, enabled: bool) -> Any:
+    """A tqdm bar over ``total`` figures, or a :class:`_NoBar` when disabled or tqdm is missing."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(total=total, desc="lecture", unit="figure")
+        except ImportError:
+            pass
+    return _NoBar()
+
+
+def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0, *, jobs: int = 1,
+                threads: int | None = None, elapsed: float | None = None) -> dict[str, Any]:
+    """The page's header: versions, seed, budget, machine; ``seconds`` and ``cpu_seconds`` summed over the
+    figures on the page, ``elapsed`` the wall time of the call that wrote it (less than the sum with jobs > 1)."""
     from .._version import __version__
 
     versions = {"genlab": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
@@ -193,7 +257,9 @@ def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0) -> dict[
         except ImportError:
             pass
     return {"versions": versions, "seed": ctx.seed, "budget": ctx.budget, "runs": str(ctx.runs),
-            "data_root": str(ctx.data_root) if ctx.data_root else None, "torch_threads": torch.get_num_threads(),
+            "data_root": str(ctx.data_root) if ctx.data_root else None,
+            "torch_threads": threads or torch.get_num_threads(), "jobs": jobs,
+            "call_elapsed_s": None if elapsed is None else round(elapsed, 1),
             "machine": f"{platform.machine()}, {platform.system()}", "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
             "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
@@ -277,7 +343,8 @@ def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dic
         f"<title>genlab lecture ({e(header['budget'])})</title><style>{_CSS}</style></head><body>",
         "<h1>The lecture, reproduced</h1>",
         f'<p class="meta">budget <b>{e(header["budget"])}</b> · seed {header["seed"]} · {e(versions)} · '
-        f'{e(header["machine"])}, {header["torch_threads"]} torch threads · written {e(header["written"])} · '
+        f'{e(header["machine"])}, {header.get("jobs", 1)} process(es) × {header["torch_threads"]} torch threads · '
+        f'written {e(header["written"])} · '
         f'{header["seconds"]:.0f} s over the figures ({header.get("cpu_seconds", 0):.0f} s CPU) · data root {e(str(header["data_root"]))}</p>',
         f'<p>{counts["pass"]} passed, {counts["fail"]} failed, {counts["error"]} errors, {counts["skipped"]} skipped '
         f'of {len(results)} figures. Each figure redoes the experiment of its slides on real data and checks the '
