@@ -156,7 +156,11 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
                    run=Path(run) if run is not None else None)
     earlier = {} if flat else _earlier_results(out / "lecture.json", base)
     results: list[FigureResult] = []
-    threads = threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else torch.get_num_threads())
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (taskset-aware)
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    threads = threads or (max(1, cores // jobs) if jobs > 1 else torch.get_num_threads())
     start = time.perf_counter()
 
     def record(result: FigureResult) -> None:
