@@ -29,8 +29,7 @@ from typing import Any
 
 from ..checkpoint import atomic_write_text
 from ..errors import ConfigError
-from .core import FIGURES
-from .runner import FigureResult, load_parts, ordered_figures, write_page
+from .runner import VERDICTS, FigureResult, load_parts, ordered_figures, read_report, write_page
 
 MARKER = "gallery.json"
 
@@ -48,9 +47,7 @@ def load_report(folder: str | Path) -> tuple[dict[str, Any], list[FigureResult]]
     """The header and figure results that ``genlab lecture`` wrote to ``folder/lecture.json``."""
     path = Path(folder) / "lecture.json"
     try:
-        saved = json.loads(path.read_text())
-        results = [FigureResult(**{**r, "conditions": [tuple(c) for c in r["conditions"]]}) for r in saved["figures"]]
-        return saved["header"], results
+        return read_report(path)
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist: build the report first (genlab lecture --out {folder})") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -84,9 +81,9 @@ def publish(report: str | Path, dest: str | Path) -> Gallery:
             kept, missing = [], []
             for path in result.paths:
                 name = Path(path).name
-                source = _picture(report, result, path)
                 if allowed is not None and name not in allowed:
                     continue
+                source = _picture(report, result, path)
                 if source is None:
                     missing.append(name)
                     continue
@@ -123,7 +120,7 @@ def publish(report: str | Path, dest: str | Path) -> Gallery:
 
 def markdown(results: list[FigureResult], header: dict[str, Any], withheld: dict[str, str], unbuilt: list[str]) -> str:
     """The gallery's ``README.md``: a summary table, then each figure's claim, checks and pictures."""
-    counts = {v: sum(r.verdict == v for r in results) for v in ("pass", "fail", "error", "skipped")}
+    counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
     versions = ", ".join(f"{k} {v}" for k, v in header["versions"].items())
     lines = ["# The lecture, reproduced by genlab", "",
              f"Budget **{header['budget']}**, seed {header['seed']}; {versions}; {header['machine']}, "

@@ -217,13 +217,20 @@ def _work(figure_id: str, out: Path) -> FigureResult:
     return run_figure(FIGURES.get(figure_id), dataclasses.replace(_WORKER["context"], out=out))
 
 
+def read_report(path: Path) -> tuple[dict[str, Any], list[FigureResult]]:
+    """The header and figure results of a ``lecture.json``; raises OSError, ValueError, KeyError or TypeError
+    when the file is missing or not such a report."""
+    saved = json.loads(path.read_text())
+    return saved["header"], [FigureResult(**{**r, "conditions": [tuple(c) for c in r["conditions"]]}) for r in saved["figures"]]
+
+
 def _earlier_results(path: Path, ctx: Context) -> dict[str, FigureResult]:
     """Results of an earlier call into the same folder with the same budget and seed, by id."""
     try:
-        saved = json.loads(path.read_text())
-        if saved["header"]["budget"] != ctx.budget or saved["header"]["seed"] != ctx.seed:
+        header, results = read_report(path)
+        if header["budget"] != ctx.budget or header["seed"] != ctx.seed:
             return {}
-        return {r["id"]: FigureResult(**{**r, "conditions": [tuple(c) for c in r["conditions"]]}) for r in saved["figures"]}
+        return {r.id: r for r in results}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
