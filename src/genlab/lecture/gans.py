@@ -131,7 +131,7 @@ def _check_dcgan(n: dict[str, Any], budget: str) -> Conditions:
 @lecture_figure("dcgan-mnist", slides="31-33",
                 claim="A DCGAN trained on MNIST generates new digits of every class that a classifier reads "
                       "confidently.",
-                check=_check_dcgan, smoke_note="smoke: 1,000 steps at half width, >= 30 % confident samples (full: 5,000 steps, 70 %)")
+                check=_check_dcgan, smoke_note="smoke: 1,000 steps at half width, >= 30 % confident samples (full: 10,000 steps, 70 %)")
 def dcgan_mnist(ctx: Context) -> dict[str, Any]:
     model, classifier = ctx.shared("dcgan-mnist"), ctx.shared("classifier-mnist")
     train, test = mnist(ctx), mnist(ctx, "test")

@@ -116,16 +116,18 @@ for _name, (_model, _dim) in {"vae-mnist": ("vae", 16), "ae-mnist": ("autoencode
     shared_run(_name)(functools.partial(_mnist_autoencoder, name=_model, latent_dim=_dim))
 
 
-def _mnist_gan(ctx: Context, name: str, **config: Any):
+def _mnist_gan(ctx: Context, name: str, full_steps: int = 5000, **config: Any):
     width = ctx.pick(32, 64)  # DCGAN nets at half width for the smoke budget
     return (name, {"image_shape": [1, 28, 28], "latent_dim": 64, "generator_channels": width,
                    "discriminator_channels": width, **config}, mnist(ctx),
-            {"max_steps": ctx.pick(1000, 5000), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
+            {"max_steps": ctx.pick(1000, full_steps), "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999)})
 
 
 @shared_run("dcgan-mnist")
 def _dcgan_mnist(ctx: Context):
-    return _mnist_gan(ctx, "gan")
+    # 10,000 full steps (11 epochs), not 5,000: at 5,000 the samples fell short of the figure's bar
+    # (0.68 confident, 0.70 needed; an EMA generator did not help: 0.67); benchmarks/RESULTS.md
+    return _mnist_gan(ctx, "gan", full_steps=10000)
 
 
 @shared_run("cgan-mnist")
