@@ -378,3 +378,16 @@ def test_two_processes_asking_for_one_shared_run_train_it_once(tmp_path):
         w.join(timeout=60)
     assert sorted(len(trained) for trained, _ in got) == [0, 1]  # one trained it, the other waited and loaded it
     assert got[0][1] == got[1][1]
+
+
+def test_jobs_hand_each_part_to_one_worker_in_lecture_order():
+    from genlab.lecture.runner import by_part, ordered_figures
+
+    figures = ordered_figures()
+    groups = by_part(figures)
+    assert sorted(f.id for g in groups for f in g) == sorted(f.id for f in figures)  # each figure once
+    assert all(len({f.part for f in g}) == 1 for g in groups) and len(groups) == len({f.part for f in figures})
+    order = [f.id for f in figures]
+    assert all([order.index(f.id) for f in g] == sorted(order.index(f.id) for f in g) for g in groups)
+    stylegan = next(g for g in groups if g[0].part == "stylegan")  # the figures that share the StyleGAN run
+    assert [f.id for f in stylegan][:2] == ["truncation", "style-mixing"]

@@ -188,19 +188,31 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
         fields = {"seed": seed, "budget": budget, "runs": base.runs, "data_root": base.data_root, "run": base.run}
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                                  initargs=(fields, threads, logging.getLogger().level)) as pool:
-            pending = {pool.submit(_work, figure.id, folder(figure)): figure for figure in figures}
+            pending = {pool.submit(_work, [(f.id, folder(f)) for f in group]): group for group in by_part(figures)}
             for future in as_completed(pending):
-                figure = pending[future]
+                group = pending[future]
                 try:
-                    result = future.result()
-                except Exception as exc:  # the worker died (killed, out of memory): the figure is an error
-                    result = FigureResult(figure.id, figure.slides, figure.claim, figure.part, figure.smoke_note, "error", 0.0,
-                                          error=f"its worker process failed: {type(exc).__name__}: {exc}")
-                record(result)
-                bar.set_postfix_str(figure.id)
-                bar.update()
+                    done = future.result()
+                except Exception as exc:  # the worker died (killed, out of memory): the part's figures are errors
+                    done = [FigureResult(f.id, f.slides, f.claim, f.part, f.smoke_note, "error", 0.0,
+                                         error=f"its worker process failed: {type(exc).__name__}: {exc}") for f in group]
+                for result in done:
+                    record(result)
+                    bar.set_postfix_str(result.id)
+                    bar.update()
     bar.close()
     return sorted(results, key=lambda r: order.index(r.id))
+
+
+def by_part(figures: Sequence[Figure]) -> list[list[Figure]]:
+    """The figures grouped by part (in order of first appearance, each group in lecture order): with
+    ``jobs`` > 1 each group is one worker's task, because a part's figures mostly share its runs, and
+    a second worker would otherwise sit waiting for a run the first is training (smoke: 3 of 16 min
+    were such a wait, style mixing's for the StyleGAN truncation was training)."""
+    parts: dict[str, list[Figure]] = {}
+    for figure in figures:
+        parts.setdefault(figure.part, []).append(figure)
+    return list(parts.values())
 
 
 _WORKER: dict[str, Any] = {}  # in a worker process: its Context, whose loaded data and models its figures share
@@ -213,8 +225,9 @@ def _start_worker(fields: dict[str, Any], threads: int, log_level: int) -> None:
     _WORKER["context"] = Context(**fields)
 
 
-def _work(figure_id: str, out: Path) -> FigureResult:
-    return run_figure(FIGURES.get(figure_id), dataclasses.replace(_WORKER["context"], out=out))
+def _work(figures: list[tuple[str, Path]]) -> list[FigureResult]:
+    """Make figures (id, output folder) one after the other in this worker."""
+    return [run_figure(FIGURES.get(figure_id), dataclasses.replace(_WORKER["context"], out=out)) for figure_id, out in figures]
 
 
 def read_report(path: Path) -> tuple[dict[str, Any], list[FigureResult]]:
