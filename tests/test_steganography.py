@@ -75,6 +75,12 @@ def test_rank_translations_successes_keep_the_class_failures_lose_it_lowest_cycl
     assert successes.tolist() == [4, 1] and failures.tolist() == [3, 0]
     with pytest.raises(DataError, match="two \\(N,\\) vectors"):
         rank_translations(kept, cycle[:3])
+    # per group (source label): the lowest-cycle success and failure of each group, in group order
+    groups = torch.tensor([1, 0, 1, 1, 0])
+    successes, failures = rank_translations(kept, cycle, k=10, groups=groups)
+    assert successes.tolist() == [4, 2] and failures.tolist() == [3]  # group 0: 4 (0.05) before 1 (0.1); group 1: 2
+    with pytest.raises(DataError, match="groups"):
+        rank_translations(kept, cycle, groups=groups[:3])
 
 
 # numbers for which the figure's claim holds, and for each condition a change that breaks it alone

@@ -229,11 +229,23 @@ def steganography(model: CycleGAN, x: Tensor, *, direction: Direction = "a2b", k
     return out
 
 
-def rank_translations(kept: Tensor, cycle_error: Tensor, k: int = 10) -> tuple[Tensor, Tensor]:
+def rank_translations(kept: Tensor, cycle_error: Tensor, k: int = 10, groups: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Indices of ``k`` successes and ``k`` failures by one stated rule: a success keeps its class under
     an independent classifier (``kept``, bool (N,)) with the lowest per-image cycle error; a failure
-    loses its class, with the *lowest* cycle error first (the cycle says "fine", the content is gone)."""
+    loses its class, with the *lowest* cycle error first (the cycle says "fine", the content is gone).
+    With ``groups`` (N,) (e.g. the source labels) the rule picks per group, one each in group order
+    (groups without such an image are left out), so the grids are not all the easiest class."""
     if kept.shape != cycle_error.shape or kept.dim() != 1:
         raise DataError(f"kept and cycle_error must be two (N,) vectors, got {tuple(kept.shape)} and {tuple(cycle_error.shape)}")
+    if groups is not None and groups.shape != kept.shape:
+        raise DataError(f"groups must be an (N,) vector like kept, got {tuple(groups.shape)} and {tuple(kept.shape)}")
     order = cycle_error.argsort()
-    return order[kept[order]][:k], order[~kept[order]][:k]
+    successes, failures = order[kept[order]], order[~kept[order]]
+    if groups is None:
+        return successes[:k], failures[:k]
+
+    def first_per_group(idx: Tensor) -> Tensor:
+        g = groups[idx]
+        firsts = [idx[g == value][:1] for value in g.unique()]  # unique() is sorted: group order
+        return torch.cat(firsts)[:k] if firsts else idx[:0]
+    return first_per_group(successes), first_per_group(failures)
