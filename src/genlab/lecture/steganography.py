@@ -114,8 +114,9 @@ def cyclegan_steganography(ctx: Context) -> dict[str, Any]:
         rows = [images["x"].expand(-1, 3, -1, -1), images["translation"], images["perturbed"],
                 images["back"].expand(-1, 3, -1, -1), images["back_perturbed"].expand(-1, 3, -1, -1)]
         steps = EARLY_STEPS if key == "early" else FULL_STEPS
-        panels.append((f"{steps:,} steps — rows: a | G(a) (digit read in {numbers[f'{key}/content_a2b']:.0%}) | "
-                       f"G(a)+noise ({s['psnr_db']:.0f} dB) | F(G(a)) ({s['acc_back_clean']:.0%}) | F(G(a)+noise)",
+        panels.append((f"{steps:,} steps: digit read in {numbers[f'{key}/content_a2b']:.0%} of G(a), "
+                       f"{s['acc_back_clean']:.0%} of F(G(a))\nrows: a, G(a), G(a) + noise ({s['psnr_db']:.0f} dB), "
+                       "F(G(a)), F(G(a) + noise)",
                        torch.cat(rows), 10))
     path = image_panels(panels, ctx.out / "cyclegan-steganography.png", panel_width=5.5)
     return {"paths": [str(path)], **numbers}

@@ -160,8 +160,8 @@ def cyclegan_digits(ctx: Context) -> dict[str, Any]:
     read_b = predict(classifier, b.amax(1, keepdim=True))[0]
     content_b2a = (predict(classifier, fake_a.mean(1, keepdim=True))[0] == read_b).float().mean()
     rows = model.cycle_rows(a[:10], b[:10]).cpu()
-    path = image_panels([("a | G(a) | F(G(a))", torch.cat(list(rows[:3])), 10),
-                         ("b | F(b) | G(F(b))", torch.cat(list(rows[3:])), 10)],
+    path = image_panels([("A = grey digits\nrows: a, G(a), F(G(a))", torch.cat(list(rows[:3])), 10),
+                         ("B = coloured digits\nrows: b, F(b), G(F(b))", torch.cat(list(rows[3:])), 10)],
                         ctx.out / "cyclegan-digits.png", panel_width=5.5)
     return {"paths": [str(path)], "content_a2b": float(content_a2b), "content_b2a": float(content_b2a),
             "label_accuracy_source_a": float((read_a == label_a).float().mean()),
