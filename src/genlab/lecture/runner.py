@@ -207,8 +207,10 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
 def by_part(figures: Sequence[Figure]) -> list[list[Figure]]:
     """The figures grouped by part (in order of first appearance, each group in lecture order): with
     ``jobs`` > 1 each group is one worker's task, because a part's figures mostly share its runs, and
-    a second worker would otherwise sit waiting for a run the first is training (smoke: 3 of 16 min
-    were such a wait, style mixing's for the StyleGAN truncation was training)."""
+    a second worker would otherwise sit waiting for a run the first is training (in one smoke timing
+    style mixing waited 3 of its 16 minutes for the StyleGAN that truncation was training). The cost:
+    a part's figures reach the page when the whole part is done, and a worker that dies takes its
+    part's figures with it (each is reported as an error; their folders keep what was written)."""
     parts: dict[str, list[Figure]] = {}
     for figure in figures:
         parts.setdefault(figure.part, []).append(figure)

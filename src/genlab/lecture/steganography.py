@@ -45,7 +45,8 @@ def _grey_colour_digits(ctx: Context, split: str) -> Any:
 
 def _recipe(ctx: Context, steps: int):
     return ("cyclegan", {"image_shape": [1, 28, 28], "image_shape_b": [3, 28, 28], "num_filters": 16,
-                         "discriminator_filters": 16, "residual_blocks": 3, "cycle_noise": 0.0},
+                         "discriminator_filters": 16, "residual_blocks": 3,
+                         "cycle_noise": 0.0},  # the default, named: the 6,000-step run keeps the fingerprint it was trained under
             _grey_colour_digits(ctx, "train"),
             {"max_steps": steps, "batch_size": 8, "lr": 2e-4, "betas": (0.5, 0.999),
              "lr_schedule": "hold-linear", "hold_fraction": 0.5})
@@ -113,8 +114,7 @@ def cyclegan_steganography(ctx: Context) -> dict[str, Any]:
             numbers[f"{key}/sweep/{kind} {size:.3g}"] = {k: round(t[k], 4) for k in ("psnr_db", "acc_back_perturbed", "amplification")}
         rows = [images["x"].expand(-1, 3, -1, -1), images["translation"], images["perturbed"],
                 images["back"].expand(-1, 3, -1, -1), images["back_perturbed"].expand(-1, 3, -1, -1)]
-        steps = EARLY_STEPS if key == "early" else FULL_STEPS
-        panels.append((f"{steps:,} steps: digit read in {numbers[f'{key}/content_a2b']:.0%} of G(a), "
+        panels.append((f"{numbers['steps'][key]:,} steps: digit read in {numbers[f'{key}/content_a2b']:.0%} of G(a), "
                        f"{s['acc_back_clean']:.0%} of F(G(a))\nrows: a, G(a), G(a) + noise ({s['psnr_db']:.0f} dB), "
                        "F(G(a)), F(G(a) + noise)",
                        torch.cat(rows), 10))
