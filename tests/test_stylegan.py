@@ -310,6 +310,31 @@ def test_truncation_diversity_in_features_ignores_how_strongly_each_sample_is_an
     assert len(plain["feature_norm"]) == 3
 
 
+def test_lazy_optimizer_own_gives_each_lazy_phase_a_second_adam_at_the_configured_lr():
+    """model.lazy_optimizer = "own" (the scheme before the shared optimizer, kept for comparison): R1 and
+    path length get Adams of their own over the same weights, and no optimizer's lr or betas is scaled."""
+    from genlab.data import ArrayDataset
+    from genlab.training import TrainConfig, Trainer
+
+    config = {**TINY, "channel_base": 64, "channel_max": 8, "image_shape": [1, 16, 16], "r1_every": 4,
+              "pl_weight": 1.0, "pl_every": 3, "lazy_optimizer": "own"}
+    data = ArrayDataset((torch.rand(16, 1, 16, 16, generator=torch.Generator().manual_seed(0)),))
+    torch.manual_seed(0)
+    train = TrainConfig(max_steps=5, batch_size=8, lr=2e-3, betas=(0.5, 0.99), progress=False, tensorboard=False)
+    trainer = Trainer(build_model("stylegan", config), data, train)
+    trainer.fit()
+    assert sorted(trainer.optimizers) == ["discriminator", "discriminator_r1", "generator", "generator_pl"]
+    for name, optimizer in trainer.optimizers.items():
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(2e-3), name
+        assert optimizer.param_groups[0]["betas"] == pytest.approx((0.5, 0.99)), name
+    d, r1 = trainer.optimizers["discriminator"], trainer.optimizers["discriminator_r1"]
+    assert {id(p) for p in d.param_groups[0]["params"]} == {id(p) for p in r1.param_groups[0]["params"]}
+    assert int(next(iter(r1.state.values()))["step"]) == 2  # steps 0 and 4
+    assert int(next(iter(d.state.values()))["step"]) == 5
+    with pytest.raises(Exception, match="lazy_optimizer"):
+        build_model("stylegan", {**config, "lazy_optimizer": "separate"})
+
+
 def test_lazy_regularisation_steps_the_players_own_optimizer_with_scaled_lr_and_betas(tmp_path):
     """stylegan2-ada's lazy regularisation: R1 (every 4) steps the discriminator's optimizer and path length
     (every 3) the generator's, whose lr is scaled by k/(k+1) and betas raised to k/(k+1). A checkpoint keeps

@@ -74,6 +74,9 @@ class StyleGANConfig(Config):
     mbstd_group: int = 4
     r1_gamma: float = 0.05  # R1 weight gamma; 0 = off
     r1_every: int = 16  # lazy R1: its own phase on every r1_every-th step, scaled by r1_every (1 = every D step)
+    # which Adam steps a lazy phase (R1, path length): "shared" = its player's own (stylegan2-ada, with lr and betas
+    # scaled for the interval); "own" = a second Adam over the same weights (genlab before 2026-12-04), for comparison
+    lazy_optimizer: Literal["shared", "own"] = "shared"
     style_mixing_prob: float = 0.9
     pl_weight: float = 0.0  # path-length regularisation weight (StyleGAN2: 2); 0 = off
     pl_every: int = 4
@@ -101,6 +104,7 @@ class StyleGANConfig(Config):
         check(self.mbstd_group >= 1, "model.mbstd_group must be >= 1")
         check(self.r1_gamma >= 0 and self.pl_weight >= 0, "model.r1_gamma and model.pl_weight must be >= 0")
         check(self.r1_every >= 1 and self.pl_every >= 1, "model.r1_every and model.pl_every must be >= 1")
+        check(self.lazy_optimizer in ("shared", "own"), f"model.lazy_optimizer must be 'shared' or 'own', got {self.lazy_optimizer!r}")
         check(0 <= self.style_mixing_prob <= 1, f"model.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
         check(0 < self.pl_decay <= 1 and self.pl_batch_shrink >= 1, "model.pl_decay must be in (0, 1], pl_batch_shrink >= 1")
         validate_augment(self)
@@ -282,10 +286,10 @@ class StyleGAN(GenerativeModel):
                   Phase("discriminator", ("discriminator",), 1, cfg.discriminator_lr, cfg.adam_betas)]
         if cfg.r1_gamma > 0 and cfg.r1_every > 1:
             phases.append(Phase("discriminator_r1", ("discriminator",), cfg.r1_every, cfg.discriminator_lr, cfg.adam_betas,
-                                optimizer="discriminator"))
+                                optimizer="discriminator" if cfg.lazy_optimizer == "shared" else None))
         if cfg.pl_weight > 0:
             phases.append(Phase("generator_pl", ("generator",), cfg.pl_every, cfg.generator_lr, cfg.adam_betas,
-                                optimizer="generator"))
+                                optimizer="generator" if cfg.lazy_optimizer == "shared" else None))
         return phases
 
     def ema_modules(self) -> list[str]:
