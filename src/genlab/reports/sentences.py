@@ -104,25 +104,51 @@ class KneserNeyTrigram:
         unigram = sum(math.log((self.frequency.get(w, 0) + 1) / denominator) for w in [*sentence.split(), _EOS])
         return (logp - unigram) / n
 
+    def token_slors(self, sentence: str) -> list[float]:
+        """Per token (the words and the end of sentence): log p_trigram(w | u v) - log p_unigram(w), how much
+        likelier the word is where it stands than on its own. :meth:`slor` is their mean."""
+        words = [_BOS, _BOS, *sentence.split(), _EOS]
+        denominator = self.frequency_total + len(self.frequency) + 1
+        return [math.log(self.prob(u, v, w)) - math.log((self.frequency.get(w, 0) + 1) / denominator)
+                for u, v, w in zip(words, words[1:], words[2:])]
+
+    def weakest_link(self, sentence: str) -> float:
+        """The lowest per-token SLOR of a sentence: one word that does not fit where it stands ("an an",
+        a sentence that stops after "the") pulls it down, where the mean over the sentence dilutes it."""
+        return min(self.token_slors(sentence))
+
+
+# how a sentence is scored against the bar: its mean SLOR, or its weakest token's (one misplaced word is enough)
+SCORES = ("slor", "weakest_link")
+
+
+def sentence_score(ruler: KneserNeyTrigram, sentence: str, score: str) -> float:
+    """``ruler.slor`` or ``ruler.weakest_link`` of ``sentence``, by name (one of :data:`SCORES`)."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+    return getattr(ruler, score)(sentence)
+
 
 def well_formed(scores: Sequence[float], sentences: Sequence[str], threshold: float) -> np.ndarray:
-    """Boolean per decode: non-empty and SLOR >= ``threshold``."""
+    """Boolean per decode: non-empty and its score >= ``threshold``."""
     slor = np.asarray(scores, dtype=float)
     nonempty = np.array([bool(s.strip()) for s in sentences], dtype=bool)
     return (slor >= threshold) & nonempty
 
 
-def slor_threshold(ruler: KneserNeyTrigram, reference: Sequence[str], quantile: float = 0.05) -> float:
-    """The ``quantile`` of the SLORs of real sentences: the bar a decode must clear."""
-    return float(np.quantile([ruler.slor(s) for s in reference], quantile))
+def slor_threshold(ruler: KneserNeyTrigram, reference: Sequence[str], quantile: float = 0.05, *,
+                   score: str = "slor") -> float:
+    """The ``quantile`` of real sentences' scores (``score``: one of :data:`SCORES`): the bar a decode must clear."""
+    return float(np.quantile([sentence_score(ruler, s, score) for s in reference], quantile))
 
 
 @torch.no_grad()
 def interpolation_study(model: Any, a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor], *, ruler: KneserNeyTrigram,
-                        threshold: float, training_sentences: set[str], steps: int = 7) -> dict[str, Any]:
+                        threshold: float, training_sentences: set[str], steps: int = 7,
+                        score: str = "slor") -> dict[str, Any]:
     """Decode ``steps`` points (ends included) between the codes of each pair (``a[i]``, ``b[i]``).
 
-    ``threshold`` is the SLOR bar (:func:`slor_threshold`). Returns ``well_formed_share`` and ``copy_share`` over the intermediate decodes (the ends excluded),
+    ``threshold`` is the bar on ``score`` (:func:`slor_threshold` with the same ``score``). Returns ``well_formed_share`` and ``copy_share`` over the intermediate decodes (the ends excluded),
     ``distinct_share`` (distinct intermediate decodes over their number), ``endpoint_exact`` (share of
     ends decoded back to the sentence itself) and ``texts``: per pair, the ``steps`` decoded strings."""
     model.eval()
@@ -132,7 +158,7 @@ def interpolation_study(model: Any, a: tuple[Tensor, Tensor], b: tuple[Tensor, T
     grid = [texts[i * steps:(i + 1) * steps] for i in range(p)]
     middle = [s for row in grid for s in row[1:-1]]
     ppl = [ruler.perplexity(s) for s in middle]
-    ok = well_formed([ruler.slor(s) for s in middle], middle, threshold)
+    ok = well_formed([sentence_score(ruler, s, score) for s in middle], middle, threshold)
     originals = model.to_text(a[0]) + model.to_text(b[0])
     ends = [row[0] for row in grid] + [row[-1] for row in grid]
     return {"well_formed_share": float(ok.mean()),
