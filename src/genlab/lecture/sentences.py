@@ -27,8 +27,8 @@ import torch
 
 from ..data import ArrayDataset, DataConfig
 from ..data.text import UNK_ID
-from ..reports.sentences import (KneserNeyTrigram, interpolation_figure, interpolation_study, sentence_score,
-                                 slor_threshold)
+from ..reports.sentences import (KneserNeyTrigram, interpolation_figure, interpolation_study, slor_threshold,
+                                 well_formed)
 from .core import Conditions, Context, lecture_figure, load_dataset_or_absent, shared_run
 
 # short sentences and a vocabulary of words seen >= 5 times keep the softmax small enough for a CPU
@@ -130,7 +130,7 @@ def sentence_interpolation(ctx: Context) -> dict[str, Any]:
                                         steps=STEPS, score=SCORE)
             middle = [s for row in study["texts"] for s in row[1:-1]]
             numbers.setdefault(f"{name}/mean_slor_share", []).append(
-                float(np.mean([bool(s.strip()) and sentence_score(ruler, s, "slor") >= mean_bar for s in middle])))
+                float(well_formed([ruler.slor(s) for s in middle], middle, mean_bar).mean()))
             for key in ("well_formed_share", "copy_share", "distinct_share", "endpoint_exact", "median_perplexity"):
                 numbers.setdefault(f"{name}/{key}", []).append(study[key])
             stats = model.evaluate(held.head(1000).tensors)  # a batch of 1,000: the logits stay small

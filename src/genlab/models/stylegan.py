@@ -104,7 +104,6 @@ class StyleGANConfig(Config):
         check(self.mbstd_group >= 1, "model.mbstd_group must be >= 1")
         check(self.r1_gamma >= 0 and self.pl_weight >= 0, "model.r1_gamma and model.pl_weight must be >= 0")
         check(self.r1_every >= 1 and self.pl_every >= 1, "model.r1_every and model.pl_every must be >= 1")
-        check(self.lazy_optimizer in ("shared", "own"), f"model.lazy_optimizer must be 'shared' or 'own', got {self.lazy_optimizer!r}")
         check(0 <= self.style_mixing_prob <= 1, f"model.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
         check(0 < self.pl_decay <= 1 and self.pl_batch_shrink >= 1, "model.pl_decay must be in (0, 1], pl_batch_shrink >= 1")
         validate_augment(self)

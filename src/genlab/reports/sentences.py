@@ -98,15 +98,13 @@ class KneserNeyTrigram:
 
     def slor(self, sentence: str) -> float:
         """(log p_trigram - log p_unigram) per token: how much better the word order is than the words'
-        frequencies alone predict (Lau et al. 2017)."""
-        logp, n = self.log_prob(sentence)
-        denominator = self.frequency_total + len(self.frequency) + 1
-        unigram = sum(math.log((self.frequency.get(w, 0) + 1) / denominator) for w in [*sentence.split(), _EOS])
-        return (logp - unigram) / n
+        frequencies alone predict (Lau et al. 2017): the mean of :meth:`token_slors`."""
+        tokens = self.token_slors(sentence)
+        return sum(tokens) / len(tokens)
 
     def token_slors(self, sentence: str) -> list[float]:
         """Per token (the words and the end of sentence): log p_trigram(w | u v) - log p_unigram(w), how much
-        likelier the word is where it stands than on its own. :meth:`slor` is their mean."""
+        likelier the word is where it stands than on its own."""
         words = [_BOS, _BOS, *sentence.split(), _EOS]
         denominator = self.frequency_total + len(self.frequency) + 1
         return [math.log(self.prob(u, v, w)) - math.log((self.frequency.get(w, 0) + 1) / denominator)
