@@ -2,6 +2,8 @@
 
     nice -n 10 python benchmarks/cyclegan_protocol.py --mnist ../shared/data/mnist --usps ../shared/data/usps/usps.npz \\
         --variants plain noise semantic-mnist semantic-usps --seeds 0 1 2 --steps 2500 [--out runs/bench-cyclegan-protocol]
+    # a long run scored along the way (every 2,000 steps: a curve over CPU time, not one final point)
+    ... --variants plain --seeds 0 --steps 12000 --curve-every 2000
 
 Protocol (issue 25): MNIST at 28 px as it is, USPS upscaled bilinearly from 16 to 28 px, no crop; full
 test sets (MNIST 10,000, USPS 2,007). The ruler is this file's own LeNet-5 (Y. LeCun et al. 1998: tanh,
@@ -160,7 +162,10 @@ def cyclegan_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def train_cyclegan(data: dict[str, tuple[Tensor, Tensor]], variant: str, seed: int, steps: int, out: Path, *,
                    cycle_noise: float, semantic_weight: float, semantic: nn.Module | None, threads: int,
-                   augment: str = "") -> tuple[Any, float]:
+                   augment: str = "", curve_every: int = 0) -> tuple[Any, float]:
+    """Train one CycleGAN into ``out``; with ``curve_every`` > 0 also export the model every that many
+    steps to ``out/curve/step-N`` and record the training's process CPU seconds there (the exports'
+    own seconds excluded), so the run can be scored along the way, not only at its end."""
     timing = out / "train_cpu.json"
     if (out / "model").is_dir() and timing.is_file():  # trained by an earlier call: evaluate it again
         return load(out / "model").eval(), json.loads(timing.read_text())["train_cpu_s"]
@@ -182,8 +187,22 @@ def train_cyclegan(data: dict[str, tuple[Tensor, Tensor]], variant: str, seed: i
                    fused_optimizer=False, eval_every=10**9, sample_every=10**9, log_every=max(1, steps // 5),
                    checkpoint_every=10**9, keep_checkpoints=1)
     start = time.process_time()
-    Trainer(model, train, TrainConfig(**options), out_dir=out).fit()
-    seconds = time.process_time() - start
+    excluded = [0.0]  # CPU seconds spent exporting curve points, not training
+
+    def export_point(trainer: Trainer, event: str, info: dict[str, Any]) -> None:
+        step = int(info.get("step", 0))
+        if event != "log" or step % curve_every or step == steps:
+            return
+        t = time.process_time()
+        point = out / "curve" / f"step-{step:06d}"
+        trainer.export(point / "model")
+        (point / "train_cpu.json").write_text(json.dumps({"train_cpu_s": t - start - excluded[0], "step": step}))
+        excluded[0] += time.process_time() - t
+
+    if curve_every:
+        options["log_every"] = curve_every
+    Trainer(model, train, TrainConfig(**options), out_dir=out, callbacks=[export_point] if curve_every else None).fit()
+    seconds = time.process_time() - start - excluded[0]
     timing.write_text(json.dumps({"train_cpu_s": seconds}))
     return load(out / "model").eval(), seconds
 
@@ -254,14 +273,17 @@ def merge(files: list[Path], results: Path) -> None:
     print("|---|---:|---:|---|---:|---:|---:|---:|---|---|---:|")
     for key in sorted(merged["runs"]):
         r = merged["runs"][key]
+        # a run's curve points (--curve-every) first, labelled "at step N of M", then its end
+        points = [({**r, **c, "steps": f"{c['step']} of {r['steps']}"}) for c in r.get("curve", [])] + [r]
         for d in ("m2u", "u2m"):
             if d not in r:
                 continue
-            e, st = r[d], r[d]["steganography"]
-            print(f"| {r['variant']} | {r['steps']} | {r['seed']} | {'M→U' if d == 'm2u' else 'U→M'} | {pct(e['source_only']['accuracy'])} "
-                  f"| {pct(e['translate_target']['accuracy'])} | {pct(e['cycada']['accuracy'])} | {pct(e['label_kept']['accuracy'])} "
-                  f"| {pct(st['acc_back_clean'])} → {pct(st['acc_back_perturbed'])} | {r['cycle_a']:.3f} / {r['cycle_b']:.3f} "
-                  f"| {r['train_cpu_s']:.0f} |")
+            for q in points:
+                e, st = q[d], q[d]["steganography"]
+                print(f"| {q['variant']} | {q['steps']} | {q['seed']} | {'M→U' if d == 'm2u' else 'U→M'} | {pct(r[d]['source_only']['accuracy'])} "
+                      f"| {pct(e['translate_target']['accuracy'])} | {pct(e['cycada']['accuracy'])} | {pct(e['label_kept']['accuracy'])} "
+                      f"| {pct(st['acc_back_clean'])} → {pct(st['acc_back_perturbed'])} | {q['cycle_a']:.3f} / {q['cycle_b']:.3f} "
+                      f"| {q['train_cpu_s']:.0f} |")
 
 
 # ------------------------------------------------------------------------------------ main
@@ -277,6 +299,8 @@ def main() -> None:
     p.add_argument("--semantic-weight", type=float, default=1.0)
     p.add_argument("--augment-policy", default="color,translation,cutout", help="the augment variant's DiffAugment policy")
     p.add_argument("--ruler-epochs", type=int, nargs=2, default=[2, 10], metavar=("MNIST", "USPS"))
+    p.add_argument("--curve-every", type=int, default=0,
+                   help="also score the run every N steps (a curve over CPU time; the lr schedule is the full run's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/bench-cyclegan-protocol"))
     p.add_argument("--results", type=Path, default=RESULTS)
@@ -318,12 +342,20 @@ def main() -> None:
             run = args.out / f"{variant}-{args.steps}steps-s{seed}"
             model, seconds = train_cyclegan(data, variant, seed, args.steps, run, cycle_noise=args.cycle_noise,
                                             semantic_weight=args.semantic_weight, semantic=sem, threads=args.threads,
-                                            augment=args.augment_policy)
+                                            augment=args.augment_policy, curve_every=args.curve_every)
             entry = {"variant": variant, "seed": seed, "steps": args.steps, "train_cpu_s": seconds,
                      "cycle_noise": args.cycle_noise if variant == "noise" else 0.0,
                      "augment": args.augment_policy if variant == "augment" else "",
                      "semantic_weight": args.semantic_weight if sem is not None else 0.0,
                      **evaluate(model, data, rulers, directions, task_epochs=epochs, seed=seed, figure_dir=run)}
+            if args.curve_every:  # the same scores at the exported points along the way (no figures)
+                entry["curve"] = []
+                for point in sorted((run / "curve").glob("step-*")):
+                    info = json.loads((point / "train_cpu.json").read_text())
+                    scored = evaluate(load(point / "model").eval(), data, rulers, directions, task_epochs=epochs, seed=seed)
+                    entry["curve"].append({**info, **scored})
+                    log.info("  %s step %d (%.0f s CPU): %s", variant, info["step"], info["train_cpu_s"], json.dumps(
+                        {d: {k: round(scored[d][k]["accuracy"], 4) for k in ("translate_target", "cycada", "label_kept")} for d in directions}))
             if sem is not None:
                 entry["semantic_classifier"] = {
                     "source": source, "arch": "SmallCNN 32-64-128-10 (ReLU, max pool)" if arch == "cnn" else "MLP 784-256-256-10",
