@@ -162,7 +162,7 @@ def cyclegan_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def train_cyclegan(data: dict[str, tuple[Tensor, Tensor]], variant: str, seed: int, steps: int, out: Path, *,
                    cycle_noise: float, semantic_weight: float, semantic: nn.Module | None, threads: int,
-                   augment: str = "", curve_every: int = 0) -> tuple[Any, float]:
+                   augment: str = "", curve_every: int = 0, model_set: dict[str, Any] | None = None) -> tuple[Any, float]:
     """Train one CycleGAN into ``out``; with ``curve_every`` > 0 also export the model every that many
     steps to ``out/curve/step-N`` and record the training's process CPU seconds there (the exports'
     own seconds excluded), so the run can be scored along the way, not only at its end."""
@@ -177,6 +177,7 @@ def train_cyclegan(data: dict[str, tuple[Tensor, Tensor]], variant: str, seed: i
         model_cfg["augment"] = augment
     if semantic is not None:
         model_cfg["semantic_weight"] = semantic_weight
+    model_cfg.update(model_set or {})  # --set: the recipe's own knobs, on top of the variant's
     # images only: the CycleGAN never sees a label of either domain
     train = unpaired_dataset(data["mnist_train"][0], data["usps_train"][0], "mnist-usps-28")
     torch.manual_seed(seed)
@@ -299,6 +300,10 @@ def main() -> None:
     p.add_argument("--semantic-weight", type=float, default=1.0)
     p.add_argument("--augment-policy", default="color,translation,cutout", help="the augment variant's DiffAugment policy")
     p.add_argument("--ruler-epochs", type=int, nargs=2, default=[2, 10], metavar=("MNIST", "USPS"))
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="model fields on top of every variant (a TOML value), e.g. cycle_weight=1 identity_weight=0 "
+                        "(CyCADA's digit recipe); name the result with --label")
+    p.add_argument("--label", default="", help="suffix of the variant's name for runs with --set, e.g. cyc1")
     p.add_argument("--curve-every", type=int, default=0,
                    help="also score the run every N steps (a curve over CPU time; the lr schedule is the full run's)")
     p.add_argument("--threads", type=int, default=1)
@@ -314,6 +319,9 @@ def main() -> None:
     if not (args.mnist / "train-images-idx3-ubyte.gz").is_file() and not (args.mnist / "train-images-idx3-ubyte").is_file() or not args.usps.is_file():
         log.info("skipped: MNIST (%s) or USPS (%s) not found; pass --mnist DIR --usps FILE.npz", args.mnist, args.usps)
         return
+    model_set = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (item.split("=", 1) for item in args.set)}
+    if model_set and not args.label:
+        p.error("--set needs --label (runs with other knobs must not share a name)")
     torch.set_num_threads(args.threads)
     data = load_domains(args.mnist, args.usps)
     epochs = {"mnist": args.ruler_epochs[0], "usps": args.ruler_epochs[1]}
@@ -339,11 +347,12 @@ def main() -> None:
                                                             epochs=epochs[source], seed=1)
                 sem = semantic[arch, source][0]
                 directions = ["m2u"] if source == "mnist" else ["u2m"]  # the other direction would use target labels
-            run = args.out / f"{variant}-{args.steps}steps-s{seed}"
+            name = f"{variant}+{args.label}" if args.label else variant
+            run = args.out / f"{name}-{args.steps}steps-s{seed}"
             model, seconds = train_cyclegan(data, variant, seed, args.steps, run, cycle_noise=args.cycle_noise,
                                             semantic_weight=args.semantic_weight, semantic=sem, threads=args.threads,
-                                            augment=args.augment_policy, curve_every=args.curve_every)
-            entry = {"variant": variant, "seed": seed, "steps": args.steps, "train_cpu_s": seconds,
+                                            augment=args.augment_policy, curve_every=args.curve_every, model_set=model_set)
+            entry = {"variant": name, "model_set": model_set, "seed": seed, "steps": args.steps, "train_cpu_s": seconds,
                      "cycle_noise": args.cycle_noise if variant == "noise" else 0.0,
                      "augment": args.augment_policy if variant == "augment" else "",
                      "semantic_weight": args.semantic_weight if sem is not None else 0.0,
@@ -354,17 +363,17 @@ def main() -> None:
                     info = json.loads((point / "train_cpu.json").read_text())
                     scored = evaluate(load(point / "model").eval(), data, rulers, directions, task_epochs=epochs, seed=seed)
                     entry["curve"].append({**info, **scored})
-                    log.info("  %s step %d (%.0f s CPU): %s", variant, info["step"], info["train_cpu_s"], json.dumps(
+                    log.info("  %s step %d (%.0f s CPU): %s", name, info["step"], info["train_cpu_s"], json.dumps(
                         {d: {k: round(scored[d][k]["accuracy"], 4) for k in ("translate_target", "cycada", "label_kept")} for d in directions}))
             if sem is not None:
                 entry["semantic_classifier"] = {
                     "source": source, "arch": "SmallCNN 32-64-128-10 (ReLU, max pool)" if arch == "cnn" else "MLP 784-256-256-10",
                     "train_cpu_s": semantic[arch, source][1],
                     "in_domain": scores(labels_of(sem, data[f"{source}_test"][0]), data[f"{source}_test"][1])["accuracy"]}
-            results["runs"][f"{variant}/{args.steps}steps/s{seed}"] = entry
+            results["runs"][f"{name}/{args.steps}steps/s{seed}"] = entry
             summary = {d: {k: round(entry[d][k]["accuracy"], 4) for k in ("source_only", "translate_target", "cycada", "label_kept")}
                        for d in directions}
-            log.info("%s seed %d, %d steps (%.0f s CPU): %s; cycle %.3f / %.3f", variant, seed, args.steps, seconds,
+            log.info("%s seed %d, %d steps (%.0f s CPU): %s; cycle %.3f / %.3f", name, seed, args.steps, seconds,
                      json.dumps(summary), entry["cycle_a"], entry["cycle_b"])
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(results, indent=1, sort_keys=True))  # after every run: a killed benchmark keeps it
