@@ -10,6 +10,12 @@ recipes against each other (DCGAN, StyleGAN, FastGAN), on CelebA faces and a sub
     # the feature-consistent face VAE against the plain VAE at equal CPU time (samples and reconstructions)
     nice -n 10 python benchmarks/diffaugment.py --models vae feature-vae --augment off --subsets all \
         --seeds 0 1 2 --budget-minutes 30 --rounds 6 --tag facevae64
+    # the same split over processes (one seed each, the judge of the first passed to the others), then joined,
+    # and the seed-0 runs' samples side by side (generated faces only)
+    ... --seeds 0 --tag facevae64-s0;  ... --seeds 1 --tag facevae64-s1 --judge OUT/facevae64-s0/judge/model;  ...
+    python benchmarks/diffaugment.py --merge facevae64-s0 facevae64-s1 facevae64-s2 --tag facevae64-3seeds
+    python benchmarks/diffaugment.py --grid OUT/facevae64-s0/vae-all-off-0 OUT/facevae64-s0/feature-vae-all-off-0 \
+        --grid-out benchmarks/results/facevae64-samples.png
     # a smoke run (minutes): tiny rulers, subsets and budgets, one seed
     python benchmarks/diffaugment.py --image-size 64 --subsets 200 --seeds 0 --budget-minutes 0.1 --rounds 2 \\
         --num-samples 200 --ruler-epochs 1 --ruler-train-images 500 --tag smoke --dcgan-channels 8 \\
@@ -192,8 +198,55 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
     return out
 
 
+def merge(tags: list[str], into: str) -> int:
+    """Results of several processes (the same protocol, other seeds) in one file, ``diffaugment-INTO.json``:
+    the curves joined, the summary recomputed; prints each curve as a table."""
+    files = [HERE / "results" / f"diffaugment-{tag}.json" for tag in tags]
+    parts = [json.loads(f.read_text()) for f in files]
+    drop = ("seeds", "tag", "judge")  # what may differ between the processes
+    protocol = [{k: v for k, v in part["args"].items() if k not in drop} for part in parts]
+    if any(p != protocol[0] for p in protocol):
+        print(f"error: {', '.join(map(str, files))} do not share one protocol (only seeds, tag and judge may differ)")
+        return 2
+    curves = {key: rows for part in parts for key, rows in part["curves"].items()}
+    names = list(parts[0]["floor"])
+    merged = {**parts[0], "args": {**parts[0]["args"], "seeds": sorted({s for part in parts for s in part["args"]["seeds"]}),
+                                   "tag": into, "merged_from": tags},
+              "curves": curves, "summary": summarise(curves, names)}
+    atomic_write_text(HERE / "results" / f"diffaugment-{into}.json", json.dumps(merged, indent=1, default=float))
+    print("| run | round | CPU s | steps | " + " | ".join(f"samples FD {n} | recon FD {n}" for n in names) + " | recon MSE |")
+    print("|---|---:|---:|---:|" + "---:|---:|" * len(names) + "---:|")
+    for key in sorted(curves):
+        for row in curves[key]:
+            recon = row.get("reconstruction", {})
+            cells = [f"{row[n]['fid']:.4g} | {recon[n]['fid']:.4g}" if n in recon else f"{row[n]['fid']:.4g} | —" for n in names]
+            mse = f"{recon['mse']:.5f}" if recon else "—"
+            print(f"| {key} | {row['round']} | {row['cpu_seconds']:.0f} | {row['steps']} | " + " | ".join(cells) + f" | {mse} |")
+    print(json.dumps(merged["summary"], indent=1))
+    return 0
+
+
+def sample_grids(runs: list[str], path: str, per_run: int = 32, seed: int = 0) -> int:
+    """One labelled panel of ``per_run`` samples (the same seed) per run folder, side by side: generated
+    faces only (real faces and their reconstructions are CelebA's, which may not be redistributed)."""
+    from genlab.viz import image_panels
+
+    panels = []
+    for run in runs:
+        model, spec = api.load_run(run)
+        steps = int(json.loads((Path(run) / "metrics.json").read_text())["steps"])
+        budget = Path(run) / "budget.json"
+        cpu = f", {json.loads(budget.read_text())['cpu_seconds'] / 60:.0f} CPU min" if budget.is_file() else ""
+        panels.append((f"{Path(run).name}: {steps} steps{cpu}", api.sample(model, per_run, seed=seed).cpu(), 8))
+    print(f"wrote {image_panels(panels, path, title=f'random samples, seed {seed} for every model')}")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--merge", nargs="+", metavar="TAG", help="only join these tags' results (other seeds) into --tag's file")
+    p.add_argument("--grid", nargs="+", metavar="RUN", help="only draw these run folders' samples side by side into --grid-out")
+    p.add_argument("--grid-out", default="samples.png")
     p.add_argument("--data", default="celeba:../shared/data/celeba-10k", help="a genlab data spec (faces with attribute labels)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--subsets", nargs="+", default=["all", "2000"], help="training-set sizes: N (the first N) or all")
@@ -226,6 +279,10 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
+    if args.merge:
+        return merge(args.merge, args.tag or "merged")
+    if args.grid:
+        return sample_grids(args.grid, args.grid_out)
     for name in ("gan", "stylegan", "fastgan", *AUTOENCODERS):  # end-of-run figures: not part of this protocol (minutes per round)
         REPORTERS.pop(name, None)
 
