@@ -153,23 +153,24 @@ def scores(predicted: Tensor, truth: Tensor) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ CycleGAN
 
-def cyclegan_recipe() -> tuple[dict[str, Any], dict[str, Any]]:
+def cyclegan_recipe(config: Path = CONFIG) -> tuple[dict[str, Any], dict[str, Any]]:
     """The config file's model section and the training knobs that define the recipe."""
-    cfg = tomllib.loads(CONFIG.read_text())
+    cfg = tomllib.loads(config.read_text())
     train = {k: cfg["train"][k] for k in ("batch_size", "lr_schedule", "hold_fraction") if k in cfg["train"]}
     return dict(cfg.get("model", {})), train
 
 
 def train_cyclegan(data: dict[str, tuple[Tensor, Tensor]], variant: str, seed: int, steps: int, out: Path, *,
                    cycle_noise: float, semantic_weight: float, semantic: nn.Module | None, threads: int,
-                   augment: str = "", curve_every: int = 0, model_set: dict[str, Any] | None = None) -> tuple[Any, float]:
+                   augment: str = "", curve_every: int = 0, model_set: dict[str, Any] | None = None,
+                   config: Path = CONFIG) -> tuple[Any, float]:
     """Train one CycleGAN into ``out``; with ``curve_every`` > 0 also export the model every that many
     steps to ``out/curve/step-N`` and record the training's process CPU seconds there (the exports'
     own seconds excluded), so the run can be scored along the way, not only at its end."""
     timing = out / "train_cpu.json"
     if (out / "model").is_dir() and timing.is_file():  # trained by an earlier call: evaluate it again
         return load(out / "model").eval(), json.loads(timing.read_text())["train_cpu_s"]
-    model_cfg, train_cfg = cyclegan_recipe()
+    model_cfg, train_cfg = cyclegan_recipe(config)
     model_cfg["image_shape"] = [1, SIZE, SIZE]
     if variant == "noise":
         model_cfg["cycle_noise"] = cycle_noise
@@ -300,6 +301,8 @@ def main() -> None:
     p.add_argument("--semantic-weight", type=float, default=1.0)
     p.add_argument("--augment-policy", default="color,translation,cutout", help="the augment variant's DiffAugment policy")
     p.add_argument("--ruler-epochs", type=int, nargs=2, default=[2, 10], metavar=("MNIST", "USPS"))
+    p.add_argument("--config", type=Path, default=CONFIG, help="the recipe: a CycleGAN config's model section and "
+                   "batch size / lr schedule (e.g. configs/cyclegan_mnist_usps_cycada.toml); name it with --label")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="model fields on top of every variant (a TOML value), e.g. cycle_weight=1 identity_weight=0 "
                         "(CyCADA's digit recipe); name the result with --label")
@@ -320,8 +323,8 @@ def main() -> None:
         log.info("skipped: MNIST (%s) or USPS (%s) not found; pass --mnist DIR --usps FILE.npz", args.mnist, args.usps)
         return
     model_set = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (item.split("=", 1) for item in args.set)}
-    if model_set and not args.label:
-        p.error("--set needs --label (runs with other knobs must not share a name)")
+    if (model_set or args.config.resolve() != CONFIG) and not args.label:
+        p.error("--set and --config need --label (runs with other knobs must not share a name)")
     torch.set_num_threads(args.threads)
     data = load_domains(args.mnist, args.usps)
     epochs = {"mnist": args.ruler_epochs[0], "usps": args.ruler_epochs[1]}
@@ -351,8 +354,9 @@ def main() -> None:
             run = args.out / f"{name}-{args.steps}steps-s{seed}"
             model, seconds = train_cyclegan(data, variant, seed, args.steps, run, cycle_noise=args.cycle_noise,
                                             semantic_weight=args.semantic_weight, semantic=sem, threads=args.threads,
-                                            augment=args.augment_policy, curve_every=args.curve_every, model_set=model_set)
-            entry = {"variant": name, "model_set": model_set, "seed": seed, "steps": args.steps, "train_cpu_s": seconds,
+                                            augment=args.augment_policy, curve_every=args.curve_every, model_set=model_set,
+                                            config=args.config)
+            entry = {"variant": name, "model_set": model_set, "config": args.config.name, "seed": seed, "steps": args.steps, "train_cpu_s": seconds,
                      "cycle_noise": args.cycle_noise if variant == "noise" else 0.0,
                      "augment": args.augment_policy if variant == "augment" else "",
                      "semantic_weight": args.semantic_weight if sem is not None else 0.0,
