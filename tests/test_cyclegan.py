@@ -501,6 +501,13 @@ def test_semantic_consistency_term_is_cross_entropy_to_the_source_prediction_and
     assert model.generator_ab.net[1].weight.grad is not None
     assert all(p.grad is None for p in classifier.parameters())  # frozen, and never saved with the model
     assert not any(k.startswith("_semantic") for k in model.state_dict())
+    # one side only: the term of the domain the classifier was trained on
+    for side, (real, fake) in {"a": (a, fake_b), "b": (b, fake_a)}.items():
+        one = tiny(semantic_weight=2.0, identity_weight=0.0, semantic_terms=side)
+        one.set_semantic_classifier(classifier)
+        with torch.no_grad():
+            want = F.cross_entropy(classifier(fake), classifier(real).argmax(1))
+        assert torch.allclose(one.loss((a, b), "generators").terms["semantic"], want, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------- adversarial wiring
