@@ -237,7 +237,10 @@ def sample_grids(runs: list[str], path: str, per_run: int = 32, seed: int = 0) -
         steps = int(json.loads((Path(run) / "metrics.json").read_text())["steps"])
         budget = Path(run) / "budget.json"
         cpu = f", {json.loads(budget.read_text())['cpu_seconds'] / 60:.0f} CPU min" if budget.is_file() else ""
-        panels.append((f"{Path(run).name}: {steps} steps{cpu}", api.sample(model, per_run, seed=seed).cpu(), 8))
+        config = json.loads((Path(run) / "model" / "config.json").read_text())["config"]
+        weight = f", feature weight {config['feature_weight']:g}" if "feature_weight" in config else ""
+        panels.append((f"{Path(run).parent.name}/{Path(run).name}\n{steps} steps{cpu}{weight}",
+                       api.sample(model, per_run, seed=seed).cpu(), 8))
     print(f"wrote {image_panels(panels, path, title=f'random samples, seed {seed} for every model')}")
     return 0
 
