@@ -306,7 +306,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="model fields on top of every variant (a TOML value), e.g. cycle_weight=1 identity_weight=0 "
                         "(CyCADA's digit recipe); name the result with --label")
-    p.add_argument("--label", default="", help="suffix of the variant's name for runs with --set, e.g. cyc1")
+    p.add_argument("--label", default="", help="suffix of the variant's name for runs with --set or --config, e.g. cycada")
     p.add_argument("--curve-every", type=int, default=0,
                    help="also score the run every N steps (a curve over CPU time; the lr schedule is the full run's)")
     p.add_argument("--threads", type=int, default=1)
@@ -322,6 +322,8 @@ def main() -> None:
     if not (args.mnist / "train-images-idx3-ubyte.gz").is_file() and not (args.mnist / "train-images-idx3-ubyte").is_file() or not args.usps.is_file():
         log.info("skipped: MNIST (%s) or USPS (%s) not found; pass --mnist DIR --usps FILE.npz", args.mnist, args.usps)
         return
+    if bad := [item for item in args.set if "=" not in item]:
+        p.error(f"--set takes FIELD=VALUE, got {' '.join(bad)}")
     model_set = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (item.split("=", 1) for item in args.set)}
     if (model_set or args.config.resolve() != CONFIG) and not args.label:
         p.error("--set and --config need --label (runs with other knobs must not share a name)")

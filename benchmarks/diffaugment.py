@@ -150,9 +150,14 @@ def score(run: Path, reference: dict[str, Any], rulers: list[Any], n: int, ruler
             recon = torch.cat([model.reconstruct(chunk.to(model.device)).cpu() for chunk in faces.split(250)])
         result["reconstruction"] = {"mse": float((recon - faces).square().mean()),
                                     **R.face_scores(to_ruler_size(recon, ruler_size), reference, rulers)}
-    steps = int(json.loads((run / "metrics.json").read_text())["steps"])
+    steps = trained_steps(run)
     result.update({"steps": steps, "images_seen": steps * spec.train.batch_size})
     return result
+
+
+def trained_steps(run: Path) -> int:
+    """The steps a run folder's model has trained (its metrics.json)."""
+    return int(json.loads((Path(run) / "metrics.json").read_text())["steps"])
 
 
 def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dict[str, Any]:
@@ -233,13 +238,12 @@ def sample_grids(runs: list[str], path: str, per_run: int = 32, seed: int = 0) -
 
     panels = []
     for run in runs:
-        model, spec = api.load_run(run)
-        steps = int(json.loads((Path(run) / "metrics.json").read_text())["steps"])
+        model, _ = api.load_run(run)
         budget = Path(run) / "budget.json"
         cpu = f", {json.loads(budget.read_text())['cpu_seconds'] / 60:.0f} CPU min" if budget.is_file() else ""
-        config = json.loads((Path(run) / "model" / "config.json").read_text())["config"]
-        weight = f", feature weight {config['feature_weight']:g}" if "feature_weight" in config else ""
-        panels.append((f"{Path(run).parent.name}/{Path(run).name}\n{steps} steps{cpu}{weight}",
+        weight = getattr(model.config, "feature_weight", None)
+        weight = f", feature weight {weight:g}" if weight is not None else ""
+        panels.append((f"{Path(run).parent.name}/{Path(run).name}\n{trained_steps(run)} steps{cpu}{weight}",
                        api.sample(model, per_run, seed=seed).cpu(), 8))
     print(f"wrote {image_panels(panels, path, title=f'random samples, seed {seed} for every model')}")
     return 0
