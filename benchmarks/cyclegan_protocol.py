@@ -31,7 +31,7 @@ domain only (an MLP, not the ruler); ``semantic-cnn-mnist`` / ``semantic-cnn-usp
 ReLU/max-pool CNN (``SmallCNN``, not the ruler either) as the classifier, closer to CyCADA's own choice. A semantic run is valid only for the direction whose source
 labelled its classifier: the other direction would use the target's labels, so it is not reported.
 ``--semantic-augment`` trains that classifier (still on the source's labels alone) under random affine maps
-(:func:`random_affine`: scale 1/1.4-1.4, +-15 degrees, +-3 px, the same range both ways); the entry records the
+(:func:`genlab.models.classifier.random_affine`: scale 1/1.4-1.4, +-15 degrees, +-3 px, the same range both ways); the entry records the
 classifier's own reading of the raw target test split (``semantic_classifier.on_target``, scored after training,
 never used in it), the source-only baseline that such a classifier sets.
 No variant reads a target label. Reference (CyCADA Table 1): source only 82.2 % (M->U), 69.6 % (U->M);
@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from genlab import build_model, load
 from genlab.data import DataConfig, load_dataset
 from genlab.data.unpaired import unpaired_dataset
+from genlab.models.classifier import random_affine
 from genlab.reports.cyclegan import rank_translations, steganography
 from genlab.training import TrainConfig, Trainer
 
@@ -126,22 +127,6 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def random_affine(x: Tensor, g: torch.Generator, *, max_scale: float = 1.4, max_degrees: float = 15.0,
-                  max_shift: float = 3.0) -> Tensor:
-    """``x`` (B, 1, H, W) under one random affine map per image (batched, bilinear, zero fill): a scale
-    log-uniform in [1/max_scale, max_scale] (the same range both ways, so no domain's framing is favoured),
-    a rotation uniform in +-max_degrees and a shift uniform in +-max_shift pixels."""
-    n, size = len(x), x.shape[-1]
-    u = torch.rand(n, 4, generator=g) * 2 - 1
-    scale = torch.exp(u[:, 0] * np.log(max_scale))
-    angle = u[:, 1] * np.deg2rad(max_degrees)
-    shift = u[:, 2:] * (2 * max_shift / size)  # affine_grid's units: half the image is 1
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # output -> input map: the inverse scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 def fit_classifier(make: Callable[[], nn.Module], x: Tensor, y: Tensor, *, epochs: int, seed: int = 0,
                    batch_size: int = 128, augment: bool = False) -> tuple[nn.Module, float]:
     """``make()`` initialised from ``seed``, Adam 1e-3, shuffled mini-batches from ``seed``, with
@@ -154,7 +139,7 @@ def fit_classifier(make: Callable[[], nn.Module], x: Tensor, y: Tensor, *, epoch
     net.train()
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=g).split(batch_size):
-            batch = random_affine(x[idx], g) if augment else x[idx]
+            batch = random_affine(x[idx], generator=g) if augment else x[idx]  # scale 1/1.4-1.4, +-15 deg, +-3 px
             loss = F.cross_entropy(net(batch), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

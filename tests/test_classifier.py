@@ -1,11 +1,11 @@
-"""Classifier: features, augmentation, adversarial training, evaluator."""
+"""Classifier: features, augmentation (shifts; random affine maps), adversarial training, evaluator."""
 import pytest
 import torch
 
 from genlab.data import ArrayDataset
 from genlab.errors import ConfigError, DataError
 from genlab.models import build_model
-from genlab.models.classifier import random_shift
+from genlab.models.classifier import random_affine, random_shift
 from genlab.registry import EVALUATORS, MODELS
 
 
@@ -42,6 +42,36 @@ def test_random_shift_moves_content_by_at_most_max_shift():
     rows, cols = pos // 9, pos % 9
     assert int((rows - 4).abs().max()) == 2 and int((cols - 4).abs().max()) == 2
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # per-example offsets
+
+
+def _discs(n: int, size: int = 28, radius: float = 5.0) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    return (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) <= radius**2).float().expand(n, 1, size, size).clone()
+
+
+def test_random_affine_with_no_range_is_the_identity():
+    x = torch.rand(4, 2, 28, 28)
+    y = random_affine(x, max_scale=1.0, max_degrees=0.0, max_shift=0.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+
+
+def test_random_affine_scales_each_image_both_ways_within_the_range():
+    x = _discs(400)
+    y = random_affine(x, max_scale=1.4, max_degrees=0.0, max_shift=0.0, generator=torch.Generator().manual_seed(1))
+    scale = (y.sum((1, 2, 3)) / x.sum((1, 2, 3))).sqrt()  # a centred disc's ink grows with the area: scale**2
+    assert scale.min() > 1 / 1.4 - 0.05 and scale.max() < 1.4 + 0.05
+    assert (scale < 0.9).float().mean() > 0.2 and (scale > 1.1).float().mean() > 0.2  # shrinks and grows
+    assert abs(float(scale.log().mean())) < 0.05  # log-uniform: centred on 1 (its sd over 400 draws is ~0.01)
+
+
+def test_affine_augmentation_is_used_in_training_only():
+    x, y = torch.rand(6, 1, 12, 12), torch.randint(0, 3, (6,))
+    plain = _tiny(augment_shift=0, dropout=0.0)
+    affine = _tiny(augment_shift=0, dropout=0.0, augment_scale=1.4, augment_degrees=15.0)  # same weights (seed 0)
+    assert not torch.allclose(plain.train().loss((x, y)).total, affine.train().loss((x, y)).total)
+    assert torch.allclose(plain.eval().evaluate((x, y))["loss"], affine.eval().evaluate((x, y))["loss"])
+    with pytest.raises(ConfigError, match="augment_scale"):
+        _tiny(augment_scale=0.5)
 
 
 def test_adversarial_training_uses_fresh_attacks():

@@ -12,6 +12,7 @@ accuracy, accuracy under attack) is in ``genlab.reports.classifier``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal
 
 import torch
@@ -34,6 +35,8 @@ class ClassifierConfig(Config):
     hidden_dim: int = 128  # width of the feature layer
     dropout: float = 0.3
     augment_shift: int = 2  # random translation by up to this many pixels while training (0 = off)
+    augment_scale: float = 1.0  # random affine while training: scale log-uniform in [1/s, s] (1 = off)
+    augment_degrees: float = 0.0  # random rotation in +-degrees while training, with augment_scale's affine map (0 = off)
     adversarial: Literal["none", "fgsm", "pgd"] = "none"
     adv_eps: float = 0.3
     adv_norm: Literal["linf", "l2"] = "linf"
@@ -51,6 +54,8 @@ class ClassifierConfig(Config):
         check(self.hidden_dim >= 1, f"model.hidden_dim must be >= 1, got {self.hidden_dim}")
         check(0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout}")
         check(self.augment_shift >= 0, f"model.augment_shift must be >= 0, got {self.augment_shift}")
+        check(self.augment_scale >= 1, f"model.augment_scale must be >= 1 (1 = off), got {self.augment_scale}")
+        check(0 <= self.augment_degrees <= 180, f"model.augment_degrees must be in [0, 180], got {self.augment_degrees}")
         check(self.adv_eps > 0, f"model.adv_eps must be > 0, got {self.adv_eps}")
         check(self.adv_steps >= 1, f"model.adv_steps must be >= 1, got {self.adv_steps}")
         check(0 < self.adv_weight <= 1, f"model.adv_weight must be in (0, 1], got {self.adv_weight}")
@@ -67,6 +72,24 @@ def random_shift(x: Tensor, max_shift: int) -> Tensor:
     batch = torch.arange(b, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
     return out.permute(0, 3, 1, 2).contiguous()
+
+
+def random_affine(x: Tensor, *, max_scale: float = 1.4, max_degrees: float = 15.0, max_shift: float = 3.0,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """``x`` (B, C, H, W) under one random affine map per image (batched, bilinear, zero fill): a scale
+    log-uniform in [1/max_scale, max_scale] (the same range both ways, so neither a smaller nor a larger
+    framing is favoured), a rotation uniform in +-max_degrees and a shift uniform in +-max_shift pixels.
+    A classifier trained so reads digits across datasets' framings (MNIST's 20-px box, USPS's full frame)
+    without seeing the other dataset."""
+    n, size = len(x), x.shape[-1]
+    u = torch.rand(n, 4, generator=generator).to(x.device) * 2 - 1
+    scale = torch.exp(u[:, 0] * math.log(max_scale))
+    angle = u[:, 1] * math.radians(max_degrees)
+    shift = u[:, 2:] * (2 * max_shift / size)  # affine_grid's units: half the image is 1
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # the grid maps output to input: inverse scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 @register_model("classifier")
@@ -120,7 +143,9 @@ class Classifier(GenerativeModel):
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
         x, y = batch[0], batch[1]
         cfg = self.config
-        if self.training and cfg.augment_shift:
+        if self.training and (cfg.augment_scale > 1 or cfg.augment_degrees > 0):
+            x = random_affine(x, max_scale=cfg.augment_scale, max_degrees=cfg.augment_degrees, max_shift=cfg.augment_shift)
+        elif self.training and cfg.augment_shift:
             x = random_shift(x, cfg.augment_shift)
         if cfg.adversarial == "none":
             logits = self(x)
