@@ -81,11 +81,11 @@ def random_affine(x: Tensor, *, max_scale: float = 1.4, max_degrees: float = 15.
     framing is favoured), a rotation uniform in +-max_degrees and a shift uniform in +-max_shift pixels.
     A classifier trained so reads digits across datasets' framings (MNIST's 20-px box, USPS's full frame)
     without seeing the other dataset."""
-    n, size = len(x), x.shape[-1]
+    n, (h, w) = len(x), x.shape[-2:]
     u = torch.rand(n, 4, generator=generator).to(x.device) * 2 - 1
     scale = torch.exp(u[:, 0] * math.log(max_scale))
-    angle = u[:, 1] * math.radians(max_degrees)
-    shift = u[:, 2:] * (2 * max_shift / size)  # affine_grid's units: half the image is 1
+    angle = u[:, 1] * math.radians(max_degrees)  # a true rotation on square images
+    shift = u[:, 2:] * (2 * max_shift / torch.tensor([w, h], device=x.device))  # affine_grid's units: half the side is 1
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # the grid maps output to input: inverse scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
