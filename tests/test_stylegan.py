@@ -108,6 +108,29 @@ def test_zero_noise_strength_makes_noise_irrelevant():
     assert (model.sample(4, noise="random", generator=g()) - base).abs().max() > 1e-3
 
 
+def test_per_channel_noise_strength_adds_noise_only_to_the_maps_it_scales():
+    from genlab.nn.style import NoiseInjection
+
+    layer_wise, channel_wise = NoiseInjection(), NoiseInjection(6)
+    assert layer_wise.strength.shape == () and channel_wise.strength.shape == (6, 1, 1)
+    x, noise = torch.randn(2, 6, 5, 5), torch.randn(2, 1, 5, 5)
+    with torch.no_grad():
+        channel_wise.strength[[1, 4]] = torch.tensor([0.5, -2.0])[:, None, None]
+    out = channel_wise(x, noise)
+    torch.testing.assert_close(out[:, [0, 2, 3, 5]], x[:, [0, 2, 3, 5]], rtol=0, atol=0)
+    torch.testing.assert_close(out[:, 1], x[:, 1] + 0.5 * noise[:, 0])
+    torch.testing.assert_close(out[:, 4], x[:, 4] - 2.0 * noise[:, 0])
+    assert channel_wise.magnitude() == pytest.approx(((0.5 ** 2 + 2.0 ** 2) / 6) ** 0.5)
+    # the model builds one strength per feature map of every styled conv, and a learned strength trains
+    model = _model(16, noise_strength="channel")
+    convs = model.generator.synthesis.convs
+    assert [tuple(c.noise.strength.shape) for c in convs] == [(c.conv.weight.shape[0], 1, 1) for c in convs]
+    model.train()
+    _set_noise_strength(model, 0.1)
+    model.loss((torch.rand(4, 3, 16, 16),), "generator").total.backward()
+    assert all(float(c.noise.strength.grad.abs().sum()) > 0 for c in convs)
+
+
 def test_w_avg_tracks_the_mean_of_w():
     model = _model(16)
     mapping = model.generator.mapping

@@ -21,7 +21,7 @@ from .core import Conditions, Context, lecture_figure, shared_run
 from .shared import fashion, mnist
 
 
-def _stylegan(ctx: Context, data: Any):
+def _stylegan(ctx: Context, data: Any, **model: Any):
     """``configs/stylegan_mnist32.toml``'s networks (32 px, 32 feature maps, 64-d z and w) on 32 px
     ``data``: 800 steps for the smoke budget (about 2.5 CPU minutes at one thread), 10,000 for the
     full one (about an hour)."""
@@ -29,7 +29,7 @@ def _stylegan(ctx: Context, data: Any):
                          "channel_base": 1024, "channel_max": 32, "modconv": "scaled",
                          # a mapping network that learns 10x faster than the preset's: after 800 steps the
                          # samples already span several digits (0.01 gives one digit there)
-                         "mapping_lr_multiplier": 0.1},
+                         "mapping_lr_multiplier": 0.1, **model},
             data,
             {"max_steps": ctx.pick(800, 10000), "batch_size": 32, "lr": 2e-3, "betas": (0.0, 0.99),
              # smoke: no EMA (after 800 steps an average of the last ~100 iterates covers fewer digits than

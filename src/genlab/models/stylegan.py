@@ -72,6 +72,8 @@ class StyleGANConfig(Config):
     modconv: Literal["grouped", "scaled"] = "scaled"  # same numbers; scaled is 1.5-1.8x faster on a CPU (benchmarks/stylegan_modconv.py)
     channels_last: bool = False  # generator weights in channels-last memory: a further 1.05-1.8x for "scaled" on a CPU
     mbstd_group: int = 4
+    # the noise inputs' learned strength: one scalar per layer (StyleGAN2) or one per feature map (StyleGAN)
+    noise_strength: Literal["layer", "channel"] = "layer"
     r1_gamma: float = 0.05  # R1 weight gamma; 0 = off
     r1_every: int = 16  # lazy R1: its own phase on every r1_every-th step, scaled by r1_every (1 = every D step)
     # which Adam steps a lazy phase (R1, path length): "shared" = its player's own (stylegan2-ada, with lr and betas
@@ -129,7 +131,8 @@ class StyleGAN(GenerativeModel):
         self.is_image = True
         self.generator = StyleGenerator(cfg.latent_dim, cfg.w_dim, cfg.mapping_depth, r, c, channel_base=cfg.channel_base,
                                         channel_max=cfg.channel_max, lr_multiplier=cfg.mapping_lr_multiplier,
-                                        w_avg_beta=cfg.w_avg_beta, implementation=cfg.modconv)
+                                        w_avg_beta=cfg.w_avg_beta, implementation=cfg.modconv,
+                                        noise_strength=cfg.noise_strength)
         self.discriminator = ResidualDiscriminator(r, c, channel_base=cfg.channel_base, channel_max=cfg.channel_max,
                                                    mbstd_group=cfg.mbstd_group)
         if cfg.channels_last:

@@ -11,8 +11,10 @@ Karras et al., "A Style-Based Generator Architecture for GANs", CVPR 2019).
   convolution (``implementation="grouped"``: sample b's weights are group b) or as the equivalent
   "scaled" form (scale the input by ``s``, one shared-weight convolution, scale the output by the
   demodulation coefficients), which StyleGAN2 itself uses when it is faster; both are exact.
-* Noise: a single-channel Gaussian image per layer, added with a learned per-layer strength that
-  starts at 0, so noise is irrelevant until training finds a use for it.
+* Noise: a single-channel Gaussian image per layer, added with a learned strength that starts at 0,
+  so noise is irrelevant until training finds a use for it: one scalar per layer (StyleGAN2,
+  ``noise_strength="layer"``) or one per feature map (StyleGAN's original "learned per-channel scaling
+  factors", ``noise_strength="channel"``), which lets a layer put noise into some maps and not others.
 * Skip generator (ToRGB at every resolution, upsampled and summed) and residual discriminator with
   minibatch standard deviation (the "skip G / residual D" configuration of StyleGAN2, table 1).
 
@@ -146,12 +148,20 @@ class ModulatedConv2d(nn.Module):
                                 implementation=self.implementation)
 
 
-class NoiseInjection(nn.Module):
-    """x + strength * noise, one learned scalar strength per layer, initialised to 0."""
+NoiseStrength = Literal["layer", "channel"]
 
-    def __init__(self) -> None:
+
+class NoiseInjection(nn.Module):
+    """x + strength * noise, the learned strength initialised to 0: a scalar (``channels=None``) or
+    one value per feature map, shape (C, 1, 1), given ``channels``."""
+
+    def __init__(self, channels: int | None = None) -> None:
         super().__init__()
-        self.strength = nn.Parameter(torch.zeros(()))
+        self.strength = nn.Parameter(torch.zeros(()) if channels is None else torch.zeros(channels, 1, 1))
+
+    def magnitude(self) -> float:
+        """The root-mean-square strength: |s| for a scalar, over the feature maps otherwise."""
+        return float(self.strength.detach().float().pow(2).mean().sqrt())
 
     def forward(self, x: Tensor, noise: Tensor | None) -> Tensor:
         return x if noise is None else x + self.strength * noise  # noise: (B or 1, 1, H, W)
@@ -161,11 +171,11 @@ class StyledConv(nn.Module):
     """(up-sample) -> modulated 3x3 conv -> noise -> bias -> leaky ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, *, up: bool = False,
-                 implementation: ModconvImplementation = "grouped") -> None:
+                 implementation: ModconvImplementation = "grouped", noise_strength: NoiseStrength = "layer") -> None:
         super().__init__()
         self.up = up
         self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, implementation=implementation)
-        self.noise = NoiseInjection()
+        self.noise = NoiseInjection(out_channels if noise_strength == "channel" else None)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None) -> Tensor:
@@ -203,17 +213,18 @@ class SynthesisNetwork(nn.Module):
     """
 
     def __init__(self, w_dim: int, resolution: int, image_channels: int, *, channel_base: int, channel_max: int,
-                 implementation: ModconvImplementation = "grouped") -> None:
+                 implementation: ModconvImplementation = "grouped", noise_strength: NoiseStrength = "layer") -> None:
         super().__init__()
         self.resolutions = [2 ** k for k in range(2, int(math.log2(resolution)) + 1)]  # [4, 8, ..., R]
         ch = [channels_at(r, channel_base, channel_max) for r in self.resolutions]
         self.const = nn.Parameter(torch.randn(ch[0], 4, 4))
-        convs: list[StyledConv] = [StyledConv(ch[0], ch[0], w_dim, implementation=implementation)]
+        convs: list[StyledConv] = [StyledConv(ch[0], ch[0], w_dim, implementation=implementation,
+                                              noise_strength=noise_strength)]
         to_rgb: list[ToRGB] = [ToRGB(ch[0], image_channels, w_dim, implementation=implementation)]
         self.conv_resolutions = [4]
         for prev, cur, r in zip(ch[:-1], ch[1:], self.resolutions[1:]):
-            convs += [StyledConv(prev, cur, w_dim, up=True, implementation=implementation),
-                      StyledConv(cur, cur, w_dim, implementation=implementation)]
+            convs += [StyledConv(prev, cur, w_dim, up=True, implementation=implementation, noise_strength=noise_strength),
+                      StyledConv(cur, cur, w_dim, implementation=implementation, noise_strength=noise_strength)]
             to_rgb.append(ToRGB(cur, image_channels, w_dim, implementation=implementation))
             self.conv_resolutions += [r, r]
         self.convs, self.to_rgb = nn.ModuleList(convs), nn.ModuleList(to_rgb)
@@ -283,11 +294,12 @@ class StyleGenerator(nn.Module):
 
     def __init__(self, latent_dim: int, w_dim: int, mapping_depth: int, resolution: int, image_channels: int, *,
                  channel_base: int, channel_max: int, lr_multiplier: float = 0.01, w_avg_beta: float = 0.995,
-                 implementation: ModconvImplementation = "grouped") -> None:
+                 implementation: ModconvImplementation = "grouped", noise_strength: NoiseStrength = "layer") -> None:
         super().__init__()
         self.mapping = MappingNetwork(latent_dim, w_dim, mapping_depth, lr_multiplier=lr_multiplier, w_avg_beta=w_avg_beta)
         self.synthesis = SynthesisNetwork(w_dim, resolution, image_channels, channel_base=channel_base,
-                                          channel_max=channel_max, implementation=implementation)
+                                          channel_max=channel_max, implementation=implementation,
+                                          noise_strength=noise_strength)
         self.num_ws = self.synthesis.num_ws
 
     def forward(self, ws: Tensor, noise: Sequence[Tensor | None]) -> Tensor:

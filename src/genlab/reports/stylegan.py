@@ -178,7 +178,7 @@ def noise_stats(model: Any, *, classifiers: Mapping[str, Any] | None = None, num
                          for _ in range(resamples)])  # (R, N, C, H, W)
     out: dict[str, Any] = {"num_faces": num_faces, "resamples": resamples, "noise_layers": noise_layers, "seed": seed,
                            "pixel_std": float(draws.std(0).mean()),
-                           "noise_strengths": [float(c.noise.strength) for c in model.generator.synthesis.convs]}
+                           "noise_strengths": [c.noise.magnitude() for c in model.generator.synthesis.convs]}
     if classifiers:
         unchanged, decided, unchanged_decided, by_confidence = {}, {}, {}, {}
         for name, classifier in classifiers.items():
