@@ -45,7 +45,7 @@ from torch import Tensor
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
-from ..nn.style import ResidualDiscriminator, StyleGenerator
+from ..nn.style import NoiseStrength, ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
 from ..runtime import batch_rand, batch_randint, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
@@ -73,7 +73,7 @@ class StyleGANConfig(Config):
     channels_last: bool = False  # generator weights in channels-last memory: a further 1.05-1.8x for "scaled" on a CPU
     mbstd_group: int = 4
     # the noise inputs' learned strength: one scalar per layer (StyleGAN2) or one per feature map (StyleGAN)
-    noise_strength: Literal["layer", "channel"] = "layer"
+    noise_strength: NoiseStrength = "layer"
     r1_gamma: float = 0.05  # R1 weight gamma; 0 = off
     r1_every: int = 16  # lazy R1: its own phase on every r1_every-th step, scaled by r1_every (1 = every D step)
     # which Adam steps a lazy phase (R1, path length): "shared" = its player's own (stylegan2-ada, with lr and betas
