@@ -353,6 +353,53 @@ def test_jobs_make_the_same_figures_as_one_process(tmp_path):
     saved = json.loads((tmp_path / "two" / "lecture.json").read_text())
     assert [f["id"] for f in saved["figures"]] == [r.id for r in one] and saved["header"]["jobs"] == 2
     assert all((tmp_path / "two" / r.id / "numbers.json").is_file() for r in two)
+    # the build time counts the workers too: one call, its main process and at least one worker
+    (call,) = saved["header"]["build"]["calls"]
+    assert call["processes"] >= 2 and saved["header"]["build"]["cpu_s"] == call["cpu_s"] > 0
+
+
+def test_build_time_adds_up_every_call_into_the_report(tmp_path):
+    """A report built by two calls (the second resuming the first) records both calls' time, and a
+    call with another budget in the same folder does not count."""
+    ids = ["decision-cost"]
+    run_lecture(tmp_path, only=ids, progress=False)
+    first = json.loads((tmp_path / "lecture.json").read_text())["header"]["build"]
+    run_lecture(tmp_path, only=ids, progress=False)
+    second = json.loads((tmp_path / "lecture.json").read_text())["header"]["build"]
+    assert len(first["calls"]) == 1 and len(second["calls"]) == 2
+    assert second["calls"][0] == first["calls"][0]
+    assert second["wall_s"] == pytest.approx(sum(c["wall_s"] for c in second["calls"]), abs=0.11)
+    assert second["wall_s"] > first["wall_s"] > 0
+    (tmp_path / "calls" / "20000101T000000Z-aaaaaa-1.json").write_text(json.dumps(
+        {"call": "20000101T000000Z-aaaaaa", "pid": 1, "budget": "full", "seed": 0, "started": "2000-01-01 00:00:00 UTC",
+         "wall_s": 9e5, "cpu_s": 9e5}))
+    (tmp_path / "calls" / "20000101T000000Z-aaaaaa-2.json").write_text(json.dumps(
+        {"call": "20000101T000000Z-aaaaaa", "pid": 2, "budget": "full", "seed": 0, "started": "2000-01-01 00:00:01 UTC",
+         "wall_s": 1e5, "cpu_s": 1e5}))  # a worker of the same call: its wall time is within the call's, its CPU adds
+    (tmp_path / "calls" / "torn.json").write_text('{"call": ')
+    from genlab.lecture.clock import build_time
+
+    assert build_time(tmp_path / "calls", budget="smoke", seed=0) == second
+    full = build_time(tmp_path / "calls", budget="full", seed=0)
+    assert (full["wall_s"], full["cpu_s"], full["calls"][0]["processes"]) == (9e5, 1e6, 2)
+    page = (tmp_path / "index.html").read_text()
+    assert "built by 2 calls of genlab lecture" in page
+
+
+def test_a_killed_call_keeps_its_time_up_to_the_last_tick(tmp_path):
+    """The clock writes while the process works, so a call killed before it stops keeps its time."""
+    import time as clock_time
+
+    from genlab.lecture.clock import build_time, start_clock
+
+    stop = start_clock(tmp_path, "c1", budget="full", seed=3, every=0.05)
+    t = clock_time.process_time()
+    while clock_time.process_time() - t < 0.4:  # work, then "die" without stop()
+        pass
+    clock_time.sleep(0.2)
+    (call,) = build_time(tmp_path, budget="full", seed=3)["calls"]
+    assert call["cpu_s"] >= 0.3 and call["wall_s"] >= 0.5
+    stop()
 
 
 def _shared_in_another_process(runs, barrier, queue):

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..checkpoint import atomic_write_text
 from ..errors import ConfigError
+from .clock import describe
 from .runner import VERDICTS, FigureResult, load_parts, ordered_figures, read_report, write_page
 
 MARKER = "gallery.json"
@@ -126,7 +127,7 @@ def markdown(results: list[FigureResult], header: dict[str, Any], withheld: dict
              f"Budget **{header['budget']}**, seed {header['seed']}; {versions}; {header['machine']}, "
              f"{header.get('jobs', 1)} process(es) × {header['torch_threads']} torch threads; written {header['written']}; "
              f"{header['seconds'] / 3600:.2f} h over the figures ({header.get('cpu_seconds', 0) / 3600:.2f} h CPU, "
-             "shared runs trained by earlier calls not included).", "",
+             f"shared runs trained by earlier calls not included); {describe(header.get('build'))}.", "",
              f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, {counts['skipped']} skipped "
              f"of {len(results)} figures. Built by `genlab lecture --budget {header['budget']}`, published by "
              "`genlab lecture --publish`; the same page as HTML: [index.html](index.html).", ""]

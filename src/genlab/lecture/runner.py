@@ -7,6 +7,7 @@ external CSS, fonts or scripts, readable offline.
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import dataclasses
 import datetime
@@ -30,6 +31,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..errors import ConfigError
+from .clock import build_time, describe, new_call, start_clock
 from .core import FIGURES, Budget, Context, DataAbsent, Figure, default_data_root
 
 log = logging.getLogger(__name__)
@@ -113,7 +115,7 @@ def select(figures: Sequence[Figure], only: Iterable[str] | None) -> list[Figure
 
 
 # modules of this package that hold machinery, not figures
-_MACHINERY = {"core", "runner", "shared", "plots", "gallery"}
+_MACHINERY = {"core", "runner", "shared", "plots", "gallery", "clock"}
 
 
 def load_parts() -> dict[str, Figure]:
@@ -162,16 +164,23 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
         cores = os.cpu_count() or 1
     threads = threads or (max(1, cores // jobs) if jobs > 1 else torch.get_num_threads())
     start = time.perf_counter()
+    # every process of this call keeps its time in OUT/calls, so the report knows what all calls together cost
+    clock = None if flat else (out / "calls", new_call())
+    stop_clock = start_clock(*clock, budget=budget, seed=seed) if clock else None
+
+    def write_report() -> None:
+        # figures made by an earlier call into this folder (same budget and seed) stay on the page
+        page = sorted([*results, *earlier.values()], key=lambda r: order.index(r.id) if r.id in order else len(order))
+        header = page_header(base, sum(r.seconds for r in page), sum(r.cpu_seconds for r in page), jobs=jobs, threads=threads,
+                             elapsed=time.perf_counter() - start,
+                             build=build_time(clock[0], budget=budget, seed=seed) if clock else None)
+        atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in page]}, indent=2))
+        write_page(page, out / "index.html", header=header)
 
     def record(result: FigureResult) -> None:
         results.append(result)
         earlier.pop(result.id, None)
-        # figures made by an earlier call into this folder (same budget and seed) stay on the page
-        page = sorted([*results, *earlier.values()], key=lambda r: order.index(r.id) if r.id in order else len(order))
-        header = page_header(base, sum(r.seconds for r in page), sum(r.cpu_seconds for r in page), jobs=jobs, threads=threads,
-                             elapsed=time.perf_counter() - start)
-        atomic_write_text(out / "lecture.json", json.dumps({"header": header, "figures": [dataclasses.asdict(r) for r in page]}, indent=2))
-        write_page(page, out / "index.html", header=header)
+        write_report()
 
     def folder(figure: Figure) -> Path:
         return out if flat else out / figure.id
@@ -187,7 +196,7 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
         context = multiprocessing.get_context("spawn")
         fields = {"seed": seed, "budget": budget, "runs": base.runs, "data_root": base.data_root, "run": base.run}
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                 initargs=(fields, threads, logging.getLogger().level)) as pool:
+                                 initargs=(fields, threads, logging.getLogger().level, clock)) as pool:
             pending = {pool.submit(_work, [(f.id, folder(f)) for f in group]): group for group in by_part(figures)}
             for future in as_completed(pending):
                 group = pending[future]
@@ -201,6 +210,10 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
                     bar.set_postfix_str(result.id)
                     bar.update()
     bar.close()
+    if stop_clock is not None:
+        stop_clock()
+        if results:
+            write_report()  # the header's build time now includes this call's last seconds
     return sorted(results, key=lambda r: order.index(r.id))
 
 
@@ -220,9 +233,11 @@ def by_part(figures: Sequence[Figure]) -> list[list[Figure]]:
 _WORKER: dict[str, Any] = {}  # in a worker process: its Context, whose loaded data and models its figures share
 
 
-def _start_worker(fields: dict[str, Any], threads: int, log_level: int) -> None:
+def _start_worker(fields: dict[str, Any], threads: int, log_level: int, clock: tuple[Path, str] | None = None) -> None:
     logging.basicConfig(level=log_level, format="%(message)s")
     torch.set_num_threads(threads)
+    if clock is not None:
+        atexit.register(start_clock(*clock, budget=fields["budget"], seed=fields["seed"]))
     load_parts()
     _WORKER["context"] = Context(**fields)
 
@@ -271,9 +286,11 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0, *, jobs: int = 1,
-                threads: int | None = None, elapsed: float | None = None) -> dict[str, Any]:
+                threads: int | None = None, elapsed: float | None = None,
+                build: dict[str, Any] | None = None) -> dict[str, Any]:
     """The page's header: versions, seed, budget, machine; ``seconds`` and ``cpu_seconds`` summed over the
-    figures on the page, ``elapsed`` the wall time of the call that wrote it (less than the sum with jobs > 1)."""
+    figures on the page, ``elapsed`` the wall time of the call that wrote it (less than the sum with jobs > 1),
+    ``build`` the wall and CPU time of every call that built the report (:func:`genlab.lecture.clock.build_time`)."""
     from .._version import __version__
 
     versions = {"genlab": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
@@ -287,7 +304,8 @@ def page_header(ctx: Context, seconds: float, cpu_seconds: float = 0.0, *, jobs:
             "torch_threads": threads or torch.get_num_threads(), "jobs": jobs,
             "call_elapsed_s": None if elapsed is None else round(elapsed, 1),
             "machine": f"{platform.machine()}, {platform.system()}", "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
-            "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "build": build}
 
 
 # ----------------------------------------------------------------------------------------------- the page
@@ -371,7 +389,8 @@ def write_page(results: Sequence[FigureResult], path: str | Path, *, header: dic
         f'<p class="meta">budget <b>{e(header["budget"])}</b> · seed {header["seed"]} · {e(versions)} · '
         f'{e(header["machine"])}, {header.get("jobs", 1)} process(es) × {header["torch_threads"]} torch threads · '
         f'written {e(header["written"])} · '
-        f'{header["seconds"]:.0f} s over the figures ({header.get("cpu_seconds", 0):.0f} s CPU) · data root {e(str(header["data_root"]))}</p>',
+        f'{header["seconds"]:.0f} s over the figures ({header.get("cpu_seconds", 0):.0f} s CPU) · {e(describe(header.get("build")))} · '
+        f'data root {e(str(header["data_root"]))}</p>',
         f'<p>{counts["pass"]} passed, {counts["fail"]} failed, {counts["error"]} errors, {counts["skipped"]} skipped '
         f'of {len(results)} figures. Each figure redoes the experiment of its slides on real data and checks the '
         "number that proves its claim.</p>",
