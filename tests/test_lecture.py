@@ -439,3 +439,77 @@ def test_jobs_hand_each_part_to_one_worker_in_lecture_order():
     assert all([order.index(f.id) for f in g] == sorted(order.index(f.id) for f in g) for g in groups)
     stylegan = next(g for g in groups if g[0].part == "stylegan")  # the figures that share the StyleGAN run
     assert [f.id for f in stylegan][:2] == ["truncation", "style-mixing"]
+
+
+_ORPHAN_SCRIPT = """
+import multiprocessing, pathlib, sys, time
+from genlab.lecture.runner import _exit_with_parent
+
+def child(ready):
+    _exit_with_parent()
+    pathlib.Path(ready).write_text("ready")
+    time.sleep(120)
+
+if __name__ == "__main__":
+    p = multiprocessing.get_context("spawn").Process(target=child, args=(sys.argv[1],))
+    p.start()
+    print(p.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc")
+def test_a_worker_ends_when_the_lecture_that_started_it_is_killed(tmp_path):
+    """A killed ``genlab lecture`` must not leave its workers training on (they hold the runs' locks)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script, ready = tmp_path / "parent.py", tmp_path / "ready"
+    script.write_text(_ORPHAN_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), str(ready)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists() and _alive(child)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the worker outlived its parent"
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_stopping_the_workers_does_not_wait_for_what_they_are_running():
+    """Interrupted, the lecture ends its workers at once; ProcessPoolExecutor's shutdown would wait for
+    the running task (hours of training in a full build)."""
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from genlab.lecture.runner import stop_workers
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    running = pool.submit(time.sleep, 60)
+    deadline = time.monotonic() + 120
+    while not running.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    processes = list(pool._processes.values())
+    start = time.monotonic()
+    stop_workers(pool)
+    assert time.monotonic() - start < 15 and not any(p.is_alive() for p in processes)

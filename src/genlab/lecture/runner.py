@@ -17,9 +17,12 @@ import json
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import pkgutil
 import platform
+import signal
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -186,35 +189,79 @@ def run_lecture(out: str | Path = "runs/lecture", *, budget: Budget = "smoke", o
         return out if flat else out / figure.id
 
     bar = _progress(len(figures), progress)
-    if jobs == 1:
-        for figure in figures:
-            bar.set_postfix_str(figure.id)
-            record(run_figure(figure, dataclasses.replace(base, out=folder(figure))))  # shares the loaded models
-            bar.update()
-    else:
-        # spawned, not forked: a fork of a process that has run torch's thread pools can hang
-        context = multiprocessing.get_context("spawn")
-        fields = {"seed": seed, "budget": budget, "runs": base.runs, "data_root": base.data_root, "run": base.run}
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                 initargs=(fields, threads, logging.getLogger().level, clock)) as pool:
-            pending = {pool.submit(_work, [(f.id, folder(f)) for f in group]): group for group in by_part(figures)}
-            for future in as_completed(pending):
-                group = pending[future]
-                try:
-                    done = future.result()
-                except Exception as exc:  # the worker died (killed, out of memory): the part's figures are errors
-                    done = [FigureResult(f.id, f.slides, f.claim, f.part, f.smoke_note, "error", 0.0,
-                                         error=f"its worker process failed: {type(exc).__name__}: {exc}") for f in group]
-                for result in done:
-                    record(result)
-                    bar.set_postfix_str(result.id)
-                    bar.update()
-    bar.close()
-    if stop_clock is not None:
-        stop_clock()
-        if results:
-            write_report()  # the header's build time now includes this call's last seconds
+    try:
+        if jobs == 1:
+            for figure in figures:
+                bar.set_postfix_str(figure.id)
+                record(run_figure(figure, dataclasses.replace(base, out=folder(figure))))  # shares the loaded models
+                bar.update()
+        else:
+            _run_in_workers(figures, base, folder, record, bar, jobs=jobs, threads=threads, clock=clock)
+    finally:  # also when interrupted: this call's time so far is kept
+        bar.close()
+        if stop_clock is not None:
+            stop_clock()
+            if results:
+                write_report()  # the header's build time now includes this call's last seconds
     return sorted(results, key=lambda r: order.index(r.id))
+
+
+def _run_in_workers(figures: Sequence[Figure], base: Context, folder: Callable[[Figure], Path],
+                    record: Callable[[FigureResult], None], bar: Any, *, jobs: int, threads: int,
+                    clock: tuple[Path, str] | None) -> None:
+    """Make ``figures`` in ``jobs`` worker processes, one part per task, recording each result as it comes.
+    Interrupted (Ctrl-C, or any error here), the workers are ended at once rather than left to finish
+    hours of training: the runs they were training resume from their checkpoints on the next call."""
+    # spawned, not forked: a fork of a process that has run torch's thread pools can hang
+    context = multiprocessing.get_context("spawn")
+    fields = {"seed": base.seed, "budget": base.budget, "runs": base.runs, "data_root": base.data_root, "run": base.run}
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                               initargs=(fields, threads, logging.getLogger().level, clock))
+    try:
+        pending = {pool.submit(_work, [(f.id, folder(f)) for f in group]): group for group in by_part(figures)}
+        for future in as_completed(pending):
+            group = pending[future]
+            try:
+                done = future.result()
+            except Exception as exc:  # the worker died (killed, out of memory): the part's figures are errors
+                done = [FigureResult(f.id, f.slides, f.claim, f.part, f.smoke_note, "error", 0.0,
+                                     error=f"its worker process failed: {type(exc).__name__}: {exc}") for f in group]
+            for result in done:
+                record(result)
+                bar.set_postfix_str(result.id)
+                bar.update()
+    except BaseException:
+        stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def stop_workers(pool: ProcessPoolExecutor, timeout: float = 10.0) -> None:
+    """End ``pool``'s workers now, cancelling what they are running (``shutdown`` alone waits for it)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout)
+
+
+def _exit_with_parent() -> None:
+    """In a worker: end this process as soon as the process that started it is gone. A killed
+    ``genlab lecture`` would otherwise leave its workers training on for hours, unseen, holding the
+    runs' locks (found so: two calls' workers running side by side)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])  # readable when the parent has exited
+        stop = _WORKER.get("stop_clock")
+        if stop is not None:
+            stop()
+        os._exit(1)  # no cleanup to wait for: checkpoints and reports are written atomically
+
+    threading.Thread(target=watch, name="genlab-lecture-parent-watch", daemon=True).start()
 
 
 def by_part(figures: Sequence[Figure]) -> list[list[Figure]]:
@@ -237,7 +284,15 @@ def _start_worker(fields: dict[str, Any], threads: int, log_level: int, clock: t
     logging.basicConfig(level=log_level, format="%(message)s")
     torch.set_num_threads(threads)
     if clock is not None:
-        atexit.register(start_clock(*clock, budget=fields["budget"], seed=fields["seed"]))
+        stop = _WORKER["stop_clock"] = start_clock(*clock, budget=fields["budget"], seed=fields["seed"])
+        atexit.register(stop)
+
+        def terminated(signum: int, frame: Any) -> None:  # ended by the lecture (interrupted): keep the time so far
+            stop()
+            os._exit(128 + signum)
+
+        signal.signal(signal.SIGTERM, terminated)
+    _exit_with_parent()
     load_parts()
     _WORKER["context"] = Context(**fields)
 
