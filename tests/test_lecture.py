@@ -4,6 +4,7 @@ and the HTML page is self-contained."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -458,6 +459,9 @@ if __name__ == "__main__":
 """
 
 
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -466,10 +470,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc")
+@needs_proc
 def test_a_worker_ends_when_the_lecture_that_started_it_is_killed(tmp_path):
     """A killed ``genlab lecture`` must not leave its workers training on (they hold the runs' locks)."""
-    import os
     import signal
     import subprocess
     import sys
@@ -495,7 +498,7 @@ def test_a_worker_ends_when_the_lecture_that_started_it_is_killed(tmp_path):
             os.kill(child, signal.SIGKILL)
 
 
-@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc")
+@needs_proc
 def test_stopping_the_workers_does_not_wait_for_what_they_are_running():
     """Interrupted, the lecture ends its workers at once; ProcessPoolExecutor's shutdown would wait for
     the running task (hours of training in a full build)."""

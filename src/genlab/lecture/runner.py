@@ -246,6 +246,15 @@ def stop_workers(pool: ProcessPoolExecutor, timeout: float = 10.0) -> None:
         process.join(timeout)
 
 
+def _end_worker(code: int) -> None:
+    """End this worker now, its time kept (no other cleanup to wait for: checkpoints and reports are
+    written atomically)."""
+    stop = _WORKER.get("stop_clock")
+    if stop is not None:
+        stop()
+    os._exit(code)
+
+
 def _exit_with_parent() -> None:
     """In a worker: end this process as soon as the process that started it is gone. A killed
     ``genlab lecture`` would otherwise leave its workers training on for hours, unseen, holding the
@@ -256,10 +265,7 @@ def _exit_with_parent() -> None:
 
     def watch() -> None:
         multiprocessing.connection.wait([parent.sentinel])  # readable when the parent has exited
-        stop = _WORKER.get("stop_clock")
-        if stop is not None:
-            stop()
-        os._exit(1)  # no cleanup to wait for: checkpoints and reports are written atomically
+        _end_worker(1)
 
     threading.Thread(target=watch, name="genlab-lecture-parent-watch", daemon=True).start()
 
@@ -287,11 +293,8 @@ def _start_worker(fields: dict[str, Any], threads: int, log_level: int, clock: t
         stop = _WORKER["stop_clock"] = start_clock(*clock, budget=fields["budget"], seed=fields["seed"])
         atexit.register(stop)
 
-        def terminated(signum: int, frame: Any) -> None:  # ended by the lecture (interrupted): keep the time so far
-            stop()
-            os._exit(128 + signum)
-
-        signal.signal(signal.SIGTERM, terminated)
+        # ended by the lecture (interrupted): keep the time so far
+        signal.signal(signal.SIGTERM, lambda signum, frame: _end_worker(128 + signum))
     _exit_with_parent()
     load_parts()
     _WORKER["context"] = Context(**fields)
