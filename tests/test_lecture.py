@@ -384,7 +384,7 @@ def test_build_time_adds_up_every_call_into_the_report(tmp_path):
     full = build_time(tmp_path / "calls", budget="full", seed=0)
     assert (full["wall_s"], full["cpu_s"], full["calls"][0]["processes"]) == (9e5, 1e6, 2)
     page = (tmp_path / "index.html").read_text()
-    assert "built by 2 calls of genlab lecture" in page
+    assert "2 recorded calls of genlab lecture built it" in page
 
 
 def test_a_killed_call_keeps_its_time_up_to_the_last_tick(tmp_path):

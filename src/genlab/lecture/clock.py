@@ -87,9 +87,10 @@ def build_time(folder: str | Path, *, budget: str, seed: int) -> dict[str, Any]:
 
 
 def describe(build: dict[str, Any] | None) -> str:
-    """One line for a report's header: how many calls built it and what they took together."""
+    """One line for a report's header: how many recorded calls built it and what they took together."""
     if not build or not build.get("calls"):
         return "build time not recorded"
     n = len(build["calls"])
-    return (f"built by {n} call{'s' if n != 1 else ''} of genlab lecture: {build['wall_s'] / 3600:.2f} h wall, "
+    # "recorded": a call of a genlab older than this record, or one killed before its first tick, is not in it
+    return (f"{n} recorded call{'s' if n != 1 else ''} of genlab lecture built it: {build['wall_s'] / 3600:.2f} h wall, "
             f"{build['cpu_s'] / 3600:.2f} h CPU over all their processes, training included")
