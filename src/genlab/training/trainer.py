@@ -1,16 +1,15 @@
 """One Trainer for every family.
 
-``fit()`` runs the model's phases on each batch: for every due phase, zero the gradients, compute
-``model.loss(batch, phase)``, refuse a non-finite loss, back-propagate, clip, and step the optimizer
-the phase names (a player's lazy regularisation phase steps the player's optimizer). Around the loop: EMA, evaluation, preview grids and checkpoints. What the run shows
-(``metrics.csv``, TensorBoard, the progress bar, ``curves.png``, the clock of the time budgets) is a
-:class:`~.runlog.RunLog`; the checkpoint policy (resume, known-good checkpoints, divergence, best
-weights) is a :class:`~.keeper.Keeper`. The Trainer hands both values; neither calls back into it.
+``fit()`` runs the model's phases on each batch: for every due phase, zero the gradients, compute ``model.loss(batch,
+phase)``, refuse a non-finite loss, back-propagate, clip, and step the optimizer the phase names (a lazy regularisation
+phase steps its player's). Around the loop: EMA, evaluation, previews, checkpoints. What the run shows (``metrics.csv``,
+TensorBoard, the progress bar, ``curves.png``, the budgets' clock) is a :class:`~.runlog.RunLog`; the checkpoint policy
+(resume, known-good checkpoints, divergence, best weights) is a :class:`~.keeper.Keeper`; neither calls back into it.
 
 All state that shapes the future (weights, optimizers, schedulers, EMA, RNG, step) goes into the
 checkpoint and the data order is a function of (seed, step), so ``fit(resume=True)`` continues a killed
 run to bit-identical weights (on CPU). Resuming with a changed schedule (lr, schedule, step budget,
-clipping, cadence, EMA decay) applies the new values from the resumed step on. The loop does no
+clipping, cadence, EMA decay and ramp) applies the new values from the resumed step on. The loop does no
 per-example Python work and syncs with the device only when it logs.
 """
 from __future__ import annotations
@@ -60,6 +59,7 @@ class TrainConfig(Config):
     hold_fraction: float = 0.5  # hold-linear: constant for this fraction of the steps, then linear to the floor
     grad_clip: float | None = None  # max global L2 norm per phase
     ema_decay: float | None = None
+    ema_rampup: float | None = None  # the EMA's half-life at most this fraction of the steps so far (ema.py)
     eval_every: int = 0  # steps; 0 = at the end of each epoch
     sample_every: int = 0  # steps; 0 = at the end of each epoch
     checkpoint_every: int = 0  # steps; 0 = at the end of each epoch
@@ -100,6 +100,7 @@ class TrainConfig(Config):
         check(all(0 <= b < 1 for b in self.betas), f"train.betas must lie in [0, 1), got {self.betas}")
         check(self.grad_clip is None or self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}")
         check(self.ema_decay is None or 0 < self.ema_decay < 1, f"train.ema_decay must be in (0, 1), got {self.ema_decay}")
+        check(self.ema_rampup is None or self.ema_rampup > 0, f"train.ema_rampup must be > 0, got {self.ema_rampup}")
         for name in ("eval_every", "sample_every", "checkpoint_every", "warmup_steps"):
             check(getattr(self, name) >= 0, f"train.{name} must be >= 0")
         check(0 <= self.epoch_extras_budget < 1, f"train.epoch_extras_budget must be in [0, 1), got {self.epoch_extras_budget}")
@@ -121,10 +122,9 @@ class TrainConfig(Config):
 # order, the optimizer state's meaning or what "best" compares, and are refused, as are model and data fields.
 RESUMABLE_FIELDS = frozenset({
     "epochs", "max_steps", "lr", "betas", "momentum", "weight_decay", "lr_schedule", "warmup_steps", "min_lr_ratio",
-    "hold_fraction", "grad_clip", "ema_decay", "eval_every", "sample_every", "checkpoint_every", "epoch_extras_budget",
-    "keep_checkpoints",
-    "checkpoint_probation", "log_every", "eval_batches", "preview_count", "device", "fused_optimizer", "progress",
-    "tensorboard", "compile", "report",
+    "hold_fraction", "grad_clip", "ema_decay", "ema_rampup", "eval_every", "sample_every", "checkpoint_every",
+    "epoch_extras_budget", "keep_checkpoints", "checkpoint_probation", "log_every", "eval_batches", "preview_count",
+    "device", "fused_optimizer", "progress", "tensorboard", "compile", "report",
 })
 
 
@@ -190,7 +190,7 @@ class Trainer:
         self.phases: list[Phase] = model.phases()
         self.optimizers = build_optimizers(model, self.phases, cfg, self.device)
         self.schedulers = {name: self._make_scheduler(opt) for name, opt in self.optimizers.items()}
-        self.ema = EMA(model, cfg.ema_decay, model.ema_modules()) if cfg.ema_decay else None
+        self.ema = EMA(model, cfg.ema_decay, model.ema_modules(), cfg.ema_rampup) if cfg.ema_decay else None
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.last_eval: dict[str, float] = {}
@@ -245,9 +245,9 @@ class Trainer:
                     if self.step % phase.every == 0:
                         for key, value in self._run_phase(phase, batch).items():
                             sums[key] = sums[key] + value if key in sums else value.clone()
-                if self.ema is not None:
-                    self.ema.update()
                 self.step += 1
+                if self.ema is not None:
+                    self.ema.update(self.step)
                 count += 1
                 row = None
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
