@@ -119,7 +119,7 @@ def train_round(args: argparse.Namespace, run: Path, cell: tuple[str, str, bool,
     if first:
         config_file = {"stylegan": args.stylegan_config, "vae": args.vae_config, "feature-vae": args.vae_config}.get(model)
         api.train({"dcgan": "gan"}.get(model, model), config_file=config_file, data=args.data, out=run,
-                  callbacks=callbacks, overrides=run_overrides(args, model, subset, augmented, seed))
+                  callbacks=callbacks, overrides=[*run_overrides(args, model, subset, augmented, seed), *args.train_overrides])
     else:
         api.train(resume=run, callbacks=callbacks)
     return finished.get("at", time.process_time()) - start
@@ -271,6 +271,8 @@ def main() -> int:
     p.add_argument("--feature-weight", type=float, default=1.0, help="feature-vae's model.feature_weight")
     p.add_argument("--judge", default=None, help="feature-vae's feature network (a run or model folder; default: "
                                                  "OUT/TAG/judge, trained by the JUDGE recipe when absent)")
+    p.add_argument("--train-overrides", nargs="*", default=[],
+                   help="train.* settings for every run, after the recipe's (e.g. train.ema_rampup=0.05 train.precision=bf16)")
     p.add_argument("--dcgan-channels", type=int, default=32)
     p.add_argument("--dcgan-latent", type=int, default=128)
     p.add_argument("--dcgan-batch", type=int, default=64)
