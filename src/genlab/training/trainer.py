@@ -59,7 +59,7 @@ class TrainConfig(Config):
     hold_fraction: float = 0.5  # hold-linear: constant for this fraction of the steps, then linear to the floor
     grad_clip: float | None = None  # max global L2 norm per phase
     ema_decay: float | None = None
-    ema_rampup: float | None = None  # the EMA's half-life at most this fraction of the steps so far (ema.py)
+    ema_rampup: float | None = None  # the EMA half-life at most this fraction of the steps so far (stylegan2-ada: 0.05)
     eval_every: int = 0  # steps; 0 = at the end of each epoch
     sample_every: int = 0  # steps; 0 = at the end of each epoch
     checkpoint_every: int = 0  # steps; 0 = at the end of each epoch
