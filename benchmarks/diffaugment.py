@@ -203,9 +203,42 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
     return out
 
 
-def merge(tags: list[str], into: str) -> int:
+def plot_curves(result: dict[str, Any], path: str) -> None:
+    """FD over process-CPU minutes, one panel per ruler (log scale): each seed's curve thin, the mean over
+    seeds (at each round) thick, one colour per (model, subset, augmentation); the floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, curves = list(result["floor"]), result["curves"]
+    cells = sorted({key.rsplit("/", 1)[0] for key in curves})
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for colour, cell in enumerate(cells):
+            runs = [rows for key, rows in sorted(curves.items()) if key.rsplit("/", 1)[0] == cell]
+            for rows in runs:
+                ax.plot([r["cpu_seconds"] / 60 for r in rows], [r[name]["fid"] for r in rows], color=f"C{colour}", lw=0.7, alpha=0.5)
+            rounds = min(map(len, runs))
+            ax.plot([statistics.fmean(rows[i]["cpu_seconds"] for rows in runs) / 60 for i in range(rounds)],
+                    [statistics.fmean(rows[i][name]["fid"] for rows in runs) for i in range(rounds)],
+                    color=f"C{colour}", lw=2.2, marker="o", label=f"{cell.replace('/', ', ')} ({len(runs)} seeds)")
+        ax.axhline(result["floor"][name]["fid"], ls="--", c="grey", lw=1, label="floor: held-out real faces")
+        ax.set_yscale("log")
+        ax.set_xlabel("training, process CPU minutes (one thread)")
+        ax.set_ylabel(f"FD in the {name} ruler (lower is better)")
+        ax.set_title(f"{name} ruler: {result['args']['num_samples']:,} samples vs the reference split", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"face generators at equal CPU time ({result['args']['image_size']} px; thin: one seed, thick: mean)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
     """Results of several processes (the same protocol, other seeds) in one file, ``diffaugment-INTO.json``:
-    the curves joined, the summary recomputed; prints each curve as a table."""
+    the curves joined, the summary recomputed; prints each curve as a table (and draws it: ``curves_out``)."""
     files = [HERE / "results" / f"diffaugment-{tag}.json" for tag in tags]
     parts = [json.loads(f.read_text()) for f in files]
     drop = ("seeds", "tag", "judge")  # what may differ between the processes
@@ -228,6 +261,8 @@ def merge(tags: list[str], into: str) -> int:
             mse = f"{recon['mse']:.5f}" if recon else "—"
             print(f"| {key} | {row['round']} | {row['cpu_seconds']:.0f} | {row['steps']} | " + " | ".join(cells) + f" | {mse} |")
     print(json.dumps(merged["summary"], indent=1))
+    if curves_out:
+        plot_curves(merged, curves_out)
     return 0
 
 
@@ -254,6 +289,7 @@ def main() -> int:
     p.add_argument("--merge", nargs="+", metavar="TAG", help="only join these tags' results (other seeds) into --tag's file")
     p.add_argument("--grid", nargs="+", metavar="RUN", help="only draw these run folders' samples side by side into --grid-out")
     p.add_argument("--grid-out", default="samples.png")
+    p.add_argument("--curves-out", default=None, help="with --merge: draw FD over CPU time per ruler into this PNG")
     p.add_argument("--data", default="celeba:../shared/data/celeba-10k", help="a genlab data spec (faces with attribute labels)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--subsets", nargs="+", default=["all", "2000"], help="training-set sizes: N (the first N) or all")
@@ -289,7 +325,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     if args.merge:
-        return merge(args.merge, args.tag or "merged")
+        return merge(args.merge, args.tag or "merged", args.curves_out)
     if args.grid:
         return sample_grids(args.grid, args.grid_out)
     for name in ("gan", "stylegan", "fastgan", *AUTOENCODERS):  # end-of-run figures: not part of this protocol (minutes per round)
