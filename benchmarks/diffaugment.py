@@ -48,7 +48,8 @@ Protocol.
    one thread), spent in ``--rounds`` interleaved rounds over the whole grid, so a drift in the shared
    machine's load falls on every run alike. A round ends at the first log step past its share; the
    run is resumed (exactly) the next round. Scoring is not training time. The benchmark itself resumes:
-   killed, the same command again keeps the scored rounds and continues each run from its last round.
+   killed, the same command again keeps the scored rounds and continues each run from its last round; with
+   more ``--rounds`` and ``--budget-minutes`` at the same minutes per round it extends every run's curve.
 4. After each round: ``--num-samples`` EMA samples vs as many reference faces in both rulers; for an
    autoencoder also its reconstructions of those reference faces (``reconstruction``: the same scores,
    plus the pixel MSE), which it never trained on. The JSON
@@ -109,6 +110,14 @@ def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: 
     return [*common, f"model.latent_dim={args.dcgan_latent}", f"model.generator_channels={args.dcgan_channels}",
             f"model.discriminator_channels={args.dcgan_channels}", f"train.batch_size={args.dcgan_batch}", "train.lr=2e-4",
             "train.betas=[0.5,0.999]", "train.ema_decay=0.999"]
+
+
+def same_protocol(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether a results file's arguments ``before`` may go on under ``now``: equal, or extended (at least as
+    many rounds, the same CPU minutes per round, everything else equal)."""
+    fixed = [k for k in set(before) | set(now) if k not in ("budget_minutes", "rounds")]
+    return (all(before.get(k) == now.get(k) for k in fixed) and now["rounds"] >= before["rounds"]
+            and abs(now["budget_minutes"] / now["rounds"] - before["budget_minutes"] / before["rounds"]) < 1e-9)
 
 
 def train_round(args: argparse.Namespace, run: Path, cell: tuple[str, str, bool, int], seconds: float, first: bool) -> float:
@@ -372,9 +381,12 @@ def main() -> int:
     seconds = args.budget_minutes * 60 / args.rounds
     # resumable: a killed benchmark run again with the same arguments keeps its scored rounds, and each run
     # folder's budget.json says how many rounds and CPU seconds it has trained (written after each round)
+    # and extendable: more --rounds at the same CPU seconds per round continue every run where it stopped (the
+    # runs have no schedule tied to the budget: a run's first rounds do not depend on how many follow)
     previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    if previous and previous.get("args") != json.loads(json.dumps(vars(args), default=float)):
-        print(f"error: {results_path} holds a run with other arguments; rerun with those to resume it, or pass another --tag")
+    if previous and not same_protocol(previous["args"], json.loads(json.dumps(vars(args), default=float))):
+        print(f"error: {results_path} holds a run with other arguments; rerun with those to resume it (or with more "
+              "--rounds and --budget-minutes at the same minutes per round to extend it), or pass another --tag")
         return 2
     curves: dict[str, list[dict[str, Any]]] = previous.get("curves", {})
     if curves:
