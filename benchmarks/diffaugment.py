@@ -215,11 +215,9 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
 def plot_curves(result: dict[str, Any], path: str) -> None:
     """FD over process-CPU minutes, one panel per ruler (log scale): each seed's curve thin, the mean over
     seeds (at each round) thick, one colour per (model, subset, augmentation); the floor dashed."""
-    import matplotlib
+    from genlab.viz import _pyplot, save_figure  # as latent_celeba.py: the headless backend and the atomic save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     names, curves = list(result["floor"]), result["curves"]
     cells = sorted({key.rsplit("/", 1)[0] for key in curves})
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.2), squeeze=False)
@@ -240,9 +238,7 @@ def plot_curves(result: dict[str, Any], path: str) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(f"face generators at equal CPU time ({result['args']['image_size']} px; thin: one seed, thick: mean)", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
+    print(f"wrote {save_figure(fig, path, dpi=110)}")
 
 
 def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
