@@ -242,19 +242,28 @@ def plot_curves(result: dict[str, Any], path: str) -> None:
 
 
 def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
-    """Results of several processes (the same protocol, other seeds) in one file, ``diffaugment-INTO.json``:
+    """Results of several processes (one protocol; other seeds or recipes) in one file, ``diffaugment-INTO.json``:
     the curves joined, the summary recomputed; prints each curve as a table (and draws it: ``curves_out``)."""
     files = [HERE / "results" / f"diffaugment-{tag}.json" for tag in tags]
     parts = [json.loads(f.read_text()) for f in files]
-    drop = ("seeds", "tag", "judge")  # what may differ between the processes
+    # what may differ between the processes: the seeds, and the recipes (each run's key names its model and
+    # augmentation; each part's own arguments are kept); the clock, rounds, data and rulers may not
+    drop = ("seeds", "tag", "judge", "models", "augment", "policy", "augment_p", "stylegan_overrides", "fastgan_overrides")
     protocol = [{k: v for k, v in part["args"].items() if k not in drop} for part in parts]
     if any(p != protocol[0] for p in protocol):
-        print(f"error: {', '.join(map(str, files))} do not share one protocol (only seeds, tag and judge may differ)")
+        print(f"error: {', '.join(map(str, files))} do not share one protocol (only seeds, tag, judge and the "
+              "recipes' models, augmentation and overrides may differ)")
+        return 2
+    keys = [key for part in parts for key in part["curves"]]
+    if len(set(keys)) != len(keys):
+        print(f"error: {', '.join(map(str, files))} hold the same run twice: {sorted({k for k in keys if keys.count(k) > 1})}")
         return 2
     curves = {key: rows for part in parts for key, rows in part["curves"].items()}
     names = list(parts[0]["floor"])
     merged = {**parts[0], "args": {**parts[0]["args"], "seeds": sorted({s for part in parts for s in part["args"]["seeds"]}),
+                                   **{k: sorted({v for part in parts for v in part["args"][k]}) for k in ("models", "augment")},
                                    "tag": into, "merged_from": tags},
+              "parts_args": {tag: part["args"] for tag, part in zip(tags, parts)},
               "curves": curves, "summary": summarise(curves, names)}
     atomic_write_text(HERE / "results" / f"diffaugment-{into}.json", json.dumps(merged, indent=1, default=float))
     print("| run | round | CPU s | steps | " + " | ".join(f"samples FD {n} | recon FD {n}" for n in names) + " | recon MSE |")
@@ -291,7 +300,7 @@ def sample_grids(runs: list[str], path: str, per_run: int = 32, seed: int = 0) -
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--merge", nargs="+", metavar="TAG", help="only join these tags' results (other seeds) into --tag's file")
+    p.add_argument("--merge", nargs="+", metavar="TAG", help="only join these tags' results (other seeds or recipes, one protocol) into --tag's file")
     p.add_argument("--grid", nargs="+", metavar="RUN", help="only draw these run folders' samples side by side into --grid-out")
     p.add_argument("--grid-out", default="samples.png")
     p.add_argument("--curves-out", default=None, help="with --merge: draw FD over CPU time per ruler into this PNG")
