@@ -67,6 +67,7 @@ import logging
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -246,25 +247,34 @@ def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
     the curves joined, the summary recomputed; prints each curve as a table (and draws it: ``curves_out``)."""
     files = [HERE / "results" / f"diffaugment-{tag}.json" for tag in tags]
     parts = [json.loads(f.read_text()) for f in files]
-    # what may differ between the processes: the seeds, and the recipes (each run's key names its model and
-    # augmentation; each part's own arguments are kept); the clock, rounds, data and rulers may not
-    drop = ("seeds", "tag", "judge", "models", "augment", "policy", "augment_p", "stylegan_overrides", "fastgan_overrides")
+    # what may differ between the processes: the seeds, and which recipes ran (each run's key names its model
+    # and augmentation) -- but one model's recipe must be the same in every part, so that a cell's seeds are
+    # seeds of one recipe; the clock, rounds, data and rulers may not differ at all
+    recipe = ("policy", "augment_p", "stylegan_overrides", "fastgan_overrides")
+    drop = ("seeds", "tag", "judge", "models", "augment", *recipe)
     protocol = [{k: v for k, v in part["args"].items() if k not in drop} for part in parts]
     if any(p != protocol[0] for p in protocol):
-        print(f"error: {', '.join(map(str, files))} do not share one protocol (only seeds, tag, judge and the "
-              "recipes' models, augmentation and overrides may differ)")
+        print(f"error: {', '.join(map(str, files))} do not share one protocol (only seeds, tag, judge and which "
+              "recipes ran may differ)")
         return 2
-    keys = [key for part in parts for key in part["curves"]]
-    if len(set(keys)) != len(keys):
-        print(f"error: {', '.join(map(str, files))} hold the same run twice: {sorted({k for k in keys if keys.count(k) > 1})}")
+    recipes: dict[str, dict[str, Any]] = {}
+    for tag, part in zip(tags, parts):
+        for model in part["args"]["models"]:
+            settings = {k: part["args"][k] for k in recipe}
+            if recipes.setdefault(model, settings) != settings:
+                print(f"error: {tag} runs {model} with {settings}, another part with {recipes[model]}")
+                return 2
+    repeated = sorted(key for key, count in Counter(key for part in parts for key in part["curves"]).items() if count > 1)
+    if repeated:
+        print(f"error: {', '.join(map(str, files))} hold the same run twice: {repeated}")
         return 2
     curves = {key: rows for part in parts for key, rows in part["curves"].items()}
     names = list(parts[0]["floor"])
-    merged = {**parts[0], "args": {**parts[0]["args"], "seeds": sorted({s for part in parts for s in part["args"]["seeds"]}),
+    args = {k: v for k, v in parts[0]["args"].items() if k not in recipe}  # each model's recipe: in "recipes"
+    merged = {**parts[0], "args": {**args, "seeds": sorted({s for part in parts for s in part["args"]["seeds"]}),
                                    **{k: sorted({v for part in parts for v in part["args"][k]}) for k in ("models", "augment")},
                                    "tag": into, "merged_from": tags},
-              "parts_args": {tag: part["args"] for tag, part in zip(tags, parts)},
-              "curves": curves, "summary": summarise(curves, names)}
+              "recipes": recipes, "curves": curves, "summary": summarise(curves, names)}
     atomic_write_text(HERE / "results" / f"diffaugment-{into}.json", json.dumps(merged, indent=1, default=float))
     print("| run | round | CPU s | steps | " + " | ".join(f"samples FD {n} | recon FD {n}" for n in names) + " | recon MSE |")
     print("|---|---:|---:|---:|" + "---:|---:|" * len(names) + "---:|")
