@@ -1,0 +1,82 @@
+"""``benchmarks/diffaugment.py --merge``: the numbers of RESULTS.md's face tables are joined from one process per seed
+(or recipe), so the join must refuse parts that are not seeds of one protocol and one recipe, and must average
+the right finals. No training here: the parts are small hand-written result files."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # diffaugment.py imports stylegan_quality beside it
+    spec = importlib.util.spec_from_file_location("diffaugment_under_test", BENCHMARKS / "diffaugment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "HERE", tmp_path)
+    (tmp_path / "results").mkdir()
+    yield module
+    sys.modules.pop("diffaugment_under_test", None)
+
+
+def _part(tag: str, seed: int, finals: dict[str, tuple[float, float]], model: str = "dcgan", **args) -> dict:
+    """A result file of one process: ``finals`` maps augment (off/on) to the last round's FD in each ruler."""
+    base = {"data": "celeba:x", "image_size": 64, "subsets": ["all"], "budget_minutes": 10.0, "rounds": 2,
+            "rulers": ["attributes", "ssl"], "num_samples": 100, "train_overrides": [], "policy": "color,translation,cutout",
+            "augment_p": 1.0, "stylegan_overrides": [], "fastgan_overrides": [], "judge": None,
+            "seeds": [seed], "models": [model], "augment": sorted(finals), "tag": tag}
+    base.update(args)
+    curves = {}
+    for augment, (fd_a, fd_s) in finals.items():
+        first = {"round": 1, "cpu_seconds": 300.0, "steps": 10, "attributes": {"fid": 99.0}, "ssl": {"fid": 9.0}}
+        last = {"round": 2, "cpu_seconds": 600.0, "steps": 20, "attributes": {"fid": fd_a}, "ssl": {"fid": fd_s}}
+        curves[f"{model}/all/{augment}/{seed}"] = [first, last]
+    return {"args": base, "torch": "x", "clock": "cpu", "rulers": {}, "floor": {"attributes": {"fid": 2.0}, "ssl": {"fid": 0.1}},
+            "curves": curves, "summary": {}}
+
+
+def _write(bench, tag: str, part: dict) -> None:
+    (bench.HERE / "results" / f"diffaugment-{tag}.json").write_text(json.dumps(part))
+
+
+def test_merge_joins_seeds_and_averages_their_last_rounds(bench):
+    _write(bench, "s0", _part("s0", 0, {"off": (10.0, 1.0), "on": (14.0, 0.5)}))
+    _write(bench, "s1", _part("s1", 1, {"off": (20.0, 3.0), "on": (18.0, 1.5)}))
+    assert bench.merge(["s0", "s1"], "both") == 0
+    merged = json.loads((bench.HERE / "results" / "diffaugment-both.json").read_text())
+    assert merged["args"]["seeds"] == [0, 1] and merged["args"]["merged_from"] == ["s0", "s1"]
+    assert sorted(merged["curves"]) == ["dcgan/all/off/0", "dcgan/all/off/1", "dcgan/all/on/0", "dcgan/all/on/1"]
+    cell = merged["summary"]["dcgan/all"]
+    assert cell["attributes"]["off"]["final_fd_mean"] == pytest.approx(15.0)  # the last rounds, not the first (99)
+    assert cell["attributes"]["off"]["final_fd_std"] == pytest.approx(statistics.pstdev([10.0, 20.0]))
+    assert cell["attributes"]["on_minus_off"] == pytest.approx(16.0 - 15.0)
+    assert cell["ssl"]["on_minus_off"] == pytest.approx(1.0 - 2.0)
+    assert cell["rulers_agree"] is False  # attributes says worse, ssl says better: no verdict
+    assert merged["recipes"]["dcgan"]["policy"] == "color,translation,cutout"
+
+
+def test_merge_refuses_parts_that_are_not_seeds_of_one_recipe_and_protocol(bench, capsys):
+    out = bench.HERE / "results" / "diffaugment-both.json"
+    _write(bench, "s0", _part("s0", 0, {"off": (10.0, 1.0)}))
+    cases = {
+        "another clock": _part("s1", 1, {"off": (20.0, 3.0)}, budget_minutes=20.0),
+        "another policy": _part("s1", 1, {"off": (20.0, 3.0)}, policy="color"),
+        "the same run twice": _part("s1", 0, {"off": (20.0, 3.0)}),
+    }
+    for what, part in cases.items():
+        _write(bench, "s1", part)
+        assert bench.merge(["s0", "s1"], "both") == 2, what
+        assert not out.exists(), what
+        assert "error:" in capsys.readouterr().out, what
+    # another recipe (another model) under the same protocol joins
+    _write(bench, "s1", _part("s1", 0, {"on": (20.0, 3.0)}, model="fastgan", policy="color,translation"))
+    assert bench.merge(["s0", "s1"], "both") == 0
+    merged = json.loads(out.read_text())
+    assert merged["recipes"]["fastgan"]["policy"] == "color,translation" and merged["args"]["models"] == ["dcgan", "fastgan"]
