@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,7 @@ def bench(tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "HERE", tmp_path)
     (tmp_path / "results").mkdir()
-    yield module
-    sys.modules.pop("diffaugment_under_test", None)
+    return module
 
 
 def _part(tag: str, seed: int, finals: dict[str, tuple[float, float]], model: str = "dcgan", **args) -> dict:
