@@ -42,7 +42,9 @@ Protocol.
    term (``model.feature_weight``, ``--feature-weight``) in the feature maps of the *judge*, an ``attributes``
    network of another width, seed and length than the ruler (``JUDGE``), trained once under ``--out``) x training set (``--subsets``: the first N training faces, ``all`` = the whole split) x
    augmentation (``--augment``; ``off``: no augmentation, ``on``: ``--policy``, default
-   color,translation,cutout at p = 1, DiffAugment's choice for small data; GANs only) x seed (``--seeds``,
+   color,translation,cutout at p = 1, DiffAugment's choice for small data; ``ada``: the same policy with
+   ADA's adaptive p, ``model.augment_target=--ada-target`` and ``model.augment_speed_kimg=--ada-speed-kimg``,
+   capped at ``--augment-p``; GANs only) x seed (``--seeds``,
    ``train.seed``: weights, noise and batch order).
 3. Equal CPU time: every run gets ``--budget-minutes`` of *process CPU seconds* (``time.process_time``,
    one thread), spent in ``--rounds`` interleaved rounds over the whole grid, so a drift in the shared
@@ -54,7 +56,8 @@ Protocol.
    autoencoder also its reconstructions of those reference faces (``reconstruction``: the same scores,
    plus the pixel MSE), which it never trained on. The JSON
    holds every curve (scores over CPU seconds) and, per cell and ruler, the final FD's mean and standard
-   deviation over seeds, and on - off. A difference counts only where both rulers agree on its sign.
+   deviation over seeds, and on - off (ada - off). A difference counts only where both rulers agree on its sign.
+   An adaptive run's rows also hold its augmentation probability at the end of the round (``augment_p``).
 
 Without the data the script says so and exits 0 (nothing written). Writes
 benchmarks/results/diffaugment-TAG.json (numbers only: never commit faces); runs go under ``--out``.
@@ -89,9 +92,12 @@ AUTOENCODERS = ("vae", "feature-vae")
 # another seed, 5 epochs instead of 10, trained on the generators' training split)
 JUDGE = ["model.widths=[16,32,64,128]", "train.seed=5", "train.epochs=5", "train.eval_every=100000000",
          "train.sample_every=100000000"]
+ARMS = ("off", "on", "ada")  # augmentation: none, DiffAugment at a fixed p, DiffAugment with ADA's adaptive p
+# arguments added after results were written: a results file without one ran as if with this value
+LATER_ARGUMENTS = {"ada_target": 0.6, "ada_speed_kimg": 100.0}
 
 
-def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: bool, seed: int) -> list[str]:
+def run_overrides(args: argparse.Namespace, model: str, subset: str, arm: str, seed: int) -> list[str]:
     common = [f"data.image_size={args.image_size}", f"train.seed={seed}", "train.max_steps=100000000",
               "train.eval_every=100000000", "train.log_every=10", "train.sample_every=100000000",
               "train.checkpoint_every=100000000", *QUIET]
@@ -100,8 +106,10 @@ def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: 
     if model in AUTOENCODERS:
         feature = [f"model.feature_network={args.judge}", f"model.feature_weight={args.feature_weight}"]
         return [*common, "train.epochs=100000", *(feature if model == "feature-vae" else [])]
-    if augmented:
+    if arm != "off":
         common += [f"model.augment={args.policy}", f"model.augment_p={args.augment_p}"]
+    if arm == "ada":
+        common += [f"model.augment_target={args.ada_target}", f"model.augment_speed_kimg={args.ada_speed_kimg}"]
     elif model == "fastgan":  # FastGAN ships with augmentation on
         common.append("model.augment=none")
     if model == "stylegan":
@@ -116,20 +124,21 @@ def run_overrides(args: argparse.Namespace, model: str, subset: str, augmented: 
 def same_protocol(before: dict[str, Any], now: dict[str, Any]) -> bool:
     """Whether a results file's arguments ``before`` may go on under ``now``: equal, or extended (at least as
     many rounds, the same CPU minutes per round, everything else equal)."""
+    before = {**LATER_ARGUMENTS, **before}
     fixed = [k for k in set(before) | set(now) if k not in ("budget_minutes", "rounds")]
     return (all(before.get(k) == now.get(k) for k in fixed) and now["rounds"] >= before["rounds"]
             and abs(now["budget_minutes"] / now["rounds"] - before["budget_minutes"] / before["rounds"]) < 1e-9)
 
 
-def train_round(args: argparse.Namespace, run: Path, cell: tuple[str, str, bool, int], seconds: float, first: bool) -> float:
+def train_round(args: argparse.Namespace, run: Path, cell: tuple[str, str, str, int], seconds: float, first: bool) -> float:
     """Train one cell of the grid for about ``seconds`` CPU seconds; returns the CPU seconds it trained."""
     start, finished = time.process_time(), {}
     callbacks = [stop_after(start + seconds, finished, clock=time.process_time)]
-    model, subset, augmented, seed = cell
+    model, subset, arm, seed = cell
     if first:
         config_file = {"stylegan": args.stylegan_config, "vae": args.vae_config, "feature-vae": args.vae_config}.get(model)
         api.train({"dcgan": "gan"}.get(model, model), config_file=config_file, data=args.data, out=run,
-                  callbacks=callbacks, overrides=[*run_overrides(args, model, subset, augmented, seed), *args.train_overrides])
+                  callbacks=callbacks, overrides=[*run_overrides(args, model, subset, arm, seed), *args.train_overrides])
     else:
         api.train(resume=run, callbacks=callbacks)
     return finished.get("at", time.process_time()) - start
@@ -162,6 +171,9 @@ def score(run: Path, reference: dict[str, Any], rulers: list[Any], n: int, ruler
                                     **R.face_scores(to_ruler_size(recon, ruler_size), reference, rulers)}
     steps = trained_steps(run)
     result.update({"steps": steps, "images_seen": steps * spec.train.batch_size})
+    schedule = getattr(model, "augmentation", None)
+    if schedule is not None and schedule.adaptive:
+        result["augment_p"] = schedule.probability
     return result
 
 
@@ -197,13 +209,14 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
             cell[f"rulers_agree/{name}"] = len(signs) == 1
 
     for cell in list(out.values()):
-        signs = set()
-        for ruler in rulers:
-            if "on" in cell.get(ruler, {}) and "off" in cell.get(ruler, {}):
-                cell[ruler]["on_minus_off"] = diff = cell[ruler]["on"]["final_fd_mean"] - cell[ruler]["off"]["final_fd_mean"]
-                signs.add(diff > 0)
-        if signs:
-            cell["rulers_agree"] = len(signs) == 1
+        for arm, agree in (("on", "rulers_agree"), ("ada", "rulers_agree/ada")):
+            signs = set()
+            for ruler in rulers:
+                if arm in cell.get(ruler, {}) and "off" in cell.get(ruler, {}):
+                    cell[ruler][f"{arm}_minus_off"] = diff = cell[ruler][arm]["final_fd_mean"] - cell[ruler]["off"]["final_fd_mean"]
+                    signs.add(diff > 0)
+            if signs:
+                cell[agree] = len(signs) == 1
     for subset in {key.split("/")[1] for key in out}:
         feature, plain = out.get(f"feature-vae/{subset}"), out.get(f"vae/{subset}")
         if feature and plain:
@@ -250,7 +263,7 @@ def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
     # what may differ between the processes: the seeds, and which recipes ran (each run's key names its model
     # and augmentation) -- but one model's recipe must be the same in every part, so that a cell's seeds are
     # seeds of one recipe; the clock, rounds, data and rulers may not differ at all
-    recipe = ("policy", "augment_p", "stylegan_overrides", "fastgan_overrides")
+    recipe = ("policy", "augment_p", "stylegan_overrides", "fastgan_overrides", *LATER_ARGUMENTS)
     drop = ("seeds", "tag", "judge", "models", "augment", *recipe)
     protocol = [{k: v for k, v in part["args"].items() if k not in drop} for part in parts]
     if any(p != protocol[0] for p in protocol):
@@ -260,7 +273,7 @@ def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
     recipes: dict[str, dict[str, Any]] = {}
     for tag, part in zip(tags, parts):
         for model in part["args"]["models"]:
-            settings = {k: part["args"][k] for k in recipe}
+            settings = {k: {**LATER_ARGUMENTS, **part["args"]}[k] for k in recipe}
             if recipes.setdefault(model, settings) != settings:
                 print(f"error: {tag} runs {model} with {settings}, another part with {recipes[model]}")
                 return 2
@@ -319,9 +332,13 @@ def main() -> int:
     p.add_argument("--subsets", nargs="+", default=["all", "2000"], help="training-set sizes: N (the first N) or all")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--models", nargs="+", default=["dcgan", "stylegan"], choices=["dcgan", "stylegan", "fastgan", *AUTOENCODERS])
-    p.add_argument("--augment", nargs="+", default=["off", "on"], choices=["off", "on"])
+    p.add_argument("--augment", nargs="+", default=["off", "on"], choices=ARMS)
     p.add_argument("--policy", default="color,translation,cutout")
-    p.add_argument("--augment-p", type=float, default=1.0)
+    p.add_argument("--augment-p", type=float, default=1.0, help="p for 'on'; the cap of 'ada''s adaptive p")
+    p.add_argument("--ada-target", type=float, default=LATER_ARGUMENTS["ada_target"],
+                   help="'ada': the share of reals D may call real before p rises (ADA's 0.6)")
+    p.add_argument("--ada-speed-kimg", type=float, default=LATER_ARGUMENTS["ada_speed_kimg"],
+                   help="'ada': thousands of images for p to cross [0, 1] (ADA's 500 is for runs of 25,000; these are ~200)")
     p.add_argument("--budget-minutes", type=float, default=30, help="process CPU minutes of training per run")
     p.add_argument("--rounds", type=int, default=6, help="evaluation points per run (interleaved rounds)")
     p.add_argument("--stylegan-config", default=str(HERE.parent / "configs" / "stylegan_celeba32.toml"))
@@ -391,8 +408,8 @@ def main() -> int:
         args.judge = str(judge / "model")
         result["judge"] = {"folder": args.judge, "recipe": JUDGE}
     faces = to_ruler_size(splits["reference"].x[:n], args.image_size)  # what an autoencoder reconstructs
-    cells = [(m, s, a == "on", seed) for m in args.models for s in args.subsets for a in args.augment for seed in args.seeds
-             if not (m in AUTOENCODERS and a == "on")]  # augmentation is a discriminator's: GANs only
+    cells = [(m, s, a, seed) for m in args.models for s in args.subsets for a in args.augment for seed in args.seeds
+             if not (m in AUTOENCODERS and a != "off")]  # augmentation is a discriminator's: GANs only
     seconds = args.budget_minutes * 60 / args.rounds
     # resumable: a killed benchmark run again with the same arguments keeps its scored rounds, and each run
     # folder's budget.json says how many rounds and CPU seconds it has trained (written after each round)
@@ -411,8 +428,8 @@ def main() -> int:
     names = [ruler.name for ruler in rulers]
     for r in range(args.rounds):
         for cell in (cells if r % 2 == 0 else cells[::-1]):  # alternate who goes first
-            model, subset, augmented, seed = cell
-            key = f"{model}/{subset}/{'on' if augmented else 'off'}/{seed}"
+            model, subset, arm, seed = cell
+            key = f"{model}/{subset}/{arm}/{seed}"
             if len(curves.get(key, [])) > r:
                 continue
             run = out / key.replace("/", "-")
@@ -427,7 +444,7 @@ def main() -> int:
             curves.setdefault(key, []).append(row)
             print(f"round {r + 1} {key}: {row['cpu_seconds']:.0f} CPU s, {row['steps']} steps, " + ", ".join(
                 f"{name} FD {row[name]['fid']:.4g} P {row[name]['precision']:.2f} R {row[name]['recall']:.2f}"
-                for name in names), flush=True)
+                for name in names) + (f", p {row['augment_p']:.3f}" if "augment_p" in row else ""), flush=True)
             result["curves"] = curves
             result["summary"] = summarise(curves, names)
             save()

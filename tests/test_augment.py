@@ -7,8 +7,8 @@ import torch
 
 from genlab.errors import ConfigError
 from genlab.nn.augment import (
-    CUTOUT_FRACTION, TRANSLATION_FRACTION, augment, brightness, color, contrast, cutout, parse_policy,
-    ramp_probability, saturation, translation,
+    ADAPT_INTERVAL, CUTOUT_FRACTION, TRANSLATION_FRACTION, DiffAugmentSchedule, augment, brightness, color, contrast,
+    cutout, parse_policy, ramp_probability, saturation, translation,
 )
 from genlab.runtime import batch_shard
 
@@ -195,3 +195,112 @@ def test_ramp_probability_is_linear_then_flat():
     assert ramp_probability(50, target=0.8, ramp_steps=100) == pytest.approx(0.4)
     assert ramp_probability(500, target=0.8, ramp_steps=100) == pytest.approx(0.8)
     assert ramp_probability(0, target=0.8, ramp_steps=0) == 0.8
+
+
+# ---------------------------------------------------------------------- the adaptive probability (ADA's heuristic)
+
+def _train_steps(schedule: DiffAugmentSchedule, scores: list[list[float]]) -> list[float]:
+    """One D step per list of real scores; the probability after each."""
+    out = []
+    for row in scores:
+        with torch.enable_grad():
+            schedule.step(True, torch.tensor(row))
+        out.append(schedule.probability)
+    return out
+
+
+def test_adaptive_p_moves_once_per_interval_by_images_over_speed_towards_the_target():
+    # 8 reals a step, ADAPT_INTERVAL steps a move: 32 images / (0.16 * 1000) = 0.2 per move
+    schedule = DiffAugmentSchedule("color", 0.9, target=0.6, speed_kimg=0.16)
+    assert schedule.adaptive and schedule.probability == 0.0
+    sure = [[3.0] * 8] * ADAPT_INTERVAL  # r = 1 > 0.6: D is sure the reals are real -> more augmentation
+    ps = _train_steps(schedule, sure)
+    assert ps[:-1] == [0.0] * (ADAPT_INTERVAL - 1) and ps[-1] == pytest.approx(0.2)
+    assert _train_steps(schedule, sure * 5)[-1] == pytest.approx(0.9)  # capped at augment_p
+    unsure = [[3.0] * 4 + [-1.0] * 4] * ADAPT_INTERVAL  # r = 0 < 0.6 -> less
+    assert _train_steps(schedule, unsure)[-1] == pytest.approx(0.7)
+    # the sign of each score, not its size: 7 of 8 barely above the midpoint, one far below -> r = 0.75
+    mostly = [[0.01] * 7 + [-100.0]] * ADAPT_INTERVAL
+    assert _train_steps(schedule, mostly)[-1] == pytest.approx(0.9)
+    assert _train_steps(schedule, unsure * 10)[-1] == 0.0  # floored at 0
+
+
+def test_adaptive_p_uses_the_losss_midpoint_and_counts_only_training_steps():
+    least_squares = DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0.16, centre=0.5)
+    # scores 0.4 are below least squares' midpoint (real 1, fake 0), though positive as logits
+    assert _train_steps(least_squares, [[0.4] * 8] * ADAPT_INTERVAL + [[0.7] * 8] * ADAPT_INTERVAL) == \
+        pytest.approx([0.0] * (2 * ADAPT_INTERVAL - 1) + [0.2])
+    schedule = DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0.16)
+    for _ in range(2 * ADAPT_INTERVAL):
+        schedule.step(False, torch.ones(8))  # evaluation mode
+        with torch.no_grad():
+            schedule.step(True, torch.ones(8))  # no gradients: not a training step
+    assert schedule.probability == 0.0 and int(schedule.pending_steps) == 0
+    with pytest.raises(ConfigError, match="needs the discriminator's scores"):
+        with torch.enable_grad():
+            schedule.step(True)
+
+
+def test_adaptive_state_is_saved_and_restored_mid_interval():
+    scores = [[1.0, 2.0, -1.0, 0.5]] * (ADAPT_INTERVAL + 2)
+    whole = DiffAugmentSchedule("translation", 1.0, target=0.6, speed_kimg=0.01)
+    ps = _train_steps(whole, scores + scores)
+    half = DiffAugmentSchedule("translation", 1.0, target=0.6, speed_kimg=0.01)
+    _train_steps(half, scores)
+    resumed = DiffAugmentSchedule("translation", 1.0, target=0.6, speed_kimg=0.01)
+    resumed.load_state_dict(half.state_dict())  # p, the running sums and the steps since p last moved
+    assert _train_steps(resumed, scores) == ps[len(scores):]
+    assert set(whole.state_dict()) == {"p", "sign_sum", "judged", "pending_steps"}
+    assert not DiffAugmentSchedule("color", 0.5).state_dict()  # fixed p: nothing saved
+
+
+def test_adaptive_schedule_rejects_bad_settings_in_one_line():
+    with pytest.raises(ConfigError, match="choose one"):
+        DiffAugmentSchedule("color", 1.0, 10, target=0.6)
+    with pytest.raises(ConfigError, match=r"target must be in \[0, 1\)"):
+        DiffAugmentSchedule("color", 1.0, target=1.2)
+    with pytest.raises(ConfigError, match="speed must be > 0"):
+        DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0)
+
+
+def _two_rank_adaptive(rank: int, port: int, scores: torch.Tensor, results) -> None:
+    """One rank of a gloo group of two: judge this rank's half of each step's reals."""
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        schedule = DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0.04)
+        half = scores.shape[1] // 2
+        ps = _train_steps(schedule, [row[rank * half:(rank + 1) * half].tolist() for row in scores])
+        results[rank] = (ps, {k: v.clone() for k, v in schedule.state_dict().items()})
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_adaptive_p_under_two_processes_is_the_one_process_p_on_every_rank():
+    """Each rank sees half the reals; the sums are all-reduced, so both ranks move p as one process
+    judging the whole batch does (a rank left to its own half would move it by half as much, and the
+    ranks' p would part where their halves disagree)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    g = _gen(3)
+    # 3 * ADAPT_INTERVAL steps of 8 reals: sure, then split (rank 0's half sure, rank 1's not), then sure
+    sure = torch.rand(ADAPT_INTERVAL, 8, generator=g) + 0.1
+    split = torch.cat([sure[:, :4], -sure[:, 4:]], dim=1)
+    scores = torch.cat([sure, split, sure])
+    single = _train_steps(DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0.04), scores.tolist())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_two_rank_adaptive, args=(port, scores, results), nprocs=2)
+        (p0, state0), (p1, state1) = results[0], results[1]
+    assert single[-1] > 0 and p0 == single and p1 == single
+    assert all(torch.equal(state0[k], state1[k]) for k in state0)

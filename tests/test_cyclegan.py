@@ -608,6 +608,22 @@ def test_diffaugment_both_discriminators_judge_augmented_reals_and_fakes_and_the
     assert not torch.allclose(judged_fake_a, fake_a.detach())
 
 
+@pytest.mark.parametrize("gan_loss, centre", [("least-squares", 0.5), ("non-saturating", 0.0)])
+def test_adaptive_augmentation_reads_both_discriminators_against_the_losss_midpoint(monkeypatch, gan_loss, centre):
+    """ADA's p follows the reals' scores of both discriminators, compared with the loss's real/fake midpoint:
+    least squares' targets are 1 and 0, so a score of 0.4 is a real judged fake there but a logit's "real"."""
+    from genlab.nn.augment import ADAPT_INTERVAL
+
+    model = tiny(pool_size=0, gan_loss=gan_loss, augment="translation", augment_target=0.6, augment_speed_kimg=0.032).train()
+    batch = (torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8))
+    for d in (model.discriminator_a, model.discriminator_b):
+        monkeypatch.setattr(d, "forward", lambda x: torch.full((x.shape[0], 1, 2, 2), 0.4) + 0 * x.sum())
+    for _ in range(ADAPT_INTERVAL):
+        terms = model.loss(batch, "discriminators").terms
+    # per step 2 discriminators x 4 images x 4 patches; 4 steps a move: 128 / 32 = 4 -> clamped to [0, 1]
+    assert float(terms["augment_p"]) == (1.0 if 0.4 > centre else 0.0)
+
+
 def test_diffaugment_ramp_is_saved_and_a_killed_run_resumes_it(tmp_path):
     model = tiny(augment="color", augment_p=0.6, augment_ramp_steps=10)
     Trainer(model, domains(), train_config(max_steps=4)).fit()

@@ -405,7 +405,7 @@ def test_diffaugment_off_gives_the_plain_losses_bit_for_bit(config, off):
 def test_diffaugment_d_sees_augmented_reals_and_fakes(monkeypatch):
     """With a policy, every image D scores in its phase is an output of ``augment``: the reals (in
     [-1, 1]) and G's fakes, each augmented on its own draws; the R1 gradient is w.r.t. the clean reals."""
-    from genlab.models import gan as gan_module
+    from genlab.nn import augment as gan_module  # the schedule calls augment() there
 
     model = _dcgan(augment="color,translation,cutout", r1_weight=1.0, discriminator_norm="none")
     calls = _record_augment(monkeypatch, gan_module)
@@ -423,7 +423,7 @@ def test_diffaugment_d_sees_augmented_reals_and_fakes(monkeypatch):
 def test_diffaugment_g_learns_through_the_augmentation(monkeypatch):
     """G's loss scores augmented fakes, and its gradient reaches G's output through the augmentation:
     zero exactly where cutout erased the fake, non-zero where it kept it."""
-    from genlab.models import gan as gan_module
+    from genlab.nn import augment as gan_module  # the schedule calls augment() there
 
     model = _dcgan(augment="cutout", discriminator_norm="none")
     calls = _record_augment(monkeypatch, gan_module)
@@ -467,6 +467,34 @@ def test_diffaugment_ramp_counts_training_d_steps_and_is_saved(tmp_path):
     assert "augmentation.steps_trained" not in _dcgan(augment="color").state_dict()  # no ramp: nothing saved
 
 
+def test_adaptive_augmentation_follows_the_real_scores_is_logged_and_saved(tmp_path, monkeypatch):
+    """With ``augment_target`` D's scores of the augmented reals drive p (ADA): D calling every real real
+    raises it by the images judged over the speed, once per ADAPT_INTERVAL D steps; the D phase logs p;
+    the state is in the saved weights."""
+    from genlab import load
+    from genlab.nn.augment import ADAPT_INTERVAL
+
+    model = _dcgan(augment="translation", augment_target=0.6, augment_speed_kimg=0.08, discriminator_norm="none")
+    assert model.augmentation.adaptive and model.augmentation.probability == 0.0
+    batch = (torch.rand(5, 1, 16, 16),)
+    sure = lambda x, labels=None: torch.full((x.shape[0],), 2.0) + 0 * x.sum()  # noqa: E731  every real judged real
+    monkeypatch.setattr(model.discriminator, "forward", sure)
+    logged = [float(model.loss(batch, "discriminator").terms["augment_p"]) for _ in range(2 * ADAPT_INTERVAL)]
+    move = 5 * ADAPT_INTERVAL / 80  # images judged per move / (speed_kimg * 1000)
+    assert logged == pytest.approx([0.0] * (ADAPT_INTERVAL - 1) + [move] * ADAPT_INTERVAL + [2 * move])
+    model.eval()
+    model.loss(batch, "discriminator")  # evaluation moves nothing
+    assert model.augmentation.probability == pytest.approx(2 * move)
+    model.save_pretrained(str(tmp_path / "m"))
+    assert float(load(tmp_path / "m").augmentation.probability) == pytest.approx(2 * move)
+    unsure = lambda x, labels=None: torch.full((x.shape[0],), -2.0) + 0 * x.sum()  # noqa: E731
+    monkeypatch.setattr(model.discriminator, "forward", unsure)
+    model.train()
+    for _ in range(ADAPT_INTERVAL):
+        model.loss(batch, "discriminator")
+    assert model.augmentation.probability == pytest.approx(move)
+
+
 def test_diffaugment_config_errors_are_one_line():
     with pytest.raises(ConfigError, match="augments images, but this GAN models vectors"):
         build_model("gan", {"x_dim": 2, "augment": "color"})
@@ -476,6 +504,12 @@ def test_diffaugment_config_errors_are_one_line():
         _dcgan(augment="color", augment_p=1.5)
     with pytest.raises(ConfigError, match="augment_ramp_steps must be >= 0"):
         _dcgan(augment_ramp_steps=-1)
+    with pytest.raises(ConfigError, match="both set p over training; choose one"):
+        _dcgan(augment="color", augment_target=0.6, augment_ramp_steps=10)
+    with pytest.raises(ConfigError, match=r"augment_target must be in \[0, 1\)"):
+        _dcgan(augment="color", augment_target=1.0)
+    with pytest.raises(ConfigError, match="wgan-gp's has none"):
+        _dcgan(augment="color", augment_target=0.6, loss="wgan-gp")
     build_model("gan", {"x_dim": 2, "augment": "none"})  # "none" is off, and fine for vectors
 
 
@@ -485,6 +519,14 @@ def test_sigkill_mid_diffaugment_ramp_then_resume_is_bit_identical(tmp_path):
     import test_faults
 
     test_faults.test_sigkill_then_resume_is_bit_identical(tmp_path, "gan:dcgan-diffaugment-ramp")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_adaptive_augmentation_interval_then_resume_is_bit_identical(tmp_path):
+    """The same drill with ADA's adaptive p, killed between two moves of p (its running sums half full)."""
+    import test_faults
+
+    test_faults.test_sigkill_then_resume_is_bit_identical(tmp_path, "gan:dcgan-diffaugment-adaptive")
 
 
 def test_genlab_train_fastgan_draws_its_figure_and_genlab_evaluate_scores_it(tmp_path, monkeypatch):

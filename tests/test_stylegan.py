@@ -464,7 +464,7 @@ def test_training_fakes_mix_two_styles_at_a_random_layer():
 
 def _record_augment(monkeypatch):
     """Wrap the ``augment`` that the GAN families' DiffAugmentSchedule calls; keep (input, output) pairs."""
-    from genlab.models import gan as gan_module
+    from genlab.nn import augment as gan_module  # the schedule calls augment() there
 
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
     real_augment = gan_module.augment
@@ -541,6 +541,19 @@ def test_diffaugment_reaches_every_d_term_and_g_learns_through_it(monkeypatch):
     (grad,) = torch.autograd.grad(loss, fake)  # fake: G's output, before the augmentation
     grad = grad.abs().sum(dim=1)
     assert torch.all(grad[hole] == 0) and torch.all(grad[~hole] > 0)
+
+
+def test_adaptive_augmentation_follows_the_reals_scores_and_is_saved(monkeypatch):
+    from genlab.nn.augment import ADAPT_INTERVAL
+
+    model = _model(16, augment="translation", augment_target=0.6, augment_speed_kimg=0.032, r1_every=4).train()
+    real = (torch.rand(4, 3, 16, 16),)
+    monkeypatch.setattr(model.discriminator, "forward", lambda x: torch.full((x.shape[0],), 1.0) + 0 * x.sum())
+    logged = [float(model.loss(real, "discriminator").terms["augment_p"]) for _ in range(2 * ADAPT_INTERVAL)]
+    assert logged[ADAPT_INTERVAL - 2] == 0.0 and logged[ADAPT_INTERVAL - 1] == pytest.approx(0.5)  # 16 / 32
+    assert logged[-1] == pytest.approx(1.0)
+    model.loss(real, "discriminator_r1")  # the lazy R1 phase is not a step of the schedule
+    assert int(model.augmentation.pending_steps) == 0 and "augmentation.p" in model.state_dict()
 
 
 def test_diffaugment_ramp_counts_d_steps_and_config_errors_are_one_line():

@@ -243,6 +243,14 @@ TINY["gan:dcgan-diffaugment-ramp"] = TinyCase(
      "discriminator_norm": "none"},
     lambda g: mnist_like(g)[:1],
 )
+# ADA's adaptive p, moving every 4 D steps by 16 images / 80 = 0.2: the drill (batch 4, checkpoint at step 2,
+# killed at 3, 5 steps) kills it between two moves, with the running sums of two steps in the checkpoint
+TINY["gan:dcgan-diffaugment-adaptive"] = TinyCase(
+    {"image_shape": [1, 16, 16], "latent_dim": 4, "generator_channels": 4, "discriminator_channels": 4,
+     "augment": "color,translation,cutout", "augment_target": 0.6, "augment_speed_kimg": 0.08,
+     "discriminator_norm": "none"},
+    lambda g: mnist_like(g)[:1],
+)
 TINY["stylegan:diffaugment-ramp"] = TinyCase(
     {"image_shape": [3, 16, 16], "latent_dim": 4, "w_dim": 4, "mapping_depth": 1, "channel_base": 64, "channel_max": 8,
      "r1_every": 2, "modconv": "grouped", "augment": "color,translation,cutout", "augment_p": 0.5,

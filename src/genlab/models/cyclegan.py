@@ -73,7 +73,7 @@ from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
-from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, DiffAugmentSchedule, validate_augment
+from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, augment_schedule, validate_augment
 
 Direction = Literal["a2b", "b2a"]
 DIRECTIONS = ("a2b", "b2a")
@@ -100,6 +100,8 @@ class CycleGANConfig(Config):
     augment: str = ""  # DiffAugment policy for both discriminators, e.g. "color,translation,cutout" ("" or "none": off)
     augment_p: float = 1.0  # probability that each op acts on each image
     augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many discriminator steps
+    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while the Ds call more reals real than this
+    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
     generator_lr: float | None = 2e-4
     discriminator_lr: float | None = 2e-4
     betas: tuple[float, float] | None = (0.5, 0.999)
@@ -239,7 +241,7 @@ class CycleGAN(GenerativeModel):
         self.pool_a, self.pool_b = ImagePool(config.pool_size), ImagePool(config.pool_size)
         # DiffAugment (Zhao et al. 2020): both discriminators judge A(real) vs A(fake), and the generators
         # learn through A(G(a)), A(F(b)); the cycle and identity terms stay on the clean images
-        self.augmentation = DiffAugmentSchedule(config.augment, config.augment_p, config.augment_ramp_steps)
+        self.augmentation = augment_schedule(config, config.gan_loss)
         self._fakes: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # (a, b, G(a), F(b)) of the last generator phase
         self._semantic = FrozenNetwork(  # the semantic term's classifier: frozen, not saved, handed over by the caller
             "model.semantic_weight > 0 needs a classifier: set model.semantic_classifier (a classifier run of the "
@@ -356,11 +358,15 @@ class CycleGAN(GenerativeModel):
                 fake_b, fake_a = self.generator_ab(a), self.generator_ba(b)
         if self.training:  # evaluation judges the current fakes and leaves the pools alone
             fake_b, fake_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
-        self.augmentation.step(self.training)  # the pools keep clean fakes; each judged batch is augmented anew
-        aug = self.augmentation
-        loss_a = self._adversarial_discriminator(self.discriminator_a(aug(a)), self.discriminator_a(aug(fake_a)))
-        loss_b = self._adversarial_discriminator(self.discriminator_b(aug(b)), self.discriminator_b(aug(fake_b)))
-        return LossOutput(loss_a + loss_b, {"loss_a": loss_a, "loss_b": loss_b})
+        aug = self.augmentation  # the pools keep clean fakes; each judged batch is augmented anew
+        real_a, real_b = self.discriminator_a(aug(a)), self.discriminator_b(aug(b))
+        loss_a = self._adversarial_discriminator(real_a, self.discriminator_a(aug(fake_a)))
+        loss_b = self._adversarial_discriminator(real_b, self.discriminator_b(aug(fake_b)))
+        terms = {"loss_a": loss_a, "loss_b": loss_b}
+        aug.step(self.training, torch.cat([real_a.reshape(-1), real_b.reshape(-1)]))  # one p for both players
+        if aug.adaptive:
+            terms["augment_p"] = torch.tensor(aug.probability)
+        return LossOutput(loss_a + loss_b, terms)
 
     @torch.no_grad()
     def evaluate(self, batch: Batch) -> dict[str, Tensor]:

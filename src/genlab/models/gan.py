@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..grids import scatter_image
-from ..nn.augment import augment, parse_policy, ramp_probability
+from ..nn.augment import DiffAugmentSchedule, parse_policy
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_model
@@ -98,6 +98,8 @@ class GANConfig(Config):
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (images only; "" or "none": off)
     augment_p: float = 1.0  # probability that each op acts on each image
     augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many D steps
+    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while D calls more reals real than this
+    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
 
     def validate(self) -> None:
         check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
@@ -170,38 +172,25 @@ def truncated_normal(shape: tuple[int, ...], truncation: float, *, generator: to
 
 
 def validate_augment(config: Any) -> None:
-    """Check a config's ``augment``, ``augment_p`` and ``augment_ramp_steps`` (one line each)."""
+    """Check a config's augmentation fields (``augment``, ``augment_p``, ``augment_ramp_steps``,
+    ``augment_target``, ``augment_speed_kimg``), one line each."""
     parse_policy(config.augment)  # an unknown op is a ConfigError naming the valid ones
     check(0 <= config.augment_p <= 1, f"model.augment_p must be in [0, 1], got {config.augment_p}")
     check(config.augment_ramp_steps >= 0, f"model.augment_ramp_steps must be >= 0, got {config.augment_ramp_steps}")
+    check(0 <= config.augment_target < 1,
+          f"model.augment_target must be in [0, 1) (0: p fixed or ramped; ADA uses 0.6), got {config.augment_target}")
+    check(not (config.augment_target and config.augment_ramp_steps),
+          "model.augment_target (adaptive p) and model.augment_ramp_steps both set p over training; choose one")
+    check(config.augment_speed_kimg > 0, f"model.augment_speed_kimg must be > 0, got {config.augment_speed_kimg}")
 
 
-class DiffAugmentSchedule(nn.Module):
-    """DiffAugment for an image GAN whose config has ``augment``, ``augment_p`` and ``augment_ramp_steps``:
-    ``schedule(x)`` augments images (B, C, H, W) in [-1, 1] with the current probability. With a ramp,
-    the D steps trained so far are a buffer, saved with the weights, so a resumed run continues the ramp
-    where it stopped (as FastGAN's); without one nothing is registered and the state dict is unchanged."""
-
-    def __init__(self, policy: str, p: float, ramp_steps: int) -> None:
-        super().__init__()
-        self.policy, self.target, self.ramp_steps = policy, p, ramp_steps
-        self.enabled = bool(parse_policy(policy))
-        if ramp_steps:
-            self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))
-
-    @property
-    def probability(self) -> float:
-        if not self.ramp_steps:
-            return self.target
-        return ramp_probability(int(self.steps_trained), target=self.target, ramp_steps=self.ramp_steps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return augment(x, self.policy, self.probability) if self.enabled else x
-
-    def step(self, training: bool) -> None:
-        """Count one discriminator step (training mode with gradients on: not evaluation)."""
-        if self.ramp_steps and training and torch.is_grad_enabled():
-            self.steps_trained += 1
+def augment_schedule(config: Any, loss: str = "non-saturating") -> DiffAugmentSchedule:
+    """The DiffAugment schedule a config's augmentation fields describe, for a discriminator trained
+    with ``loss`` (its real/fake midpoint is what an adaptive p compares the reals' scores with)."""
+    check(not (config.augment_target and loss == "wgan-gp"),
+          "model.augment_target needs a discriminator whose score has a real/fake midpoint; wgan-gp's has none")
+    return DiffAugmentSchedule(config.augment, config.augment_p, config.augment_ramp_steps, target=config.augment_target,
+                               speed_kimg=config.augment_speed_kimg, centre=0.5 if loss == "least-squares" else 0.0)
 
 
 @register_model("gan")
@@ -238,7 +227,7 @@ class GAN(GenerativeModel):
         # checked here too: a config validated before --data filled x_dim could not tell vectors from images
         check(self.is_image or not parse_policy(cfg.augment),
               f"model.augment={cfg.augment!r} augments images, but this GAN models vectors; drop it")
-        self.augmentation = DiffAugmentSchedule(cfg.augment, cfg.augment_p, cfg.augment_ramp_steps)
+        self.augmentation = augment_schedule(cfg, cfg.loss)
 
     def _num_classes(self) -> int | None:
         return None
@@ -262,9 +251,7 @@ class GAN(GenerativeModel):
         x, y = self._inputs(batch)
         z = batch_randn((x.shape[0], self.config.latent_dim), device=x.device)  # per global example
         if phase == "discriminator":
-            out = self._discriminator_loss(x, y, z)
-            self.augmentation.step(self.training)
-            return out
+            return self._discriminator_loss(x, y, z)
         if phase == "generator":  # A is differentiable: G learns through the augmentation D sees
             fake_score = self.discriminator(self._pack(self.augmentation(self._generate(z, y))), self._pack_labels(y))
             adv = GENERATOR_LOSSES[self.config.loss](fake_score)
@@ -299,6 +286,9 @@ class GAN(GenerativeModel):
                 r1 = r1_penalty(real_score, clean)
                 terms["r1"] = r1
                 total = total + 0.5 * cfg.r1_weight * r1
+        self.augmentation.step(self.training, real_score)
+        if self.augmentation.adaptive:
+            terms["augment_p"] = torch.tensor(self.augmentation.probability)
         return LossOutput(total, {k: v.detach() for k, v in terms.items()})
 
     def _inputs(self, batch: Batch) -> tuple[Tensor, Tensor | None]:

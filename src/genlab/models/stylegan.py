@@ -49,7 +49,7 @@ from ..nn.style import NoiseStrength, ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
 from ..runtime import batch_rand, batch_randint, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
-from .gan import DiffAugmentSchedule, r1_penalty, validate_augment
+from .gan import augment_schedule, r1_penalty, validate_augment
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class StyleGANConfig(Config):
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" ("" or "none": off)
     augment_p: float = 1.0  # probability that each op acts on each image
     augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many D steps
+    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while D calls more reals real than this
+    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
 
     def validate(self) -> None:
         check(self.latent_dim >= 1 and self.w_dim >= 1, "model.latent_dim and model.w_dim must be >= 1")
@@ -138,7 +140,7 @@ class StyleGAN(GenerativeModel):
         if cfg.channels_last:
             self.generator.to(memory_format=torch.channels_last)
         self.register_buffer("pl_mean", torch.zeros(()))  # running mean of path lengths (training state)
-        self.augmentation = DiffAugmentSchedule(cfg.augment, cfg.augment_p, cfg.augment_ramp_steps)
+        self.augmentation = augment_schedule(cfg)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -340,7 +342,9 @@ class StyleGAN(GenerativeModel):
                     r1 = r1_penalty(real_score, real_in)
                     terms["r1"] = r1.detach()
                     total = total + 0.5 * cfg.r1_gamma * r1
-            self.augmentation.step(self.training)
+            self.augmentation.step(self.training, real_score)
+            if self.augmentation.adaptive:
+                terms["augment_p"] = torch.tensor(self.augmentation.probability)
             return LossOutput(total, terms)
         if phase == "discriminator_r1":
             with torch.enable_grad():

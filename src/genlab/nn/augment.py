@@ -24,7 +24,9 @@ Ops (DiffAugment's, with its ranges; they assume images in [-1, 1], where 0 is m
 
 ``p`` is the probability that an op acts on an image; each op and each image draws its own coin
 (p = 1 is DiffAugment; p < 1 follows ADA, Karras et al. 2020). An image the coin spares passes
-through bit-identically. Randomness comes from ``generator`` when given, else from the global RNG
+through bit-identically. :class:`DiffAugmentSchedule` sets ``p`` during training: fixed, a linear
+ramp, or adaptive (ADA's overfitting heuristic: p rises while the discriminator calls more than a
+target share of the augmented reals real, and falls while it calls fewer). Randomness comes from ``generator`` when given, else from the global RNG
 through :func:`genlab.runtime.batch_rand`, so a training step draws what it draws under several
 processes too, and a resumed run (which restores the RNG) repeats it exactly. All draws are one
 tensor per op for the whole batch: no Python loop over images.
@@ -32,14 +34,16 @@ tensor per op for the whole batch: no Python loop over images.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..runtime import batch_rand, batch_randint
 
 TRANSLATION_FRACTION = 0.125  # largest shift, as a fraction of the image side
 CUTOUT_FRACTION = 0.5  # cutout square's side, as a fraction of the image side
+ADAPT_INTERVAL = 4  # an adaptive p moves once per this many discriminator steps (ADA's ada_interval)
 OPS = ("color", "translation", "cutout")
 
 
@@ -77,6 +81,93 @@ def ramp_probability(step: int | Tensor, *, target: float, ramp_steps: int) -> f
     if ramp_steps <= 0:
         return float(target)
     return float(target) * min(1.0, float(step) / ramp_steps)
+
+
+class DiffAugmentSchedule(nn.Module):
+    """The augmentation of an image GAN's discriminator, with its probability over training.
+    ``schedule(x)`` augments images (B, C, H, W) in [-1, 1] with the current probability; call
+    :meth:`step` once per discriminator step with the scores D gave the augmented reals.
+
+    - fixed: ``p`` throughout (nothing registered: the state dict is the model's alone);
+    - ramp (``ramp_steps > 0``): p rises linearly from 0 to ``p`` over that many D steps;
+    - adaptive (``target > 0``; Karras et al. 2020, "Training Generative Adversarial Networks with
+      Limited Data", section 3): p starts at 0; every :data:`ADAPT_INTERVAL` D steps it moves by
+      ``sign(r - target) * images / (speed_kimg * 1000)``, where r = E[sign(d_real - centre)] is how
+      surely D calls the (augmented) reals real over those steps, and ``images`` how many it judged;
+      so p can cross [0, 1] in ``speed_kimg`` thousand images. It stays in [0, ``p``]. ``centre`` is the
+      score halfway between real and fake (0 for logits, 0.5 for least-squares' 1/0 targets).
+
+    The ramp's step count, or the adaptive p and its running sums, are buffers saved with the weights,
+    so a resumed run goes on exactly where it stopped. Under several processes the sums are all-reduced
+    at each step, so every rank holds the p one process would (and DDP's buffer broadcast changes nothing).
+    """
+
+    def __init__(self, policy: str, p: float = 1.0, ramp_steps: int = 0, *, target: float = 0.0,
+                 speed_kimg: float = 100.0, centre: float = 0.0) -> None:
+        super().__init__()
+        self.policy, self.ceiling, self.ramp_steps = policy, float(p), ramp_steps
+        self.target, self.speed_kimg, self.centre = float(target), float(speed_kimg), float(centre)
+        self.enabled = bool(parse_policy(policy))
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"augmentation probability must be in [0, 1], got {p}")
+        if ramp_steps < 0:
+            raise ConfigError(f"augmentation ramp must be >= 0 steps, got {ramp_steps}")
+        if not 0.0 <= target < 1.0:
+            raise ConfigError(f"adaptive augmentation target must be in [0, 1) (0: off; ADA uses 0.6), got {target}")
+        if target and ramp_steps:
+            raise ConfigError("adaptive augmentation (a target) and a ramp both set p over training; choose one")
+        if target and speed_kimg <= 0:
+            raise ConfigError(f"adaptive augmentation speed must be > 0 thousand images, got {speed_kimg}")
+        if ramp_steps:
+            self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))
+        if self.adaptive:
+            self.register_buffer("p", torch.zeros((), dtype=torch.float64))
+            # since p last moved: sum of sign(d_real - centre), reals judged, D steps
+            self.register_buffer("sign_sum", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("judged", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("pending_steps", torch.zeros((), dtype=torch.long))
+
+    @property
+    def adaptive(self) -> bool:
+        return self.enabled and self.target > 0
+
+    @property
+    def probability(self) -> float:
+        if self.adaptive:
+            return float(self.p)
+        if self.ramp_steps:
+            return ramp_probability(int(self.steps_trained), target=self.ceiling, ramp_steps=self.ramp_steps)
+        return self.ceiling
+
+    def forward(self, x: Tensor) -> Tensor:
+        return augment(x, self.policy, self.probability) if self.enabled else x
+
+    def step(self, training: bool, real_scores: Tensor | None = None) -> None:
+        """Count one discriminator step (training mode with gradients on: not evaluation); an adaptive
+        schedule needs ``real_scores``, D's scores of the augmented reals of this step."""
+        if not (training and torch.is_grad_enabled()):
+            return
+        if self.ramp_steps:
+            self.steps_trained += 1
+        if not self.adaptive:
+            return
+        if real_scores is None:
+            raise ConfigError("adaptive augmentation needs the discriminator's scores of the reals at each step")
+        scores = real_scores.detach().float().reshape(-1)
+        sums = torch.stack([torch.sign(scores - self.centre).sum().double(),
+                            torch.tensor(float(scores.numel()), dtype=torch.float64, device=scores.device)])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(sums)  # the global batch's sums, so every rank moves p alike
+        self.sign_sum += sums[0]
+        self.judged += sums[1]
+        self.pending_steps += 1
+        if int(self.pending_steps) >= ADAPT_INTERVAL:
+            r = self.sign_sum / self.judged
+            move = torch.sign(r - self.target) * self.judged / (self.speed_kimg * 1000.0)
+            self.p.copy_((self.p + move).clamp(0.0, self.ceiling))
+            self.sign_sum.zero_()
+            self.judged.zero_()
+            self.pending_steps.zero_()
 
 
 # ---------------------------------------------------------------------- the ops
