@@ -131,13 +131,15 @@ def test_generator_routes_its_64px_features_through_the_excitation():
 
 def test_augmentation_reaches_real_and_fake_for_d_and_fake_for_g(monkeypatch):
     calls: list[tuple[int, ...]] = []
-    original = fastgan_module.augment
+    from genlab.nn import augment as augment_module  # the schedule calls augment() there
+
+    original = augment_module.augment
 
     def spy(x, policy, p, **kw):
         calls.append((x.requires_grad, policy, p))
         return original(x, policy, p, **kw)
 
-    monkeypatch.setattr(fastgan_module, "augment", spy)
+    monkeypatch.setattr(augment_module, "augment", spy)
     model = _model(augment="color,translation,cutout", augment_p=0.7).train()
     model.loss(_batch(), "discriminator")
     assert calls == [(False, "color,translation,cutout", 0.7)] * 2  # real, then fake (generated without grad)
@@ -163,12 +165,33 @@ def test_augment_probability_ramps_with_training_steps_and_not_with_evaluation()
     assert model.augment_probability == pytest.approx(0.3)
     model.eval()
     model.evaluate(_batch())
-    assert int(model.steps_trained) == 2
+    assert int(model.augmentation.steps_trained) == 2
     model.train()
     for _ in range(5):
         model.loss(_batch(), "discriminator")
     assert model.augment_probability == pytest.approx(0.6)
-    assert "steps_trained" in model.state_dict()  # saved, so a resumed run continues the ramp
+    state = model.state_dict()
+    assert "augmentation.steps_trained" in state  # saved, so a resumed run continues the ramp
+    # a checkpoint from before the schedule held the count names it "steps_trained": it still loads
+    state["steps_trained"] = state.pop("augmentation.steps_trained")
+    again = _model(augment_p=0.6, augment_ramp_steps=4)
+    again.load_state_dict(state)
+    assert int(again.augmentation.steps_trained) == 7
+
+
+def test_adaptive_augmentation_follows_ds_patch_scores(monkeypatch):
+    """ADA's p counts every patch logit of the reals: all judged real raise p by patches / speed per move."""
+    from genlab.nn.augment import ADAPT_INTERVAL
+
+    model = _model(augment="translation", augment_target=0.6, augment_speed_kimg=10.0).train()
+    assert model.augment_probability == 0.0
+    monkeypatch.setattr(model.discriminator.head, "forward", lambda f: torch.full((f.shape[0], 25), 1.0) + 0 * f.sum())
+    batch = _batch()
+    logged = [float(model.loss(batch, "discriminator").terms["augment_p"]) for _ in range(ADAPT_INTERVAL)]
+    assert logged == pytest.approx([0.0] * (ADAPT_INTERVAL - 1) + [ADAPT_INTERVAL * len(batch[0]) * 25 / 10_000])
+    assert "augmentation.p" in model.state_dict()
+    with pytest.raises(ConfigError, match="choose one"):
+        _model(augment_target=0.6, augment_ramp_steps=3)
 
 
 @pytest.mark.parametrize("override, message", [

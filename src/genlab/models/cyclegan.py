@@ -67,13 +67,14 @@ from torch import Tensor, nn
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
+from ..nn.augment import augment_schedule, validate_augment
 from ..nn.pixels import as_rgb, to_signed, to_unit
 from ..nn.frozen import FrozenNetwork
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
-from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, augment_schedule, validate_augment
+from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES
 
 Direction = Literal["a2b", "b2a"]
 DIRECTIONS = ("a2b", "b2a")

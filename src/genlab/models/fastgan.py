@@ -24,7 +24,8 @@ phase              minimises
 ``generator``      -D(A(G(z)))  (hinge; or softplus(-D(A(G(z)))) with loss = "non-saturating")
 =================  ============================================================================
 
-A is the augmentation (``augment``, ``augment_p``; p ramps up over ``augment_ramp_steps`` if set):
+A is the augmentation (``augment``, ``augment_p``; p ramps up over ``augment_ramp_steps``, or follows
+ADA's overfitting heuristic with ``augment_target``: :class:`genlab.nn.augment.DiffAugmentSchedule`):
 the same policy on real and fake images, independent draws for each, and in G's loss as well — it
 is differentiable, so G learns through it. FastGAN's noise injection, second (low-resolution) D
 branch and D-side SLE are left out to keep the model CPU-sized. Images are [0, 1] outside the model,
@@ -43,7 +44,7 @@ from torch import Tensor, nn
 
 from ..config import Config, check
 from ..errors import ConfigError
-from ..nn.augment import augment, parse_policy, ramp_probability
+from ..nn.augment import augment_schedule, validate_augment
 from ..registry import register_model
 from ..runtime import batch_randint, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
@@ -74,6 +75,8 @@ class FastGANConfig(Config):
     augment: str = "color,translation"  # DiffAugment policy for everything D sees ("" or "none": off)
     augment_p: float = 1.0  # probability that each op acts on each image
     augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many steps
+    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while D calls more reals real than this
+    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
     spectral_norm: bool = True  # on every conv of D, as FastGAN
     discriminator_lr: float | None = None  # None: train.lr
     generator_lr: float | None = None
@@ -90,9 +93,7 @@ class FastGANConfig(Config):
         check(self.generator_channels >= 1 and self.discriminator_channels >= 1,
               "model.generator_channels and model.discriminator_channels must be >= 1")
         check(self.reconstruction_weight >= 0, f"model.reconstruction_weight must be >= 0, got {self.reconstruction_weight}")
-        parse_policy(self.augment)  # an unknown op is a ConfigError naming the valid ones
-        check(0 <= self.augment_p <= 1, f"model.augment_p must be in [0, 1], got {self.augment_p}")
-        check(self.augment_ramp_steps >= 0, f"model.augment_ramp_steps must be >= 0, got {self.augment_ramp_steps}")
+        validate_augment(self)
 
 
 # ---------------------------------------------------------------------- generator
@@ -259,9 +260,7 @@ class FastGAN(GenerativeModel):
         c, r, _ = cfg.image_shape
         self.generator = FastGANGenerator(cfg.latent_dim, r, c, cfg.generator_channels)
         self.discriminator = FastGANDiscriminator(r, c, cfg.discriminator_channels, cfg.spectral_norm)
-        if cfg.augment_ramp_steps:
-            # steps trained, saved with the weights so that a resumed run continues the ramp
-            self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))
+        self.augmentation = augment_schedule(cfg, "hinge")  # its state (ramp or adaptive p) is saved with the weights
 
     @property
     def latent_dim(self) -> int:
@@ -278,23 +277,23 @@ class FastGAN(GenerativeModel):
 
     @property
     def augment_probability(self) -> float:
-        cfg = self.config
-        if not cfg.augment_ramp_steps:
-            return cfg.augment_p
-        return ramp_probability(int(self.steps_trained), target=cfg.augment_p, ramp_steps=cfg.augment_ramp_steps)
+        return self.augmentation.probability
 
     def _augment(self, x: Tensor) -> Tensor:
         """DiffAugment, applied alike to everything D sees (real and fake, in both phases)."""
-        return augment(x, self.config.augment, self.augment_probability)
+        return self.augmentation(x)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
+        # a ramp's step count was the model's own buffer before the schedule held it
+        if prefix + "steps_trained" in state_dict:
+            state_dict[prefix + "augmentation.steps_trained"] = state_dict.pop(prefix + "steps_trained")
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def loss(self, batch: Batch, phase: str = "main") -> LossOutput:
         x = as_images(batch[0], self.config.image_shape, "FastGAN") * 2 - 1  # (B, C, R, R) in [-1, 1]
         z = batch_randn((x.shape[0], self.config.latent_dim), device=x.device, dtype=x.dtype)
         if phase == "discriminator":
-            out = self._discriminator_loss(x, z)
-            if self.config.augment_ramp_steps and self.training and torch.is_grad_enabled():  # a training step
-                self.steps_trained += 1
-            return out
+            return self._discriminator_loss(x, z)
         if phase == "generator":
             score = self.discriminator(self._augment(self.generator(z)))
             adv = -score.mean() if self.config.loss == "hinge" else F.softplus(-score).mean()
@@ -312,9 +311,13 @@ class FastGAN(GenerativeModel):
         adv = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
         recon = self.reconstruction_loss(real, f16, f8)
         total = adv + cfg.reconstruction_weight * recon
+        self.augmentation.step(self.training, real_score)
         # recon keeps its graph (the Trainer detaches terms), so its gradients can be inspected
-        return LossOutput(total, {"adv": adv.detach(), "recon": recon, "real_score": real_score.mean().detach(),
-                                  "fake_score": fake_score.mean().detach()})
+        terms = {"adv": adv.detach(), "recon": recon, "real_score": real_score.mean().detach(),
+                 "fake_score": fake_score.mean().detach()}
+        if self.augmentation.adaptive:
+            terms["augment_p"] = torch.tensor(self.augmentation.probability)
+        return LossOutput(total, terms)
 
     def reconstruction_loss(self, real: Tensor, f16: Tensor, f8: Tensor) -> Tensor:
         """D as an auto-encoder of real images (B, C, R, R): the whole image at R/2 from the 8x8 features,

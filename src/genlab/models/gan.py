@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..grids import scatter_image
-from ..nn.augment import DiffAugmentSchedule, parse_policy
+from ..nn.augment import augment_schedule, parse_policy, validate_augment
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_model
@@ -169,28 +169,6 @@ def truncated_normal(shape: tuple[int, ...], truncation: float, *, generator: to
     edge = 0.5 * (1 + math.erf(truncation / math.sqrt(2)))  # Phi(t)
     u = torch.rand(shape, generator=generator, device=device) * (2 * edge - 1) + (1 - edge)
     return math.sqrt(2) * torch.erfinv(2 * u - 1)
-
-
-def validate_augment(config: Any) -> None:
-    """Check a config's augmentation fields (``augment``, ``augment_p``, ``augment_ramp_steps``,
-    ``augment_target``, ``augment_speed_kimg``), one line each."""
-    parse_policy(config.augment)  # an unknown op is a ConfigError naming the valid ones
-    check(0 <= config.augment_p <= 1, f"model.augment_p must be in [0, 1], got {config.augment_p}")
-    check(config.augment_ramp_steps >= 0, f"model.augment_ramp_steps must be >= 0, got {config.augment_ramp_steps}")
-    check(0 <= config.augment_target < 1,
-          f"model.augment_target must be in [0, 1) (0: p fixed or ramped; ADA uses 0.6), got {config.augment_target}")
-    check(not (config.augment_target and config.augment_ramp_steps),
-          "model.augment_target (adaptive p) and model.augment_ramp_steps both set p over training; choose one")
-    check(config.augment_speed_kimg > 0, f"model.augment_speed_kimg must be > 0, got {config.augment_speed_kimg}")
-
-
-def augment_schedule(config: Any, loss: str = "non-saturating") -> DiffAugmentSchedule:
-    """The DiffAugment schedule a config's augmentation fields describe, for a discriminator trained
-    with ``loss`` (its real/fake midpoint is what an adaptive p compares the reals' scores with)."""
-    check(not (config.augment_target and loss == "wgan-gp"),
-          "model.augment_target needs a discriminator whose score has a real/fake midpoint; wgan-gp's has none")
-    return DiffAugmentSchedule(config.augment, config.augment_p, config.augment_ramp_steps, target=config.augment_target,
-                               speed_kimg=config.augment_speed_kimg, centre=0.5 if loss == "least-squares" else 0.0)
 
 
 @register_model("gan")

@@ -45,11 +45,12 @@ from torch import Tensor
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
+from ..nn.augment import augment_schedule, validate_augment
 from ..nn.style import NoiseStrength, ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
 from ..runtime import batch_rand, batch_randint, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
-from .gan import augment_schedule, r1_penalty, validate_augment
+from .gan import r1_penalty
 
 log = logging.getLogger(__name__)
 

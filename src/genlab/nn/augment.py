@@ -33,11 +33,14 @@ tensor per op for the whole batch: no Python loop over images.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import check
 from ..errors import ConfigError
 from ..runtime import batch_rand, batch_randint
 
@@ -168,6 +171,28 @@ class DiffAugmentSchedule(nn.Module):
             self.sign_sum.zero_()
             self.judged.zero_()
             self.pending_steps.zero_()
+
+
+def validate_augment(config: Any) -> None:
+    """Check a config's augmentation fields (``augment``, ``augment_p``, ``augment_ramp_steps``,
+    ``augment_target``, ``augment_speed_kimg``), one line each."""
+    parse_policy(config.augment)  # an unknown op is a ConfigError naming the valid ones
+    check(0 <= config.augment_p <= 1, f"model.augment_p must be in [0, 1], got {config.augment_p}")
+    check(config.augment_ramp_steps >= 0, f"model.augment_ramp_steps must be >= 0, got {config.augment_ramp_steps}")
+    check(0 <= config.augment_target < 1,
+          f"model.augment_target must be in [0, 1) (0: p fixed or ramped; ADA uses 0.6), got {config.augment_target}")
+    check(not (config.augment_target and config.augment_ramp_steps),
+          "model.augment_target (adaptive p) and model.augment_ramp_steps both set p over training; choose one")
+    check(config.augment_speed_kimg > 0, f"model.augment_speed_kimg must be > 0, got {config.augment_speed_kimg}")
+
+
+def augment_schedule(config: Any, loss: str = "non-saturating") -> DiffAugmentSchedule:
+    """The DiffAugment schedule a config's augmentation fields describe, for a discriminator trained
+    with ``loss`` (its real/fake midpoint is what an adaptive p compares the reals' scores with)."""
+    check(not (config.augment_target and loss == "wgan-gp"),
+          "model.augment_target needs a discriminator whose score has a real/fake midpoint; wgan-gp's has none")
+    return DiffAugmentSchedule(config.augment, config.augment_p, config.augment_ramp_steps, target=config.augment_target,
+                               speed_kimg=config.augment_speed_kimg, centre=0.5 if loss == "least-squares" else 0.0)
 
 
 # ---------------------------------------------------------------------- the ops
