@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from ..attacks import eval_mode, fgsm, pgd
 from ..config import Config, check
-from ..errors import DataError
 from ..registry import register_model
 from .base import Batch, GenerativeModel, LossOutput, as_images
 
