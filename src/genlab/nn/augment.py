@@ -26,9 +26,10 @@ Ops (DiffAugment's, with its ranges; they assume images in [-1, 1], where 0 is m
 (p = 1 is DiffAugment; p < 1 follows ADA, Karras et al. 2020). An image the coin spares passes
 through bit-identically. :class:`DiffAugmentSchedule` sets ``p`` during training: fixed, a linear
 ramp, or adaptive (ADA's overfitting heuristic: p rises while the discriminator calls more than a
-target share of the augmented reals real, and falls while it calls fewer). Randomness comes from ``generator`` when given, else from the global RNG
-through :func:`genlab.runtime.batch_rand`, so a training step draws what it draws under several
-processes too, and a resumed run (which restores the RNG) repeats it exactly. All draws are one
+target share of the augmented reals real, and falls while it calls fewer). Randomness comes from
+``generator`` when given, else from the global RNG through :func:`genlab.runtime.batch_rand`, so a
+training step draws what it draws under several processes too, and a resumed run (which restores
+the RNG) repeats it exactly. All draws are one
 tensor per op for the whole batch: no Python loop over images.
 """
 from __future__ import annotations
@@ -124,10 +125,11 @@ class DiffAugmentSchedule(nn.Module):
         if ramp_steps:
             self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))
         if self.adaptive:
-            self.register_buffer("p", torch.zeros((), dtype=torch.float64))
+            # float32 (MPS has no float64); the sums are counts, exact in float32 far beyond one interval's
+            self.register_buffer("p", torch.zeros(()))
             # since p last moved: sum of sign(d_real - centre), reals judged, D steps
-            self.register_buffer("sign_sum", torch.zeros((), dtype=torch.float64))
-            self.register_buffer("judged", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("sign_sum", torch.zeros(()))
+            self.register_buffer("judged", torch.zeros(()))
             self.register_buffer("pending_steps", torch.zeros((), dtype=torch.long))
 
     @property
@@ -157,8 +159,8 @@ class DiffAugmentSchedule(nn.Module):
         if real_scores is None:
             raise ConfigError("adaptive augmentation needs the discriminator's scores of the reals at each step")
         scores = real_scores.detach().float().reshape(-1)
-        sums = torch.stack([torch.sign(scores - self.centre).sum().double(),
-                            torch.tensor(float(scores.numel()), dtype=torch.float64, device=scores.device)])
+        sums = torch.stack([torch.sign(scores - self.centre).sum(),
+                            torch.tensor(float(scores.numel()), device=scores.device)])
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.all_reduce(sums)  # the global batch's sums, so every rank moves p alike
         self.sign_sum += sums[0]
