@@ -226,6 +226,17 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
     return out
 
 
+ARM_LABELS = {"off": "no augmentation", "on": "DiffAugment at a fixed p", "ada": "DiffAugment, adaptive p (ADA)"}
+
+
+def cell_label(cell: str) -> str:
+    """'dcgan/2000/ada' -> 'dcgan, first 2,000 faces, DiffAugment, adaptive p (ADA)' (a legend a reader need not decode)."""
+    model, subset, arm = cell.split("/")
+    faces = "all training faces" if subset == "all" else f"first {int(subset):,} faces"
+    what = ARM_LABELS.get(arm, arm) if model not in AUTOENCODERS else "reconstructions" if arm == "reconstruction" else "samples"
+    return f"{model}, {faces}, {what}"
+
+
 def plot_curves(result: dict[str, Any], path: str) -> None:
     """FD over process-CPU minutes, one panel per ruler (log scale): each seed's curve thin, the mean over
     seeds (at each round) thick, one colour per (model, subset, augmentation); the floor dashed."""
@@ -243,7 +254,7 @@ def plot_curves(result: dict[str, Any], path: str) -> None:
             rounds = min(map(len, runs))
             ax.plot([statistics.fmean(rows[i]["cpu_seconds"] for rows in runs) / 60 for i in range(rounds)],
                     [statistics.fmean(rows[i][name]["fid"] for rows in runs) for i in range(rounds)],
-                    color=f"C{colour}", lw=2.2, marker="o", label=f"{cell.replace('/', ', ')} ({len(runs)} seeds)")
+                    color=f"C{colour}", lw=2.2, marker="o", label=f"{cell_label(cell)} ({len(runs)} seeds)")
         ax.axhline(result["floor"][name]["fid"], ls="--", c="grey", lw=1, label="floor: held-out real faces")
         ax.set_yscale("log")
         ax.set_xlabel("training, process CPU minutes (one thread)")
@@ -315,7 +326,9 @@ def sample_grids(runs: list[str], path: str, per_run: int = 32, seed: int = 0) -
         cpu = f", {json.loads(budget.read_text())['cpu_seconds'] / 60:.0f} CPU min" if budget.is_file() else ""
         weight = getattr(model.config, "feature_weight", None)
         weight = f", feature weight {weight:g}" if weight is not None else ""
-        panels.append((f"{Path(run).parent.name}/{Path(run).name}\n{trained_steps(run)} steps{cpu}{weight}",
+        parts = Path(run).name.rsplit("-", 3)  # a benchmark run folder: MODEL-SUBSET-ARM-SEED
+        name = f"{cell_label('/'.join(parts[:3]))}, seed {parts[3]}" if len(parts) == 4 and parts[2] in ARM_LABELS else Path(run).name
+        panels.append((f"{name}\n{trained_steps(run)} steps{cpu}{weight}",
                        api.sample(model, per_run, seed=seed).cpu(), 8))
     print(f"wrote {image_panels(panels, path, title=f'random samples, seed {seed} for every model')}")
     return 0
