@@ -360,8 +360,9 @@ class CycleGAN(GenerativeModel):
         if self.training:  # evaluation judges the current fakes and leaves the pools alone
             fake_b, fake_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
         aug = self.augmentation  # the pools keep clean fakes; each judged batch is augmented anew
-        real_a, real_b = self.discriminator_a(aug(a)), self.discriminator_b(aug(b))
+        real_a = self.discriminator_a(aug(a))  # in this order (a, F(b), b, G(a)): the augmentations' draws too
         loss_a = self._adversarial_discriminator(real_a, self.discriminator_a(aug(fake_a)))
+        real_b = self.discriminator_b(aug(b))
         loss_b = self._adversarial_discriminator(real_b, self.discriminator_b(aug(fake_b)))
         terms = {"loss_a": loss_a, "loss_b": loss_b}
         aug.step(self.training, torch.cat([real_a.reshape(-1), real_b.reshape(-1)]))  # one p for both players
