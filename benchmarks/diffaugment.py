@@ -351,7 +351,7 @@ def main() -> int:
     p.add_argument("--ada-target", type=float, default=LATER_ARGUMENTS["ada_target"],
                    help="'ada': the share of reals D may call real before p rises (ADA's 0.6)")
     p.add_argument("--ada-speed-kimg", type=float, default=LATER_ARGUMENTS["ada_speed_kimg"],
-                   help="'ada': thousands of images for p to cross [0, 1] (ADA's 500 is for runs of 25,000; these are ~200)")
+                   help="'ada': thousands of images for p to cross [0, 1] (ADA's 500 suits runs of tens of thousands of kimg)")
     p.add_argument("--budget-minutes", type=float, default=30, help="process CPU minutes of training per run")
     p.add_argument("--rounds", type=int, default=6, help="evaluation points per run (interleaved rounds)")
     p.add_argument("--stylegan-config", default=str(HERE.parent / "configs" / "stylegan_celeba32.toml"))
