@@ -365,9 +365,7 @@ class CycleGAN(GenerativeModel):
         real_b = self.discriminator_b(aug(b))
         loss_b = self._adversarial_discriminator(real_b, self.discriminator_b(aug(fake_b)))
         terms = {"loss_a": loss_a, "loss_b": loss_b}
-        aug.step(self.training, torch.cat([real_a.reshape(-1), real_b.reshape(-1)]))  # one p for both players
-        if aug.adaptive:
-            terms["augment_p"] = torch.tensor(aug.probability)
+        terms.update(aug.step(self.training, torch.cat([real_a.reshape(-1), real_b.reshape(-1)])))  # one p for both players
         return LossOutput(loss_a + loss_b, terms)
 
     @torch.no_grad()

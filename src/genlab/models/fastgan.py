@@ -311,13 +311,10 @@ class FastGAN(GenerativeModel):
         adv = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
         recon = self.reconstruction_loss(real, f16, f8)
         total = adv + cfg.reconstruction_weight * recon
-        self.augmentation.step(self.training, real_score)
         # recon keeps its graph (the Trainer detaches terms), so its gradients can be inspected
-        terms = {"adv": adv.detach(), "recon": recon, "real_score": real_score.mean().detach(),
-                 "fake_score": fake_score.mean().detach()}
-        if self.augmentation.adaptive:
-            terms["augment_p"] = torch.tensor(self.augmentation.probability)
-        return LossOutput(total, terms)
+        return LossOutput(total, {"adv": adv.detach(), "recon": recon, "real_score": real_score.mean().detach(),
+                                  "fake_score": fake_score.mean().detach(),
+                                  **self.augmentation.step(self.training, real_score)})
 
     def reconstruction_loss(self, real: Tensor, f16: Tensor, f8: Tensor) -> Tensor:
         """D as an auto-encoder of real images (B, C, R, R): the whole image at R/2 from the 8x8 features,

@@ -264,9 +264,7 @@ class GAN(GenerativeModel):
                 r1 = r1_penalty(real_score, clean)
                 terms["r1"] = r1
                 total = total + 0.5 * cfg.r1_weight * r1
-        self.augmentation.step(self.training, real_score)
-        if self.augmentation.adaptive:
-            terms["augment_p"] = torch.tensor(self.augmentation.probability)
+        terms.update(self.augmentation.step(self.training, real_score))
         return LossOutput(total, {k: v.detach() for k, v in terms.items()})
 
     def _inputs(self, batch: Batch) -> tuple[Tensor, Tensor | None]:

@@ -343,9 +343,7 @@ class StyleGAN(GenerativeModel):
                     r1 = r1_penalty(real_score, real_in)
                     terms["r1"] = r1.detach()
                     total = total + 0.5 * cfg.r1_gamma * r1
-            self.augmentation.step(self.training, real_score)
-            if self.augmentation.adaptive:
-                terms["augment_p"] = torch.tensor(self.augmentation.probability)
+            terms.update(self.augmentation.step(self.training, real_score))
             return LossOutput(total, terms)
         if phase == "discriminator_r1":
             with torch.enable_grad():

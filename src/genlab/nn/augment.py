@@ -147,15 +147,18 @@ class DiffAugmentSchedule(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return augment(x, self.policy, self.probability) if self.enabled else x
 
-    def step(self, training: bool, real_scores: Tensor | None = None) -> None:
+    def step(self, training: bool, real_scores: Tensor | None = None) -> dict[str, Tensor]:
         """Count one discriminator step (training mode with gradients on: not evaluation); an adaptive
-        schedule needs ``real_scores``, D's scores of the augmented reals of this step."""
-        if not (training and torch.is_grad_enabled()):
-            return
-        if self.ramp_steps:
-            self.steps_trained += 1
-        if not self.adaptive:
-            return
+        schedule needs ``real_scores``, D's scores of the augmented reals of this step. Returns the terms
+        the D phase logs: ``{"augment_p": p}`` for an adaptive schedule (also in evaluation), else none."""
+        if training and torch.is_grad_enabled():
+            if self.ramp_steps:
+                self.steps_trained += 1
+            if self.adaptive:
+                self._adapt(real_scores)
+        return {"augment_p": torch.tensor(self.probability)} if self.adaptive else {}
+
+    def _adapt(self, real_scores: Tensor | None) -> None:
         if real_scores is None:
             raise ConfigError("adaptive augmentation needs the discriminator's scores of the reals at each step")
         scores = real_scores.detach().float().reshape(-1)
