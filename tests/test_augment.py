@@ -259,8 +259,28 @@ def test_adaptive_schedule_rejects_bad_settings_in_one_line():
         DiffAugmentSchedule("color", 1.0, 10, target=0.6)
     with pytest.raises(ConfigError, match=r"target must be in \[0, 1\)"):
         DiffAugmentSchedule("color", 1.0, target=1.2)
-    with pytest.raises(ConfigError, match="speed must be > 0"):
+    with pytest.raises(ConfigError, match="speed_kimg must be > 0"):
         DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0)
+    with pytest.raises(ConfigError, match=r"augment_p must be in \[0, 1\]"):
+        DiffAugmentSchedule("color", 1.5)
+
+
+@pytest.mark.parametrize("family", ["gan", "cgan", "stylegan", "cyclegan", "fastgan"])
+def test_every_gan_familys_config_checks_the_shared_augmentation_fields(family):
+    """The five fields live once, in AugmentConfig; each family's config inherits them with their checks."""
+    import genlab.models  # noqa: F401  (fills the registry)
+    from genlab.nn.augment import AugmentConfig
+    from genlab.registry import MODELS
+
+    config_class = MODELS.get(family).config_class
+    assert issubclass(config_class, AugmentConfig)
+    for bad, message in [({"augment": "colour"}, "unknown augmentation"), ({"augment_p": 1.5}, r"augment_p must be in"),
+                         ({"augment_ramp_steps": -1}, "augment_ramp_steps must be >= 0"),
+                         ({"augment_target": 1.0}, r"augment_target must be in \[0, 1\)"),
+                         ({"augment_target": 0.6, "augment_ramp_steps": 5}, "choose one"),
+                         ({"augment_speed_kimg": 0.0}, "augment_speed_kimg must be > 0")]:
+        with pytest.raises(ConfigError, match=message):
+            config_class(**bad)
 
 
 def _two_rank_adaptive(rank: int, port: int, scores: torch.Tensor, results) -> None:

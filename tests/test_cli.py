@@ -161,6 +161,23 @@ def test_train_model_help_lists_the_models_fields_with_defaults_and_help(name, c
     assert "--train.max_steps=none" in out and "when set, overrides epochs" in flat
 
 
+def test_train_model_help_lists_a_configs_own_fields_before_inherited_ones(capsys):
+    """cGAN's two fields come before the GAN fields it inherits, and every GAN family's shared
+    augmentation fields after the family's own (FastGAN re-declares ``augment``: it stays with them)."""
+    def model_lines(name: str) -> list[str]:
+        with pytest.raises(SystemExit):
+            main(["train", name, "--help"])
+        out = capsys.readouterr().out
+        return [line.split("=")[0].strip() for line in out.splitlines() if line.startswith("  --model.")]
+
+    cgan = model_lines("cgan")
+    assert cgan[:2] == ["--model.num_classes", "--model.label_dim"]
+    assert cgan[-5:] == ["--model.augment", "--model.augment_p", "--model.augment_ramp_steps",
+                         "--model.augment_target", "--model.augment_speed_kimg"]
+    fastgan = model_lines("fastgan")
+    assert fastgan[0] == "--model.latent_dim" and fastgan[-5] == "--model.augment"
+
+
 def test_field_help_reads_metadata_then_the_comment_beside_then_the_block_above():
     import dataclasses
 

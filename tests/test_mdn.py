@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from genlab.data import ArrayDataset, DataConfig, load_dataset
+from genlab.data import DataConfig, load_dataset
 from genlab.errors import DataError, GenlabError
 from genlab.models import build_model
 from genlab.data.toy import arm_from_info

@@ -5,7 +5,6 @@ to the ends' reconstructions, and the figure's check fails on numbers that break
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

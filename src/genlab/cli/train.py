@@ -56,13 +56,25 @@ def _fields_help(namespace: argparse.Namespace, argv: Sequence[str]) -> str:
         defaults = merge(config_class().to_dict(), family_defaults.get(section, {}))
         helps, hints = field_help(config_class), typing.get_type_hints(config_class)
         lines = [f"{title} (--{section}.FIELD=VALUE; shown with this model's default):"]
-        for field in dataclasses.fields(config_class):
+        for field in _own_fields_first(config_class):
             lines.append(f"  --{section}.{field.name}={_value(defaults.get(field.name))}")
             text = helps[field.name] or _describe(hints[field.name])
             lines.append(textwrap.fill(text, width, initial_indent=" " * 6, subsequent_indent=" " * 6,
                                        break_long_words=False, break_on_hyphens=False))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _own_fields_first(config_class: type) -> list[dataclasses.Field]:
+    """The fields of ``config_class``, those it declares first and those of its bases after them
+    (nearest base first; each class's own order kept). A field a subclass re-declares (to change its
+    default) stays with the base that introduced it."""
+    mro = [k for k in config_class.__mro__ if dataclasses.is_dataclass(k)]
+
+    def introduced_by(field: dataclasses.Field) -> int:
+        return max(i for i, klass in enumerate(mro) if field.name in klass.__dict__.get("__annotations__", {}))
+
+    return sorted(dataclasses.fields(config_class), key=introduced_by)
 
 
 def _value(value: Any) -> str:

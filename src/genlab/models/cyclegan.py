@@ -65,9 +65,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config, check
+from ..config import check
 from ..errors import ConfigError, DataError
-from ..nn.augment import augment_schedule, validate_augment
+from ..nn.augment import AugmentConfig, augment_schedule
 from ..nn.pixels import as_rgb, to_signed, to_unit
 from ..nn.frozen import FrozenNetwork
 from ..nn.resnet import ResnetGenerator
@@ -81,7 +81,7 @@ DIRECTIONS = ("a2b", "b2a")
 
 
 @dataclasses.dataclass
-class CycleGANConfig(Config):
+class CycleGANConfig(AugmentConfig):
     image_shape: tuple[int, int, int] = (3, 64, 64)  # domain A (C, S, S)
     image_shape_b: tuple[int, int, int] | None = None  # domain B (C, S, S); None = image_shape. Same S.
     generator: Literal["resnet", "unet"] = "resnet"
@@ -98,11 +98,6 @@ class CycleGANConfig(Config):
     semantic_classifier: str | None = None  # run/model folder of a genlab classifier of the labelled domain (training only)
     semantic_terms: Literal["both", "a", "b"] = "both"  # CyCADA's two terms, or only the one whose pseudo-labels f reads on its own domain
     cycle_noise: float = 0.0  # σ of Gaussian noise on G(a), F(b) before the way back, [0, 1] pixels (0 = the paper)
-    augment: str = ""  # DiffAugment policy for both discriminators, e.g. "color,translation,cutout" ("" or "none": off)
-    augment_p: float = 1.0  # probability that each op acts on each image
-    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many discriminator steps
-    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while the Ds call more reals real than this
-    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
     generator_lr: float | None = 2e-4
     discriminator_lr: float | None = 2e-4
     betas: tuple[float, float] | None = (0.5, 0.999)
@@ -131,7 +126,7 @@ class CycleGANConfig(Config):
         check(self.pool_size >= 0, f"model.pool_size must be >= 0, got {self.pool_size}")
         check(self.semantic_weight >= 0, f"model.semantic_weight must be >= 0, got {self.semantic_weight}")
         check(self.cycle_noise >= 0, f"model.cycle_noise must be >= 0, got {self.cycle_noise}")
-        validate_augment(self)
+        super().validate()
         for name in ("generator_lr", "discriminator_lr"):
             value = getattr(self, name)
             check(value is None or value > 0, f"model.{name} must be > 0, got {value}")

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from ..config import Config, check
 from ..errors import ConfigError
-from ..nn.augment import augment_schedule, validate_augment
+from ..nn.augment import AugmentConfig, augment_schedule
 from ..registry import register_model
 from ..runtime import batch_randint, batch_randn
 from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
@@ -62,7 +62,7 @@ GLU_GAIN = 1 / math.sqrt(0.2933)  # a * sigmoid(b) of unit normals has variance 
 
 
 @dataclasses.dataclass
-class FastGANConfig(Config):
+class FastGANConfig(AugmentConfig):
     latent_dim: int = 128
     image_shape: tuple[int, ...] | None = None  # (C, R, R), filled from the data; R in 64, 128 (--data.image_size)
     # base widths: GENERATOR_WIDTH[r] (DISCRIMINATOR_WIDTH[r]) times this many maps at resolution r. The
@@ -72,11 +72,7 @@ class FastGANConfig(Config):
     loss: Literal["hinge", "non-saturating"] = "hinge"  # the generator's; D's is always the hinge
     reconstruction: Literal["mse", "l1"] = "mse"  # pixel loss of D's decoders on real images
     reconstruction_weight: float = 1.0
-    augment: str = "color,translation"  # DiffAugment policy for everything D sees ("" or "none": off)
-    augment_p: float = 1.0  # probability that each op acts on each image
-    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many steps
-    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while D calls more reals real than this
-    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
+    augment: str = "color,translation"  # DiffAugment policy; FastGAN ships with colour and translation on
     spectral_norm: bool = True  # on every conv of D, as FastGAN
     discriminator_lr: float | None = None  # None: train.lr
     generator_lr: float | None = None
@@ -93,7 +89,7 @@ class FastGANConfig(Config):
         check(self.generator_channels >= 1 and self.discriminator_channels >= 1,
               "model.generator_channels and model.discriminator_channels must be >= 1")
         check(self.reconstruction_weight >= 0, f"model.reconstruction_weight must be >= 0, got {self.reconstruction_weight}")
-        validate_augment(self)
+        super().validate()
 
 
 # ---------------------------------------------------------------------- generator

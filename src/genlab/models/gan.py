@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..config import Config, check
 from ..errors import ConfigError, DataError
 from ..grids import scatter_image
-from ..nn.augment import augment_schedule, parse_policy, validate_augment
+from ..nn.augment import AugmentConfig, augment_schedule, parse_policy
 from ..nn.discriminators import ConvDiscriminator, MLPDiscriminator
 from ..nn.generators import ConvGenerator, MLPGenerator
 from ..registry import register_model
@@ -67,7 +67,7 @@ GENERATOR_LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 @dataclasses.dataclass
-class GANConfig(Config):
+class GANConfig(AugmentConfig):
     """Vectors (``x_dim``) get MLPs; images (``image_shape``) get the DCGAN conv nets."""
 
     latent_dim: int = 64
@@ -95,16 +95,11 @@ class GANConfig(Config):
     # mixture spread over ±4 (grid25) reaches them at unit scale, where default initialisation and
     # Adam's step sizes are tuned. Toy datasets fill it with their standard deviation.
     data_scale: float = 1.0
-    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (images only; "" or "none": off)
-    augment_p: float = 1.0  # probability that each op acts on each image
-    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many D steps
-    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while D calls more reals real than this
-    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
 
     def validate(self) -> None:
         check(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
         check(self.x_dim is None or self.x_dim >= 1, f"model.x_dim must be >= 1, got {self.x_dim}")
-        validate_augment(self)
+        super().validate()
         check(not (parse_policy(self.augment) and self.image_shape is None and self.x_dim is not None),
               f"model.augment={self.augment!r} augments images, but this GAN models vectors (x_dim={self.x_dim}); drop it")
         if self.image_shape is not None:

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from ..config import Config, check
 from ..errors import ConfigError, DataError
-from ..nn.augment import augment_schedule, validate_augment
+from ..nn.augment import AugmentConfig, augment_schedule
 from ..nn.style import NoiseStrength, ResidualDiscriminator, StyleGenerator
 from ..registry import register_model
 from ..runtime import batch_rand, batch_randint, batch_randn
@@ -61,7 +61,7 @@ LAYER_RANGES = ("coarse", "middle", "fine")
 
 
 @dataclasses.dataclass
-class StyleGANConfig(Config):
+class StyleGANConfig(AugmentConfig):
     latent_dim: int = 128  # size of z
     w_dim: int = 128  # size of w (and of each layer's style input)
     mapping_depth: int = 4  # StyleGAN uses 8; 2-4 suffice at 32x32 (stylegan2-ada's CIFAR config uses 2)
@@ -88,11 +88,6 @@ class StyleGANConfig(Config):
     generator_lr: float | None = None  # None: train.lr
     discriminator_lr: float | None = None
     adam_betas: tuple[float, float] | None = None  # None: train.betas
-    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" ("" or "none": off)
-    augment_p: float = 1.0  # probability that each op acts on each image
-    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many D steps
-    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while D calls more reals real than this
-    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
 
     def validate(self) -> None:
         check(self.latent_dim >= 1 and self.w_dim >= 1, "model.latent_dim and model.w_dim must be >= 1")
@@ -111,7 +106,7 @@ class StyleGANConfig(Config):
         check(self.r1_every >= 1 and self.pl_every >= 1, "model.r1_every and model.pl_every must be >= 1")
         check(0 <= self.style_mixing_prob <= 1, f"model.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
         check(0 < self.pl_decay <= 1 and self.pl_batch_shrink >= 1, "model.pl_decay must be in (0, 1], pl_batch_shrink >= 1")
-        validate_augment(self)
+        super().validate()
 
 
 @register_model("stylegan")

@@ -34,14 +34,14 @@ tensor per op for the whole batch: no Python loop over images.
 """
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import check
+from ..config import Config, check
 from ..errors import ConfigError
 from ..runtime import batch_rand, batch_randint
 
@@ -111,17 +111,8 @@ class DiffAugmentSchedule(nn.Module):
         super().__init__()
         self.policy, self.ceiling, self.ramp_steps = policy, float(p), ramp_steps
         self.target, self.speed_kimg, self.centre = float(target), float(speed_kimg), float(centre)
+        _check_schedule(policy, p, ramp_steps, target, speed_kimg)
         self.enabled = bool(parse_policy(policy))
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"augmentation probability must be in [0, 1], got {p}")
-        if ramp_steps < 0:
-            raise ConfigError(f"augmentation ramp must be >= 0 steps, got {ramp_steps}")
-        if not 0.0 <= target < 1.0:
-            raise ConfigError(f"adaptive augmentation target must be in [0, 1) (0: off; ADA uses 0.6), got {target}")
-        if target and ramp_steps:
-            raise ConfigError("adaptive augmentation (a target) and a ramp both set p over training; choose one")
-        if target and speed_kimg <= 0:
-            raise ConfigError(f"adaptive augmentation speed must be > 0 thousand images, got {speed_kimg}")
         if ramp_steps:
             self.register_buffer("steps_trained", torch.zeros((), dtype=torch.long))
         if self.adaptive:
@@ -178,20 +169,35 @@ class DiffAugmentSchedule(nn.Module):
             self.pending_steps.zero_()
 
 
-def validate_augment(config: Any) -> None:
-    """Check a config's augmentation fields (``augment``, ``augment_p``, ``augment_ramp_steps``,
-    ``augment_target``, ``augment_speed_kimg``), one line each."""
-    parse_policy(config.augment)  # an unknown op is a ConfigError naming the valid ones
-    check(0 <= config.augment_p <= 1, f"model.augment_p must be in [0, 1], got {config.augment_p}")
-    check(config.augment_ramp_steps >= 0, f"model.augment_ramp_steps must be >= 0, got {config.augment_ramp_steps}")
-    check(0 <= config.augment_target < 1,
-          f"model.augment_target must be in [0, 1) (0: p fixed or ramped; ADA uses 0.6), got {config.augment_target}")
-    check(not (config.augment_target and config.augment_ramp_steps),
+@dataclasses.dataclass
+class AugmentConfig(Config):
+    """The augmentation fields every image GAN family's config inherits: DiffAugment's policy and its
+    probability, fixed, ramped or adaptive (:class:`DiffAugmentSchedule`). A family's config declares
+    its own fields after deriving from this; ``genlab train MODEL --help`` lists those first and these after them."""
+
+    augment: str = ""  # DiffAugment policy for everything D sees, e.g. "color,translation,cutout" ("" or "none": off)
+    augment_p: float = 1.0  # probability that each op acts on each image
+    augment_ramp_steps: int = 0  # > 0: p rises linearly from 0 to augment_p over this many D steps
+    augment_target: float = 0.0  # > 0: adaptive p (ADA; 0.6 there), rising while D calls more reals real than this
+    augment_speed_kimg: float = 100.0  # adaptive p: thousands of images for p to cross [0, 1] (ADA: 500)
+
+    def validate(self) -> None:
+        _check_schedule(self.augment, self.augment_p, self.augment_ramp_steps, self.augment_target,
+                        self.augment_speed_kimg)
+
+
+def _check_schedule(policy: str, p: float, ramp_steps: int, target: float, speed_kimg: float) -> None:
+    """One line per bad augmentation setting, named as the config field that holds it."""
+    parse_policy(policy)  # an unknown op is a ConfigError naming the valid ones
+    check(0 <= p <= 1, f"model.augment_p must be in [0, 1], got {p}")
+    check(ramp_steps >= 0, f"model.augment_ramp_steps must be >= 0, got {ramp_steps}")
+    check(0 <= target < 1, f"model.augment_target must be in [0, 1) (0: p fixed or ramped; ADA uses 0.6), got {target}")
+    check(not (target and ramp_steps),
           "model.augment_target (adaptive p) and model.augment_ramp_steps both set p over training; choose one")
-    check(config.augment_speed_kimg > 0, f"model.augment_speed_kimg must be > 0, got {config.augment_speed_kimg}")
+    check(speed_kimg > 0, f"model.augment_speed_kimg must be > 0, got {speed_kimg}")
 
 
-def augment_schedule(config: Any, loss: str = "non-saturating") -> DiffAugmentSchedule:
+def augment_schedule(config: AugmentConfig, loss: str = "non-saturating") -> DiffAugmentSchedule:
     """The DiffAugment schedule a config's augmentation fields describe, for a discriminator trained
     with ``loss`` (its real/fake midpoint is what an adaptive p compares the reals' scores with)."""
     check(not (config.augment_target and loss == "wgan-gp"),

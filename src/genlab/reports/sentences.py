@@ -19,7 +19,7 @@ reconstruction rate; :func:`interpolation_figure` draws a few pairs for two mode
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
