@@ -266,9 +266,46 @@ def plot_curves(result: dict[str, Any], path: str) -> None:
     print(f"wrote {save_figure(fig, path, dpi=110)}")
 
 
+def round_tables(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> str:
+    """RESULTS.md's tables: per recipe (model/subset/augment), one row per round with the mean ± sd over seeds
+    (population sd, as every face table reports) of each ruler's FD, each seed's value in brackets (seeds in
+    order), the steps' range, the first ruler's precision / recall and, for ADA, each seed's p."""
+    cells: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for key, rows in curves.items():
+        model, subset, augment, seed = key.split("/")
+        cells.setdefault(f"{model}/{subset}/{augment}", {})[int(seed)] = rows
+    out = []
+    for name, runs in sorted(cells.items()):
+        seeds = sorted(runs)
+        adaptive = any("augment_p" in row for rows in runs.values() for row in rows)
+        out += [f"{name}, seeds {', '.join(map(str, seeds))}:", "",
+                "| round | CPU min | steps | " + " | ".join(f"{r} FD" for r in rulers) + f" | {rulers[0]} P / R |"
+                + (" p |" if adaptive else ""),
+                "|---:|---:|---|" + "---:|" * len(rulers) + "---|" + ("---|" if adaptive else "")]
+        for i in range(max(len(rows) for rows in runs.values())):
+            rows = [runs[seed][i] for seed in seeds if len(runs[seed]) > i]
+            steps = sorted(row["steps"] for row in rows)
+            fds = []
+            for ruler in rulers:
+                values = [row[ruler]["fid"] for row in rows]
+                spread = f" ± {statistics.pstdev(values):.2g} ({' / '.join(f'{v:.3g}' for v in values)})" if len(values) > 1 else ""
+                fds.append(f"{statistics.fmean(values):.3g}{spread}")
+            first = [row[rulers[0]] for row in rows]
+            pr = (f"{statistics.fmean(r['precision'] for r in first):.2f} / {statistics.fmean(r['recall'] for r in first):.2f}"
+                  if all("precision" in r and "recall" in r for r in first) else "—")
+            line = (f"| {rows[0]['round']} | {statistics.fmean(row['cpu_seconds'] for row in rows) / 60:.1f} | "
+                    f"{steps[0]:,}" + (f"-{steps[-1]:,}" if steps[-1] != steps[0] else "") + " | " + " | ".join(fds) + f" | {pr} |")
+            if adaptive:
+                line += " " + " / ".join(f"{row['augment_p']:.3f}" for row in rows if "augment_p" in row) + " |"
+            out.append(line + ("" if len(rows) == len(seeds) else f" ({len(rows)} of {len(seeds)} seeds)"))
+        out.append("")
+    return "\n".join(out)
+
+
 def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
     """Results of several processes (one protocol; other seeds or recipes) in one file, ``diffaugment-INTO.json``:
-    the curves joined, the summary recomputed; prints each curve as a table (and draws it: ``curves_out``)."""
+    the curves joined, the summary recomputed; prints each curve as a table, then each recipe's rounds as mean ± sd
+    over its seeds (:func:`round_tables`: RESULTS.md's tables), and draws the curves (``curves_out``)."""
     files = [HERE / "results" / f"diffaugment-{tag}.json" for tag in tags]
     parts = [json.loads(f.read_text()) for f in files]
     # what may differ between the processes: the seeds, and which recipes ran (each run's key names its model
@@ -309,6 +346,7 @@ def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
             mse = f"{recon['mse']:.5f}" if recon else "—"
             print(f"| {key} | {row['round']} | {row['cpu_seconds']:.0f} | {row['steps']} | " + " | ".join(cells) + f" | {mse} |")
     print(json.dumps(merged["summary"], indent=1))
+    print(round_tables(curves, names))
     if curves_out:
         plot_curves(merged, curves_out)
     return 0

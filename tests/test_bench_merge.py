@@ -78,3 +78,16 @@ def test_merge_refuses_parts_that_are_not_seeds_of_one_recipe_and_protocol(bench
     assert bench.merge(["s0", "s1"], "both") == 0
     merged = json.loads(out.read_text())
     assert merged["recipes"]["fastgan"]["policy"] == "color,translation" and merged["args"]["models"] == ["dcgan", "fastgan"]
+
+
+def test_round_tables_give_each_rounds_mean_and_spread_over_seeds_with_each_seed_in_order(bench):
+    """RESULTS.md's per-round tables: the mean ± population sd over the seeds of one recipe, per ruler and round."""
+    curves = {**_part("s1", 1, {"off": (20.0, 3.0)})["curves"], **_part("s0", 0, {"off": (10.0, 1.0)})["curves"]}
+    for rows in curves.values():
+        for row in rows:
+            row["attributes"].update(precision=0.5, recall=0.25)
+    curves["dcgan/all/off/1"][1]["steps"] = 24
+    lines = bench.round_tables(curves, ["attributes", "ssl"]).splitlines()
+    assert lines[0] == "dcgan/all/off, seeds 0, 1:"
+    assert lines[4] == "| 1 | 5.0 | 10 | 99 ± 0 (99 / 99) | 9 ± 0 (9 / 9) | 0.50 / 0.25 |"
+    assert lines[5] == "| 2 | 10.0 | 20-24 | 15 ± 5 (10 / 20) | 2 ± 1 (1 / 3) | 0.50 / 0.25 |"
