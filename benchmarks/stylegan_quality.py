@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,37 @@ def table(tags: list[str]) -> str:
     return "\n".join(lines)
 
 
+def seed_table(groups: list[str]) -> str:
+    """RESULTS.md's seed tables: ``groups`` are ``LABEL=TAG,TAG,...`` (one results file per seed, seeds in order);
+    per round, each group's steps range and FD as mean ± population sd over its seeds with each seed's value, then,
+    for every later group, its FD over the first group's seed by seed (the paired ratio) and their mean."""
+    runs: dict[str, list[list[dict[str, Any]]]] = {}
+    for group in groups:
+        label, _, tags = group.partition("=")
+        if not tags:
+            raise SystemExit(f"--seed-table wants LABEL=TAG,TAG,..., got {group!r}")
+        runs[label] = [json.loads((HERE / "results" / f"stylegan_quality-{tag}.json").read_text())["curves"]["stylegan"]
+                       for tag in tags.split(",")]
+    labels = list(runs)
+    rounds = min(len(curve) for curves in runs.values() for curve in curves)
+    head = "| round | " + " | ".join(f"steps, {label} | FD, {label}" for label in labels)
+    head += "".join(f" | {label} / {labels[0]}, per seed (mean)" for label in labels[1:]) + " |"
+    lines = [head, "|---:|" + "---|---:|" * len(labels) + "---:|" * (len(labels) - 1)]
+    for i in range(rounds):
+        cells = [str(i + 1)]
+        for label in labels:
+            rows = [curve[i] for curve in runs[label]]
+            steps = sorted(r["steps"] for r in rows)
+            fds = [r["fid"] for r in rows]
+            spread = f" ± {statistics.pstdev(fds):.2f} ({' / '.join(f'{v:.2f}' for v in fds)})" if len(fds) > 1 else ""
+            cells += [f"{steps[0]:,}" + (f"-{steps[-1]:,}" if steps[-1] != steps[0] else ""), f"{statistics.fmean(fds):.2f}{spread}"]
+        for label in labels[1:]:
+            ratios = [b[i]["fid"] / a[i]["fid"] for a, b in zip(runs[labels[0]], runs[label])]
+            cells.append(" / ".join(f"{r:.2f}" for r in ratios) + f" ({statistics.fmean(ratios):.2f})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="celeba:../shared/data/celeba-10k")
@@ -154,7 +186,12 @@ def main() -> None:
     p.add_argument("--checks-only", action="store_true",
                    help="redo the figure checks on the StyleGAN already trained under --out, keeping the results file's curves")
     p.add_argument("--table", nargs="+", metavar="TAG", help="print the curves of these results files as Markdown and exit")
+    p.add_argument("--seed-table", nargs="+", metavar="LABEL=TAG,TAG",
+                   help="print each round's FD as mean ± sd over seeds per group, and the paired ratios to the first group, and exit")
     args = p.parse_args()
+    if args.seed_table:
+        print(seed_table(args.seed_table))
+        return
     if args.table:
         print(table(args.table))
         return

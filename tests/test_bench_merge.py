@@ -91,3 +91,27 @@ def test_round_tables_give_each_rounds_mean_and_spread_over_seeds_with_each_seed
     assert lines[0] == "dcgan/all/off, seeds 0, 1:"
     assert lines[4] == "| 1 | 5.0 | 10 | 99 ± 0 (99 / 99) | 9 ± 0 (9 / 9) | 0.50 / 0.25 |"
     assert lines[5] == "| 2 | 10.0 | 20-24 | 15 ± 5 (10 / 20) | 2 ± 1 (1 / 3) | 0.50 / 0.25 |"
+
+
+@pytest.fixture
+def quality(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("stylegan_quality_under_test", BENCHMARKS / "stylegan_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "HERE", tmp_path)
+    (tmp_path / "results").mkdir()
+    return module
+
+
+def test_stylegan_seed_table_pairs_each_seed_with_the_first_groups_same_seed(quality, tmp_path):
+    """The lazy-R1 tables of RESULTS.md: per round, mean ± population sd over seeds, and B/A per seed in order."""
+    def write(tag, fds, steps=(10, 20)):
+        rows = [{"round": i + 1, "steps": s, "fid": fd} for i, (s, fd) in enumerate(zip(steps, fds))]
+        (tmp_path / "results" / f"stylegan_quality-{tag}.json").write_text(json.dumps({"curves": {"stylegan": rows}}))
+    write("a0", (8.0, 4.0))
+    write("a1", (10.0, 2.0), steps=(12, 22))
+    write("b0", (8.0, 6.0))
+    write("b1", (5.0, 1.0))
+    lines = quality.seed_table(["A=a0,a1", "B=b0,b1"]).splitlines()
+    assert lines[2] == "| 1 | 10-12 | 9.00 ± 1.00 (8.00 / 10.00) | 10 | 6.50 ± 1.50 (8.00 / 5.00) | 1.00 / 0.50 (0.75) |"
+    assert lines[3] == "| 2 | 20-22 | 3.00 ± 1.00 (4.00 / 2.00) | 20 | 3.50 ± 2.50 (6.00 / 1.00) | 1.50 / 0.50 (1.00) |"
