@@ -26,6 +26,9 @@ on take a second z's w. ``w_avg`` (truncation's centre) and ``pl_mean`` are buff
 the weights, so resume is exact. As in stylegan2-ada, a lazy phase steps its player's own optimizer
 (``Phase(optimizer=...)``), whose lr and betas the Trainer scales by k/(k+1) (lr * k/(k+1),
 beta ** (k/(k+1)) for interval k): one Adam per player, whose moments see the regulariser's gradients.
+So gamma sets the size of the R1 step against the main loss's gradients; with ``lazy_optimizer="own"`` every
+R1 step moves each weight by about one lr whatever gamma is, and a gamma tuned there is far weaker here
+(the face config's 0.05 gave 7-50x smaller R1 steps; benchmarks/lazy_r1_step.py measures it).
 
 Inference API: :meth:`StyleGAN.sample`, :meth:`StyleGAN.mapping`, :meth:`StyleGAN.synthesis`,
 :meth:`StyleGAN.mix` (named layer ranges ``coarse`` / ``middle`` / ``fine`` or explicit indices),
