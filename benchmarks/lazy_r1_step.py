@@ -75,15 +75,15 @@ def main() -> None:
     records: list[dict[str, float]] = []
     d_steps: dict[int, int] = {}
 
-    def on_main(optimizer, _args, _kwargs) -> None:
+    def on_main(optimizer, *_) -> None:  # a step pre-hook: (optimizer, args, kwargs)
         # shared: the discriminator's Adam steps twice on an R1 step, main phase first
         d_steps[trainer.step] = d_steps.get(trainer.step, 0) + 1
         if args.scheme == "shared" and d_steps[trainer.step] == 2:
-            on_r1(optimizer, _args, _kwargs)
+            on_r1(optimizer)
         elif d_steps[trainer.step] == 1:
             records.append({"step": trainer.step, "kind": "main", "grad_rms": update_rms(optimizer)[1]})
 
-    def on_r1(optimizer, _args, _kwargs) -> None:
+    def on_r1(optimizer, *_) -> None:
         units, grad = update_rms(optimizer)
         records.append({"step": trainer.step, "kind": "r1", "update_over_lr": units, "grad_rms": grad})
 

@@ -13,15 +13,20 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture
-def bench(tmp_path, monkeypatch):
+def _load(script: str, tmp_path, monkeypatch):
+    """A benchmark script as a module whose results folder is ``tmp_path/results``."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # diffaugment.py imports stylegan_quality beside it
-    spec = importlib.util.spec_from_file_location("diffaugment_under_test", BENCHMARKS / "diffaugment.py")
+    spec = importlib.util.spec_from_file_location(f"{script}_under_test", BENCHMARKS / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "HERE", tmp_path)
-    (tmp_path / "results").mkdir()
+    (tmp_path / "results").mkdir(exist_ok=True)
     return module
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    return _load("diffaugment", tmp_path, monkeypatch)
 
 
 def _part(tag: str, seed: int, finals: dict[str, tuple[float, float]], model: str = "dcgan", **args) -> dict:
@@ -95,12 +100,7 @@ def test_round_tables_give_each_rounds_mean_and_spread_over_seeds_with_each_seed
 
 @pytest.fixture
 def quality(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("stylegan_quality_under_test", BENCHMARKS / "stylegan_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "HERE", tmp_path)
-    (tmp_path / "results").mkdir()
-    return module
+    return _load("stylegan_quality", tmp_path, monkeypatch)
 
 
 def test_stylegan_seed_table_pairs_each_seed_with_the_first_groups_same_seed(quality, tmp_path):
