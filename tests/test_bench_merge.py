@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -115,3 +116,36 @@ def test_stylegan_seed_table_pairs_each_seed_with_the_first_groups_same_seed(qua
     lines = quality.seed_table(["A=a0,a1", "B=b0,b1"]).splitlines()
     assert lines[2] == "| 1 | 10-12 | 9.00 ± 1.00 (8.00 / 10.00) | 10 | 6.50 ± 1.50 (8.00 / 5.00) | 1.00 / 0.50 (0.75) |"
     assert lines[3] == "| 2 | 20-22 | 3.00 ± 1.00 (4.00 / 2.00) | 20 | 3.50 ± 2.50 (6.00 / 1.00) | 1.50 / 0.50 (1.00) |"
+
+
+@pytest.fixture
+def smoke_seeds(tmp_path, monkeypatch):
+    return _load("stylegan_smoke_seeds", tmp_path, monkeypatch)
+
+
+def test_smoke_seed_variants_parse_their_settings_and_train_apart(smoke_seeds, tmp_path):
+    """A variant's settings reach the shared run's model config, so its run folder (named by the recipe's
+    fingerprint) differs from the shipped recipe's: otherwise every variant would reuse one trained model."""
+    from genlab.lecture import core
+
+    name, settings = smoke_seeds.parse_variant(["g", "model.r1_gamma=0.35", "lazy_optimizer=own", "channels_last=true"])
+    assert (name, settings) == ("g", {"r1_gamma": 0.35, "lazy_optimizer": "own", "channels_last": True})
+    with pytest.raises(SystemExit, match="not KEY=VALUE"):
+        smoke_seeds.parse_variant(["g", "r1_gamma"])
+
+    class Data:
+        info, x = {"name": "toy"}, torch.zeros(4, 1, 8, 8)
+
+        def __len__(self):
+            return 4
+
+    def recipe(ctx):
+        return "stylegan", {"latent_dim": 8, "r1_gamma": 0.05}, Data(), {"max_steps": 10}
+
+    def folder(r):  # where the lecture would train the shared run whose recipe is r
+        return core.Context(runs=tmp_path, _recipes={"x": r(None)}).run_dir("x")
+
+    patched = smoke_seeds.with_model_settings(recipe, settings)
+    assert patched(None)[1] == {"latent_dim": 8, "r1_gamma": 0.35, "lazy_optimizer": "own", "channels_last": True}
+    assert folder(patched) != folder(recipe)
+    assert folder(smoke_seeds.with_model_settings(recipe, {})) == folder(recipe)
