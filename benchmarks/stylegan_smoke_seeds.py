@@ -9,8 +9,8 @@ is the lecture's own recipe with some model settings replaced, and counts the pa
     taskset -c 0 python benchmarks/stylegan_smoke_seeds.py --seeds 0 1 2 3 4 5 --threads 1 \\
         --variant own lazy_optimizer=own --variant shared --tag lazy-schemes
 
-A variant with no settings is the recipe as shipped. Values are read as JSON when they parse (``0.35``,
-``true``), as strings otherwise. The lecture's smoke digit classifier is trained once per seed and shared by
+A variant with no settings is the recipe as shipped. Values are read as ``--model.KEY=VALUE`` reads them
+(``0.35``, ``true``; strings otherwise). The lecture's smoke digit classifier is trained once per seed and shared by
 the variants (its run folder does not depend on the StyleGAN's recipe). Writes
 benchmarks/results/stylegan_smoke_seeds-TAG.json and prints one Markdown table.
 """
@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from genlab.config import ConfigError, parse_override
 from genlab.lecture import core
 from genlab.lecture.runner import jsonable, load_parts, run_figure
 
@@ -32,21 +33,18 @@ FIGURE_IDS = ("truncation", "style-mixing")
 RUN = "stylegan-mnist"
 
 
-def parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def parse_variant(words: list[str]) -> tuple[str, dict[str, Any]]:
-    """``NAME KEY=VALUE ...`` -> (NAME, {KEY: VALUE}); one clear error for a malformed setting."""
+    """``NAME KEY=VALUE ...`` -> (NAME, {KEY: VALUE}), each setting read as ``--model.KEY=VALUE`` is on the
+    command line (:func:`genlab.config.parse_override`); one clear error for a malformed setting."""
     name, settings = words[0], {}
     for word in words[1:]:
-        key, sep, value = word.partition("=")
-        if not sep or not key:
+        try:
+            path, value = parse_override(word if word.startswith("model.") else f"model.{word}")
+        except ConfigError:
+            path, value = [], None
+        if len(path) != 2:
             raise SystemExit(f"--variant {name}: {word!r} is not KEY=VALUE")
-        settings[key.removeprefix("model.")] = parse_value(value)
+        settings[path[1]] = value
     return name, settings
 
 
@@ -60,8 +58,8 @@ def with_model_settings(recipe: core.RunRecipe, settings: dict[str, Any]) -> cor
     return patched
 
 
-def run_variant(settings: dict[str, Any], seed: int, out: Path, data_root: Path | None) -> dict[str, Any]:
-    figures = load_parts()
+def run_variant(figures: dict[str, Any], settings: dict[str, Any], seed: int, out: Path,
+                data_root: Path | None) -> dict[str, Any]:
     original = core.SHARED_RUNS[RUN]
     core.SHARED_RUNS[RUN] = with_model_settings(original, settings)
     try:
@@ -78,16 +76,16 @@ def run_variant(settings: dict[str, Any], seed: int, out: Path, data_root: Path 
 
 
 def summary(name: str, rows: dict[str, Any]) -> str:
-    cells = []
-    for seed, row in rows.items():
-        t, m = row["truncation"], row["style-mixing"]
-        both = t["verdict"] == m["verdict"] == "pass"
-        cells.append(f"s{seed}: {'**pass**' if both else 'fail'} ({t['numbers'].get('classes_at_psi1', '?')} digits, "
-                     f"{m['numbers'].get('coarse_over_fine', float('nan')):.2f}x)")
-    passes = sum(r["truncation"]["verdict"] == r["style-mixing"]["verdict"] == "pass" for r in rows.values())
-    trunc = sum(r["truncation"]["verdict"] == "pass" for r in rows.values())
-    mix = sum(r["style-mixing"]["verdict"] == "pass" for r in rows.values())
-    return f"| {name} | {passes}/{len(rows)} | {trunc}/{len(rows)} | {mix}/{len(rows)} | {'; '.join(cells)} |"
+    def passes(fid: str) -> dict[str, bool]:
+        return {seed: row[fid]["verdict"] == "pass" for seed, row in rows.items()}
+
+    truncation, mixing = passes("truncation"), passes("style-mixing")
+    both = {seed: truncation[seed] and mixing[seed] for seed in rows}
+    cells = [f"s{seed}: {'**pass**' if both[seed] else 'fail'} ({row['truncation']['numbers'].get('classes_at_psi1', '?')} "
+             f"digits, {row['style-mixing']['numbers'].get('coarse_over_fine', float('nan')):.2f}x)" for seed, row in rows.items()]
+    n = len(rows)
+    return (f"| {name} | {sum(both.values())}/{n} | {sum(truncation.values())}/{n} | {sum(mixing.values())}/{n} | "
+            f"{'; '.join(cells)} |")
 
 
 def main() -> None:
@@ -107,6 +105,7 @@ def main() -> None:
     if data_root is None or not (data_root / "mnist").is_dir():
         raise SystemExit("MNIST not found: pass --data-root (a folder holding mnist/)")
 
+    figures = load_parts()
     path = HERE / "results" / f"stylegan_smoke_seeds-{args.tag}.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     result.update({"args": vars(args), "torch": torch.__version__})
@@ -121,7 +120,7 @@ def main() -> None:
             if str(seed) in done["seeds"]:
                 continue  # a rerun only adds what is missing
             start = time.process_time()
-            row = run_variant(settings, seed, Path(args.out) / name / f"seed{seed}", data_root)
+            row = run_variant(figures, settings, seed, Path(args.out) / name / f"seed{seed}", data_root)
             row["cpu_seconds"] = time.process_time() - start
             done["seeds"][str(seed)] = jsonable(row)
             path.write_text(json.dumps(result, indent=1))
