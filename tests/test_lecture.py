@@ -192,6 +192,14 @@ HOLDS_AND_BREAKS: dict[str, tuple[dict, list[tuple[int, dict]]]] = {
                          (1, {"frechet/smiling/vae_prior": 55.0}),
                          (2, {"mse/vae": 0.025}),  # the VAE reconstructs 2.5x worse
                          (3, {"vae/smiling_rate_added": [0.1, 0.1, 0.15, 0.15, 0.2, 0.2, 0.25]})]),  # the vector barely smiles
+    "feature-vae-faces": ({"frechet/male/vae_recon": 9.0, "frechet/male/feature_vae_recon": 6.0, "frechet/male/faces": 0.5,
+                           "frechet/smiling/vae_recon": 5.0, "frechet/smiling/feature_vae_recon": 4.0,
+                           "frechet/smiling/faces": 0.4, "sharpness/vae": 0.30, "sharpness/feature_vae": 0.45,
+                           "mse/vae": 0.007, "mse/feature_vae": 0.008},
+                          [(0, {"frechet/male/feature_vae_recon": 9.5}),  # no closer in the male features
+                           (1, {"frechet/smiling/feature_vae_recon": 5.0}),  # a tie is not closer
+                           (2, {"sharpness/feature_vae": 0.28}),  # blurrier than the plain VAE
+                           (3, {"mse/feature_vae": 0.0112})]),  # 1.6x the pixel error: features won by losing pixels
     "vae-vs-ae-samples": ({"frechet/vae_prior": 20.0, "frechet/ae_standard_normal": 80.0}, [(0, {"frechet/vae_prior": 85.0})]),
     "vae-latent-2d": ({"code_mean": [0.02, -0.05], "code_std": [0.9, 1.0], "knn_accuracy": 0.7},
                       [(0, {"code_mean": [0.5, 0.0]}), (0, {"code_std": [4.0, 1.0]}), (0, {"code_std": [0.9, 0.2]}),
@@ -521,3 +529,52 @@ def test_stopping_the_workers_does_not_wait_for_what_they_are_running():
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in pids)
+
+
+@pytest.fixture
+def judged_runs():
+    """Two shared runs, a 3-attribute network and a feature-consistent VAE whose loss reads its maps."""
+    from genlab.data import ArrayDataset
+    from genlab.lecture.core import SHARED_RUNS
+
+    g = torch.Generator().manual_seed(0)
+    data = ArrayDataset((torch.rand(16, 3, 16, 16, generator=g), (torch.rand(16, 3, generator=g) < 0.5).float()),
+                        {"name": "random-faces"})
+    widths = {"value": [4, 8]}
+
+    def judge(ctx):
+        return ("attributes", {"image_shape": [3, 16, 16], "num_attributes": 3, "widths": widths["value"]}, data,
+                {"max_steps": 2, "batch_size": 8})
+
+    def feature_vae(ctx):
+        return ("feature-vae", {"architecture": "mlp", "image_shape": [3, 16, 16], "latent_dim": 4, "hidden_dims": [16],
+                                "feature_network": ctx.model_folder("zz-judge"), "feature_weight": 10.0},
+                data, {"max_steps": 2, "batch_size": 8})
+
+    SHARED_RUNS.register("zz-judge")(judge)
+    SHARED_RUNS.register("zz-feature-vae")(feature_vae)
+    yield widths
+    SHARED_RUNS.pop("zz-judge")
+    SHARED_RUNS.pop("zz-feature-vae")
+
+
+def test_a_recipe_reading_another_runs_network_trains_that_run_first_and_is_fingerprinted_by_it(tmp_path, judged_runs,
+                                                                                                monkeypatch):
+    from genlab.models.feature_vae import FeatureVAE
+
+    handed = []
+    original = FeatureVAE.set_feature_network
+    monkeypatch.setattr(FeatureVAE, "set_feature_network", lambda self, net: (handed.append(net), original(self, net)))
+    ctx = Context(out=tmp_path, runs=tmp_path / "runs")
+    ctx.shared("zz-feature-vae")  # training it raises if its loss finds no feature network
+    assert ctx.trained == ["zz-judge", "zz-feature-vae"]  # the judge first, while the VAE's run was being built
+    assert handed == [ctx.shared("zz-judge")]  # the judge's own trained model is the one its loss read
+    assert (ctx.run_dir("zz-judge") / "model" / "config.json").is_file()
+    # the fingerprint names the judge's run, not where the runs folder is ...
+    moved = Context(out=tmp_path, runs=tmp_path / "elsewhere" / "runs")
+    assert moved.run_dir("zz-feature-vae").name == ctx.run_dir("zz-feature-vae").name
+    # ... and a changed judge recipe retrains the VAE as well
+    judged_runs["value"] = [4, 16]
+    changed = Context(out=tmp_path, runs=tmp_path / "runs")
+    assert changed.run_dir("zz-judge").name != ctx.run_dir("zz-judge").name
+    assert changed.run_dir("zz-feature-vae").name != ctx.run_dir("zz-feature-vae").name

@@ -196,3 +196,20 @@ def test_compare_features_passes_generated_and_reference_the_right_way_round():
     assert out["coverage"] < 0.8 and out["density"] > 1.0, out
     assert (out["precision"], out["recall"]) == tuple(precision_recall(reference, generated, k=3).values())
     assert out["protocol"]["num_generated"] == len(generated) and out["protocol"]["num_reference"] == 400
+
+
+def test_gradient_energy_falls_with_blur_and_rises_with_noise():
+    from genlab.errors import DataError
+    from genlab.metrics import gradient_energy, sharpness_ratio
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 3, 16, 16, generator=g)
+    blurred = torch.nn.functional.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
+    assert sharpness_ratio(images, images) == pytest.approx(1.0)
+    assert sharpness_ratio(blurred, images) < 0.5 < 1.5 < sharpness_ratio(images, blurred)
+    assert gradient_energy(torch.full((2, 1, 4, 4), 0.3)).abs().max() == 0  # a flat image has no detail
+    ramp = torch.arange(4.0).expand(1, 1, 4, 4)  # steps of 1 along columns, none along rows
+    assert gradient_energy(ramp).item() == pytest.approx(0.5)
+    assert sharpness_ratio(blurred + 0.2 * torch.randn(blurred.shape, generator=g), blurred) > 1
+    with pytest.raises(DataError, match=r"\(N, C, H, W\) with H, W >= 2"):
+        gradient_energy(torch.rand(3, 16, 16))

@@ -154,7 +154,7 @@ def image_panels(panels: Sequence[tuple[str, Tensor, int]], path: str | Path, *,
     # each row as tall as its tallest grid at panel_width (wide grids get short rows), plus room for its titles'
     # lines; the figure's title gets its own band on top (tight_layout alone lets a suptitle overlap the panels)
     lines = [max(label.count("\n") + 1 for label, _, _ in panels[r * columns:(r + 1) * columns]) for r in range(rows)]
-    heights = [panel_width * max(g.shape[0] / g.shape[1] for g in grids[r * columns:(r + 1) * columns]) + 0.2 + 0.16 * n
+    heights = [panel_width * max(g.shape[0] / g.shape[1] for g in grids[r * columns:(r + 1) * columns]) + 0.2 + 0.2 * n
                for r, n in zip(range(rows), lines)]
     top = 0.1 + 0.2 * (title.count("\n") + 1) if title else 0.0
     fig, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, sum(heights) + top),

@@ -8,7 +8,9 @@ declared once with :func:`shared_run` and made by :meth:`Context.shared`: traine
 saved under the runs folder (config.json + safetensors, resumable checkpoints), and loaded from
 there by every later figure and every later call. Training a shared run holds a file lock on it, so
 several processes over one runs folder (``genlab lecture --jobs N``, or two commands) train each run once:
-the first trains it, the others wait and load what it saved.
+the first trains it, the others wait and load what it saved. A recipe whose loss reads another shared
+run's frozen network (a feature-consistent VAE's feature network) names that run's model folder with
+:meth:`Context.model_folder`; training it trains the other run first.
 """
 from __future__ import annotations
 
@@ -83,6 +85,8 @@ def lecture_figure(id: str, *, slides: str, claim: str, check: Callable[[dict[st
 RunRecipe = Callable[["Context"], tuple[str, dict[str, Any], Any, dict[str, Any]]]
 SHARED_RUNS: Registry[RunRecipe] = Registry("shared lecture run")
 shared_run = SHARED_RUNS.register
+# model config fields that name a frozen network a loss uses, and the model's method that takes it
+FROZEN_NETWORKS = {"feature_network": "set_feature_network", "semantic_classifier": "set_semantic_classifier"}
 
 
 def default_data_root() -> Path | None:
@@ -108,6 +112,7 @@ class Context:
     _models: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  # loaded this process
     _recipes: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict, repr=False)
     _data: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict, repr=False)  # datasets loaded once
+    _folders: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # model_folder's path -> run
     trained: list[str] = dataclasses.field(default_factory=list, repr=False)  # shared runs this process trained
 
     def __post_init__(self) -> None:
@@ -160,10 +165,20 @@ class Context:
         """The folder of shared run ``name``: named by budget, seed and a fingerprint of the recipe, so a
         changed recipe trains afresh instead of reusing a stale model."""
         model_name, config, data, train = self.recipe(name)
+        # a frozen network is named by its run's folder name (fingerprint included), not by where the runs
+        # folder is: moving the runs keeps the fingerprint, a changed recipe of that run changes it
+        config = {k: Path(v).parent.name if k in FROZEN_NETWORKS and v in self._folders else v for k, v in config.items()}
         key = {"model": model_name, "config": config, "train": {k: v for k, v in train.items() if k != "callbacks"},
                "data": [data.info.get("name"), len(data), list(data.x.shape[1:])]}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
         return self.runs / f"{name}-{self.budget}-seed{self.seed}-{digest}"
+
+    def model_folder(self, name: str) -> str:
+        """Where shared run ``name`` saves its model: for a recipe whose config names it as a frozen
+        network (``FROZEN_NETWORKS``); training that recipe's run trains (or loads) ``name`` first."""
+        folder = str(self.run_dir(name) / "model")
+        self._folders[folder] = name
+        return folder
 
     def shared(self, name: str) -> Any:
         """The trained model of shared run ``name`` (in eval mode): loaded when its folder holds a
@@ -189,6 +204,9 @@ class Context:
         model_name, config, data, train = self.recipe(name)
         torch.manual_seed(self.seed)
         model = build_model(model_name, config)
+        for key, setter in FROZEN_NETWORKS.items():  # the networks its loss reads, frozen, trained first
+            if config.get(key) in self._folders:
+                getattr(model, setter)(self.shared(self._folders[config[key]]))
         steps = train.get("max_steps") or 10**9
         options = dict(batch_size=128, lr=1e-3, seed=self.seed, progress=False, tensorboard=False, device="cpu",
                        fused_optimizer=False, eval_every=10**9, sample_every=10**9, log_every=100,

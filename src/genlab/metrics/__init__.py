@@ -16,6 +16,7 @@ from .kid import kid_from_features, polynomial_mmd2
 from .modes import count_modes
 from .precision_recall import density_coverage, precision_recall
 from .rulers import RULER_RECIPES, Ruler, build_ruler, face_scores, face_splits
+from .sharpness import gradient_energy, sharpness_ratio
 
 METRICS: Registry[Callable[..., dict[str, float]]] = Registry("metric")
 register_metric = METRICS.register
@@ -74,4 +75,5 @@ __all__ = [
     "fid_from_features", "frechet_distance", "gaussian_stats", "sqrtm_psd", "kid_from_features",
     "polynomial_mmd2", "count_modes", "precision_recall", "density_coverage", "bias_audit", "confusion_matrix",
     "corrected_rates", "format_audit", "RULER_RECIPES", "Ruler", "build_ruler", "face_scores", "face_splits",
+    "gradient_energy", "sharpness_ratio",
 ]
