@@ -67,7 +67,8 @@ def test_unknown_model_lists_valid_names():
 SHIPPED_CONFIGS = {"ae_celeba64": "autoencoder", "vae_celeba64": "vae", "dcgan_mnist": "gan",
                    "gan_ring8": "gan", "gan_grid25": "gan",
                    "cyclegan_celeba_eyeglasses": "cyclegan", "cyclegan_facades": "cyclegan",
-                   "cyclegan_mnist_usps": "cyclegan", "cyclegan_mnist_usps_cycada": "cyclegan", "stylegan_celeba32": "stylegan", "stylegan_mnist32": "stylegan",
+                   "cyclegan_mnist_usps": "cyclegan", "cyclegan_mnist_usps_cycada": "cyclegan",
+                   "cyclegan_mnist_usps_cycada_d3": "cyclegan", "stylegan_celeba32": "stylegan", "stylegan_mnist32": "stylegan",
                    "fastgan_celeba64": "fastgan"}
 
 
