@@ -215,7 +215,7 @@ def feature_vae_faces(ctx: Context) -> dict[str, Any]:
     samples_path = image_panels(
         [(prior_title("vae", "VAE"), samples["vae"][:36], 6),
          (prior_title("feature_vae", "feature-consistent VAE"), samples["feature_vae"][:36], 6)],
-        ctx.out / "feature-vae-faces-samples.png", title=title)
+        ctx.out / "feature-vae-faces-samples.png", title=title.split(";\n")[0])  # no sharpness shown there
     return {"paths": [str(path), str(samples_path)], **numbers}
 
 
