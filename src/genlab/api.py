@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -103,14 +103,20 @@ def build(spec: RunSpec, explicit: set[str] | None = None) -> tuple[GenerativeMo
     spec.model_config = cls.config_class.from_dict(config).to_dict()
     seed_everything(spec.train.seed)  # the initial weights are part of what a seed reproduces
     model = build_model(spec.model, spec.model_config)
-    # a frozen classifier that a loss uses (CycleGAN's semantic term) is loaded here, not by the model
-    classifier = getattr(model.config, "semantic_classifier", None)
-    if classifier is not None and getattr(model.config, "semantic_weight", 0) > 0:
-        model.set_semantic_classifier(ckpt.load(classifier))
-    network = getattr(model.config, "feature_network", None)  # the feature-consistent VAE's judge of features
-    if network is not None and getattr(model.config, "feature_weight", 0) > 0:
-        model.set_feature_network(require(ckpt.load(network), "feature-maps", purpose="model.feature_network"))
+    attach_frozen_inputs(model)
     return model, train_data, test_data
+
+
+def attach_frozen_inputs(model: GenerativeModel, load: Callable[[str], Any] = ckpt.load) -> None:
+    """Load each frozen network a loss of ``model`` reads (``model.frozen_inputs``: CycleGAN's semantic
+    classifier, the feature-consistent VAE's judge) with ``load(folder)`` and hand it over; the model
+    itself never opens a path."""
+    for field, folder in model.frozen_inputs_needed().items():
+        spec = model.frozen_inputs[field]
+        network = load(folder)
+        if spec.needs is not None:
+            require(network, spec.needs, purpose=f"model.{field}")
+        getattr(model, spec.setter)(network)
 
 
 def _test_split(data: DataConfig) -> ArrayDataset | None:

@@ -27,7 +27,7 @@ import torch
 
 from ..checkpoint import latest_checkpoint, load
 from ..errors import ConfigError, DataError, GenlabError
-from ..registry import Registry
+from ..registry import MODELS, Registry
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,6 @@ def lecture_figure(id: str, *, slides: str, claim: str, check: Callable[[dict[st
 RunRecipe = Callable[["Context"], tuple[str, dict[str, Any], Any, dict[str, Any]]]
 SHARED_RUNS: Registry[RunRecipe] = Registry("shared lecture run")
 shared_run = SHARED_RUNS.register
-# model config fields that name a frozen network a loss uses, and the model's method that takes it
-FROZEN_NETWORKS = {"feature_network": "set_feature_network", "semantic_classifier": "set_semantic_classifier"}
 
 
 def default_data_root() -> Path | None:
@@ -167,7 +165,8 @@ class Context:
         model_name, config, data, train = self.recipe(name)
         # a frozen network is named by its run's folder name (fingerprint included), not by where the runs
         # folder is: moving the runs keeps the fingerprint, a changed recipe of that run changes it
-        config = {k: Path(v).parent.name if k in FROZEN_NETWORKS and v in self._folders else v for k, v in config.items()}
+        frozen = MODELS.get(model_name).frozen_inputs
+        config = {k: Path(v).parent.name if k in frozen and v in self._folders else v for k, v in config.items()}
         key = {"model": model_name, "config": config, "train": {k: v for k, v in train.items() if k != "callbacks"},
                "data": [data.info.get("name"), len(data), list(data.x.shape[1:])]}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -175,7 +174,7 @@ class Context:
 
     def model_folder(self, name: str) -> str:
         """Where shared run ``name`` saves its model: for a recipe whose config names it as a frozen
-        network (``FROZEN_NETWORKS``); training that recipe's run trains (or loads) ``name`` first."""
+        network (a model's ``frozen_inputs``); training that recipe's run trains (or loads) ``name`` first."""
         folder = str(self.run_dir(name) / "model")
         self._folders[folder] = name
         return folder
@@ -197,6 +196,7 @@ class Context:
         return model
 
     def _train(self, name: str, folder: Path, *, resume: bool) -> Any:
+        from ..api import attach_frozen_inputs
         from ..models import build_model
         from ..training import TrainConfig, Trainer
         from ..viz import plot_history
@@ -204,9 +204,8 @@ class Context:
         model_name, config, data, train = self.recipe(name)
         torch.manual_seed(self.seed)
         model = build_model(model_name, config)
-        for key, setter in FROZEN_NETWORKS.items():  # the networks its loss reads, frozen, trained first
-            if config.get(key) in self._folders:
-                getattr(model, setter)(self.shared(self._folders[config[key]]))
+        # the frozen networks its loss reads: another shared run's model is trained (or loaded) first
+        attach_frozen_inputs(model, lambda folder: self.shared(self._folders[folder]) if folder in self._folders else load(folder))
         steps = train.get("max_steps") or 10**9
         options = dict(batch_size=128, lr=1e-3, seed=self.seed, progress=False, tensorboard=False, device="cpu",
                        fused_optimizer=False, eval_every=10**9, sample_every=10**9, log_every=100,

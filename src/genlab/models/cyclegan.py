@@ -73,7 +73,7 @@ from ..nn.frozen import FrozenNetwork
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
-from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
+from .base import Batch, FrozenInput, GenerativeModel, LossOutput, Phase, as_images
 from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES
 
 Direction = Literal["a2b", "b2a"]
@@ -223,6 +223,8 @@ class CycleGAN(GenerativeModel):
     config_class = CycleGANConfig
     # the paper trains with batch 1; a small batch with instance norm keeps its behaviour and fills the CPU better
     defaults: ClassVar[dict[str, Any]] = {"train": {"batch_size": 4, "lr_schedule": "hold-linear"}}
+    frozen_inputs: ClassVar[dict[str, FrozenInput]] = {
+        "semantic_classifier": FrozenInput(weight="semantic_weight", setter="set_semantic_classifier")}
 
     def __init__(self, config: CycleGANConfig) -> None:
         super().__init__(config)

@@ -35,7 +35,7 @@ from ..nn.frozen import FrozenNetwork
 from ..registry import register_model
 from ..runtime import batch_randn
 from ..distributions.losses import kl_standard_normal
-from .base import Batch, LossOutput, as_images
+from .base import Batch, FrozenInput, LossOutput, as_images
 from .vae import VAE, VAEConfig
 
 
@@ -60,6 +60,8 @@ class FeatureVAE(VAE):
     config_class = FeatureVAEConfig
     config: FeatureVAEConfig
     defaults: ClassVar[dict[str, dict[str, Any]]] = {"train": {"epochs": 30, "lr": 1e-3}}
+    frozen_inputs: ClassVar[dict[str, FrozenInput]] = {
+        "feature_network": FrozenInput(weight="feature_weight", setter="set_feature_network", needs="feature-maps")}
 
     def __init__(self, config: FeatureVAEConfig) -> None:
         super().__init__(config)
