@@ -184,6 +184,12 @@ HOLDS_AND_BREAKS: dict[str, tuple[dict, list[tuple[int, dict]]]] = {
                         (1, {"smiling_rate_added": [0.1, 0.1, 0.15, 0.2], "smiling_rate_removed": [0.5, 0.5, 0.45, 0.4]})]),
     "latent-density": ({"frechet/standard_normal": 90.0, "frechet/fitted_gaussian": 30.0, "frechet/gmm10": 20.0},
                        [(0, {"frechet/fitted_gaussian": 95.0}), (1, {"frechet/gmm10": 95.0})]),
+    "latent-density-faces": ({"frechet/male/standard_normal": 80.0, "frechet/male/fitted_gaussian": 15.0,
+                              "frechet/male/gmm10": 12.0, "frechet/smiling/standard_normal": 19.0,
+                              "frechet/smiling/fitted_gaussian": 4.0, "frechet/smiling/gmm10": 3.0},
+                             [(0, {"frechet/smiling/fitted_gaussian": 19.5}),  # closer in one classifier only
+                              (0, {"frechet/male/fitted_gaussian": 80.0}),  # a tie is not closer
+                              (1, {"frechet/male/gmm10": 90.0})]),
     "ae-vs-vae-faces": ({"frechet/male/ae_prior": 60.0, "frechet/male/vae_prior": 25.0, "frechet/male/real_train": 2.0,
                          "frechet/smiling/ae_prior": 50.0, "frechet/smiling/vae_prior": 20.0,
                          "frechet/smiling/real_train": 2.0, "mse/ae": 0.010, "mse/vae": 0.013, "mse/mean_face": 0.06,

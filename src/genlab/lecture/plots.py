@@ -3,6 +3,6 @@ scatters), re-exported from :mod:`genlab.viz`, where they live beside the others
 tensors and arrays and run no model. A family's own pictures come from ``genlab.reports``."""
 from __future__ import annotations
 
-from ..viz import curves, grouped_bars, image_panels, latent_map, scatter_panels
+from ..viz import curves, grouped_bars, image_panels, latent_map, plot_samples_vs_data, scatter_panels
 
-__all__ = ["curves", "grouped_bars", "image_panels", "latent_map", "scatter_panels"]
+__all__ = ["curves", "grouped_bars", "image_panels", "latent_map", "plot_samples_vs_data", "scatter_panels"]

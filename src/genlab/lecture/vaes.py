@@ -11,7 +11,7 @@ from ..latent import decode as decode_codes
 from ..latent import apply_to_codes, encode_all, expected_gaussian_norm, interpolation_codes, random_codes
 from ..metrics import sharpness_ratio
 from .core import CELEBA_PHOTOS, Conditions, Context, lecture_figure
-from .latent import SMILE_SCALES, map_2d, smiling_rates, smiling_vector_of
+from .latent import FACE_JUDGES, SMILE_SCALES, map_2d, smiling_rates, smiling_vector_of
 from .plots import image_panels
 from .shared import celeba, frechet, mnist, predict
 
@@ -43,7 +43,6 @@ def vae_vs_ae_samples(ctx: Context) -> dict[str, Any]:
 # KL, so it keeps less detail; but with sigma = 0.1 the pixels outweigh the KL (a nat is worth an MSE of
 # 2 sigma^2 / D, under 1e-5 at 32 px), so we expect a gap well under 2x, and 2x still looks "similar".
 RECONSTRUCTION_RATIO = 2.0
-FACE_JUDGES = ("male", "smiling")  # the face classifiers whose features the Fréchet distances use
 
 
 def _check_faces(n: dict[str, Any], budget: str) -> Conditions:
