@@ -54,7 +54,9 @@ Protocol.
    more ``--rounds`` and ``--budget-minutes`` at the same minutes per round it extends every run's curve.
 4. After each round: ``--num-samples`` EMA samples vs as many reference faces in both rulers; for an
    autoencoder also its reconstructions of those reference faces (``reconstruction``: the same scores,
-   plus the pixel MSE), which it never trained on. The JSON
+   plus the pixel MSE), which it never trained on, and ``fitted``: ``--num-samples`` faces decoded from a
+   Gaussian fitted to its codes of the rulers' 8,000 training faces (ex-post density estimation, Ghosh et al.
+   2020; the lecture's ``latent-density-faces``), a second sampler beside the prior. The JSON
    holds every curve (scores over CPU seconds) and, per cell and ruler, the final FD's mean and standard
    deviation over seeds, and on - off (ada - off). A difference counts only where both rulers agree on its sign.
    An adaptive run's rows also hold its augmentation probability at the end of the round (``augment_p``).
@@ -81,6 +83,7 @@ import torch.nn.functional as F
 
 from genlab.checkpoint import atomic_write_text
 from genlab.data import data_config_from_spec
+from genlab.latent import LatentDensity, decode, encode_all
 from genlab.latent.protocols import has
 from genlab.metrics import rulers as R
 from genlab.registry import REPORTERS
@@ -158,9 +161,10 @@ def round_trip(images: torch.Tensor, size: int, ruler_size: int) -> torch.Tensor
 
 
 def score(run: Path, reference: dict[str, Any], rulers: list[Any], n: int, ruler_size: int,
-          faces: torch.Tensor | None = None) -> dict[str, Any]:
+          faces: torch.Tensor | None = None, fit_faces: torch.Tensor | None = None) -> dict[str, Any]:
     """Scores of ``n`` samples (and, given the reference ``faces`` at the model's size, of the model's
-    reconstructions of them) in every ruler."""
+    reconstructions of them; given training faces ``fit_faces``, of ``n`` faces decoded from a Gaussian
+    fitted to their codes) in every ruler."""
     model, spec = api.load_run(run)
     samples = to_ruler_size(api.sample(model, n, seed=0), ruler_size)
     result: dict[str, Any] = R.face_scores(samples, reference, rulers)
@@ -169,6 +173,10 @@ def score(run: Path, reference: dict[str, Any], rulers: list[Any], n: int, ruler
             recon = torch.cat([model.reconstruct(chunk.to(model.device)).cpu() for chunk in faces.split(250)])
         result["reconstruction"] = {"mse": float((recon - faces).square().mean()),
                                     **R.face_scores(to_ruler_size(recon, ruler_size), reference, rulers)}
+    if fit_faces is not None and has(model, "encoder"):
+        density = LatentDensity("gaussian").fit(encode_all(model, fit_faces))
+        fitted = decode(model, density.sample(n, generator=torch.Generator().manual_seed(0)))
+        result["fitted"] = R.face_scores(to_ruler_size(fitted, ruler_size), reference, rulers)
     steps = trained_steps(run)
     result.update({"steps": steps, "images_seen": steps * spec.train.batch_size})
     schedule = getattr(model, "augmentation", None)
@@ -192,8 +200,9 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
         for ruler in rulers:
             if rows:
                 finals.setdefault((model, subset, augment, ruler), []).append(rows[-1][ruler]["fid"])
-                if "reconstruction" in rows[-1]:
-                    finals.setdefault((model, subset, "reconstruction", ruler), []).append(rows[-1]["reconstruction"][ruler]["fid"])
+                for what in ("reconstruction", "fitted"):  # an autoencoder's (fitted: rounds scored since 2026-12-07)
+                    if what in rows[-1]:
+                        finals.setdefault((model, subset, what, ruler), []).append(rows[-1][what][ruler]["fid"])
     out: dict[str, Any] = {}
     for (model, subset, augment, ruler), values in sorted(finals.items()):
         cell = out.setdefault(f"{model}/{subset}", {}).setdefault(ruler, {})
@@ -223,6 +232,7 @@ def summarise(curves: dict[str, list[dict[str, Any]]], rulers: list[str]) -> dic
             cell = out.setdefault(f"feature-vae-minus-vae/{subset}", {})
             compare(cell, feature, plain, "off", "samples")
             compare(cell, feature, plain, "reconstruction", "reconstruction")
+            compare(cell, feature, plain, "fitted", "fitted")
     return out
 
 
@@ -233,7 +243,8 @@ def cell_label(cell: str) -> str:
     """'dcgan/2000/ada' -> 'dcgan, first 2,000 faces, DiffAugment, adaptive p (ADA)' (a legend a reader need not decode)."""
     model, subset, arm = cell.split("/")
     faces = "all training faces" if subset == "all" else f"first {int(subset):,} faces"
-    what = ARM_LABELS.get(arm, arm) if model not in AUTOENCODERS else "reconstructions" if arm == "reconstruction" else "samples"
+    what = (ARM_LABELS.get(arm, arm) if model not in AUTOENCODERS else
+            {"reconstruction": "reconstructions", "fitted": "samples, fitted Gaussian"}.get(arm, "samples"))
     return f"{model}, {faces}, {what}"
 
 
@@ -337,12 +348,14 @@ def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
                                    "tag": into, "merged_from": tags},
               "recipes": recipes, "curves": curves, "summary": summarise(curves, names)}
     atomic_write_text(HERE / "results" / f"diffaugment-{into}.json", json.dumps(merged, indent=1, default=float))
-    print("| run | round | CPU s | steps | " + " | ".join(f"samples FD {n} | recon FD {n}" for n in names) + " | recon MSE |")
-    print("|---|---:|---:|---:|" + "---:|---:|" * len(names) + "---:|")
+    print("| run | round | CPU s | steps | " + " | ".join(f"samples FD {n} | fitted-Gaussian samples FD {n} | recon FD {n}"
+                                                     for n in names) + " | recon MSE |")
+    print("|---|---:|---:|---:|" + "---:|---:|---:|" * len(names) + "---:|")
     for key in sorted(curves):
         for row in curves[key]:
-            recon = row.get("reconstruction", {})
-            cells = [f"{row[n]['fid']:.4g} | {recon[n]['fid']:.4g}" if n in recon else f"{row[n]['fid']:.4g} | —" for n in names]
+            recon, fitted = row.get("reconstruction", {}), row.get("fitted", {})
+            cells = [" | ".join([f"{row[n]['fid']:.4g}", *(f"{part[n]['fid']:.4g}" if n in part else "—" for part in (fitted, recon))])
+                     for n in names]
             mse = f"{recon['mse']:.5f}" if recon else "—"
             print(f"| {key} | {row['round']} | {row['cpu_seconds']:.0f} | {row['steps']} | " + " | ".join(cells) + f" | {mse} |")
     print(json.dumps(merged["summary"], indent=1))
@@ -459,6 +472,7 @@ def main() -> int:
         args.judge = str(judge / "model")
         result["judge"] = {"folder": args.judge, "recipe": JUDGE}
     faces = to_ruler_size(splits["reference"].x[:n], args.image_size)  # what an autoencoder reconstructs
+    fit_faces = to_ruler_size(splits["ruler_train"].x, args.image_size)  # whose codes its fitted Gaussian fits
     cells = [(m, s, a, seed) for m in args.models for s in args.subsets for a in args.augment for seed in args.seeds
              if not (m in AUTOENCODERS and a != "off")]  # augmentation is a discriminator's: GANs only
     seconds = args.budget_minutes * 60 / args.rounds
@@ -491,11 +505,13 @@ def main() -> int:
                 budget["rounds"] = r + 1
                 atomic_write_text(budget_file, json.dumps(budget))
             row = {"round": r + 1, "cpu_seconds": budget["cpu_seconds"],
-                   **score(run, reference, rulers, n, args.ruler_size, faces if model in AUTOENCODERS else None)}
+                   **score(run, reference, rulers, n, args.ruler_size, *((faces, fit_faces) if model in AUTOENCODERS else ()))}
             curves.setdefault(key, []).append(row)
             print(f"round {r + 1} {key}: {row['cpu_seconds']:.0f} CPU s, {row['steps']} steps, " + ", ".join(
                 f"{name} FD {row[name]['fid']:.4g} P {row[name]['precision']:.2f} R {row[name]['recall']:.2f}"
-                for name in names) + (f", p {row['augment_p']:.3f}" if "augment_p" in row else ""), flush=True)
+                for name in names) + (f", p {row['augment_p']:.3f}" if "augment_p" in row else "")
+                + ("".join(f", fitted {name} FD {row['fitted'][name]['fid']:.4g}" for name in names) if "fitted" in row else ""),
+                flush=True)
             result["curves"] = curves
             result["summary"] = summarise(curves, names)
             save()
