@@ -111,8 +111,10 @@ def attach_frozen_inputs(model: GenerativeModel, load: Callable[[str], Any] = ck
     """Load each frozen network a loss of ``model`` reads (``model.frozen_inputs``: CycleGAN's semantic
     classifier, the feature-consistent VAE's judge) with ``load(folder)`` and hand it over; the model
     itself never opens a path."""
-    for field, folder in model.frozen_inputs_needed().items():
-        spec = model.frozen_inputs[field]
+    for field, spec in model.frozen_inputs.items():
+        folder = getattr(model.config, field, None)
+        if folder is None or getattr(model.config, spec.weight) <= 0:  # not named, or its loss term is off
+            continue
         network = load(folder)
         if spec.needs is not None:
             require(network, spec.needs, purpose=f"model.{field}")

@@ -36,17 +36,6 @@ class LossOutput:
 
 
 @dataclasses.dataclass(frozen=True)
-class FrozenInput:
-    """A frozen network a model's loss reads, named by a config field (a saved model's folder): the loss
-    is on while the config field ``weight`` is above 0; whoever builds the model loads the network, checks
-    it has capability ``needs`` (``genlab.latent.protocols``) and hands it to the method ``setter``."""
-
-    weight: str
-    setter: str
-    needs: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class Phase:
     """One player's update: the parameters of ``modules`` (attribute names on the model; ``None``
     means every parameter), stepped on steps where ``step % every == 0`` by the optimizer named
@@ -74,23 +63,15 @@ class GenerativeModel(nn.Module):
     # {"train": {"epochs": 30}, "data": {"binarize": "dynamic"}}: what this family trains well with.
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     preview_caption: ClassVar[str | None] = None  # what preview()'s grid shows, written above samples.png
-    # train.channels_last=auto keeps conv weights in NHWC memory for families where that was measured faster
-    # (benchmarks/precision_throughput.py; genlab.precision.resolve_channels_last)
+    # train.channels_last=auto keeps conv weights NHWC where measured faster (benchmarks/precision_throughput.py)
     channels_last_faster: ClassVar[bool] = False
-    # config field -> the frozen network it names, which a loss reads (CycleGAN's semantic classifier, the
-    # feature-consistent VAE's judge). The model never opens a path: api.build and the lecture load them.
-    frozen_inputs: ClassVar[dict[str, FrozenInput]] = {}
+    frozen_inputs: ClassVar[dict[str, Any]] = {}  # config field -> nn.frozen.FrozenInput: a network a loss reads
 
     def __init__(self, config: Config) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
             raise GenlabError(f"{type(self).__name__} expects a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
-
-    def frozen_inputs_needed(self) -> dict[str, str]:
-        """field -> folder of each frozen network (``frozen_inputs``) the config names and weights above 0."""
-        return {field: getattr(self.config, field) for field, spec in self.frozen_inputs.items()
-                if getattr(self.config, field, None) is not None and getattr(self.config, spec.weight) > 0}
 
     # ------------------------------------------------------------------ training contract
     def phases(self) -> list[Phase]:

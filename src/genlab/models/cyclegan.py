@@ -69,11 +69,11 @@ from ..config import check
 from ..errors import ConfigError, DataError
 from ..nn.augment import AugmentConfig, augment_schedule
 from ..nn.pixels import as_rgb, to_signed, to_unit
-from ..nn.frozen import FrozenNetwork
+from ..nn.frozen import FrozenInput, FrozenNetwork
 from ..nn.resnet import ResnetGenerator
 from ..nn.unet import PatchDiscriminator, UNetGenerator
 from ..registry import register_model
-from .base import Batch, FrozenInput, GenerativeModel, LossOutput, Phase, as_images
+from .base import Batch, GenerativeModel, LossOutput, Phase, as_images
 from .gan import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES
 
 Direction = Literal["a2b", "b2a"]

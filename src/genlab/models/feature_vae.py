@@ -31,11 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from ..config import check
-from ..nn.frozen import FrozenNetwork
+from ..nn.frozen import FrozenInput, FrozenNetwork
 from ..registry import register_model
 from ..runtime import batch_randn
 from ..distributions.losses import kl_standard_normal
-from .base import Batch, FrozenInput, LossOutput, as_images
+from .base import Batch, LossOutput, as_images
 from .vae import VAE, VAEConfig
 
 

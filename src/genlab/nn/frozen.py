@@ -8,10 +8,24 @@ model's device when the loss asks for it, since the Trainer may move the model a
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenInput:
+    """A model's declaration (``GenerativeModel.frozen_inputs``, keyed by the config field naming a saved
+    model's folder) of a frozen network its loss reads: the loss is on while the config field ``weight`` is
+    above 0; whoever builds the model (``genlab.api.attach_frozen_inputs``) loads the network, checks it has
+    capability ``needs`` (``genlab.latent.protocols``) and hands it to the method ``setter``."""
+
+    weight: str
+    setter: str
+    needs: str | None = None
 
 
 class FrozenNetwork:
