@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 
 import pytest
 import torch
@@ -410,6 +411,14 @@ def test_cli_latent_commands(face_run, monkeypatch, capsys):
     if importlib.util.find_spec("sklearn") is not None:
         assert _cli(monkeypatch, "sample", str(run), "-n", "4", "--latent-density", "gmm:2", "-o", str(run / "m.png")) == 0
     assert _cli(monkeypatch, "sample", str(run), "--latent-density", "gmm:x") == 2
+    # a bare model folder has no run.json: --data names the faces whose codes the density fits
+    bare = shutil.copytree(run / "model", run.parent / "bare")
+    capsys.readouterr()
+    assert _cli(monkeypatch, "sample", str(bare), "-n", "2", "--latent-density", "gaussian") == 2
+    assert "pass --data" in capsys.readouterr().err
+    assert _cli(monkeypatch, "sample", str(bare), "-n", "2", "--latent-density", "gaussian",
+                "--data", f"labelled-folder:{data}", "-o", str(run / "bare.png")) == 0
+    assert _png_size(run / "bare.png") == (2 + 2 * 10, 2 + 10)
     capsys.readouterr()
     # bad input: one line on stderr, exit status 2
     assert _cli(monkeypatch, "attribute", str(run), "--attr", "Bald") == 2

@@ -29,6 +29,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-density", metavar="SPEC", default=None,
                    help="decode codes drawn from a density fitted to the encoded training set instead of the "
                         "prior: gaussian or gmm:K (for autoencoders; gmm needs scikit-learn)")
+    p.add_argument("--data", metavar="SPEC", default=None,
+                   help="with --latent-density: the training data whose codes the density fits (default: the run's; "
+                        "needed for a bare model folder)")
 
 
 @command("sample", "draw samples from a trained model into a PNG grid", _sample_args)
@@ -39,7 +42,7 @@ def sample(args: argparse.Namespace) -> int:
 
     model, spec = api.load_run(args.run, ema=not args.no_ema, device=args.device)
     options = {k: v for k, v in (("label", args.label), ("truncation", args.truncation), ("noise", args.noise)) if v is not None}
-    fit_data = api.run_data(spec, None, "train").x if args.latent_density else None
+    fit_data = api.run_data(spec, args.data, "train").x if args.latent_density else None
     images = api.sample(model, args.n, seed=args.seed, latent_density=args.latent_density, fit_data=fit_data, **options)
     if has(model, "text"):  # a text model (sentence-vae): one decoded sentence per line
         out = Path(args.output or Path(args.run) / f"samples-{args.seed}.txt")
