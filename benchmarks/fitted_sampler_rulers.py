@@ -27,7 +27,6 @@ from genlab.latent import LatentDensity, decode, encode_all, random_codes
 from genlab.metrics import rulers as R
 
 HERE = Path(__file__).resolve().parent
-SAMPLERS = ("prior", "gaussian", "gmm10")
 
 
 def draws(model, codes: torch.Tensor, n: int) -> dict[str, torch.Tensor]:

@@ -211,6 +211,18 @@ def _check_density(n: dict[str, Any], budget: str) -> Conditions:
     return out
 
 
+def density_draws(ctx: Context, model: Any, codes: torch.Tensor, n: int = 1000) -> dict[str, torch.Tensor]:
+    """``n`` codes from each sampler of slides 63-66: the prior N(0, I), a Gaussian fitted to ``codes`` and,
+    with scikit-learn, a 10-component GMM fitted to them (``standard_normal``, ``fitted_gaussian``, ``gmm10``)."""
+    draws = {"standard_normal": random_codes(model, n, generator=ctx.generator(1)),
+             "fitted_gaussian": LatentDensity("gaussian").fit(codes).sample(n, generator=ctx.generator(2))}
+    try:
+        draws["gmm10"] = LatentDensity("gmm", components=10, seed=ctx.seed).fit(codes).sample(n, generator=ctx.generator(3))
+    except ImportError:  # scikit-learn is optional ([latent] extra)
+        pass
+    return draws
+
+
 @lecture_figure("latent-density", slides="63-66",
                 claim="A plain autoencoder's codes do not follow N(0, I), so decoding N(0, I) draws gives poor digits; "
                       "sampling from a Gaussian (MVN) or a GMM fitted to the training codes gives far better ones.",
@@ -219,12 +231,7 @@ def latent_density(ctx: Context) -> dict[str, Any]:
     ae, classifier = ctx.shared("ae-mnist"), ctx.shared("classifier-mnist")
     train, test = mnist(ctx), mnist(ctx, "test")
     codes = encode_all(ae, train.x[:10000])
-    samplers = {"standard_normal": random_codes(ae, 1000, generator=ctx.generator(1)),
-                "fitted_gaussian": LatentDensity("gaussian").fit(codes).sample(1000, generator=ctx.generator(2))}
-    try:
-        samplers["gmm10"] = LatentDensity("gmm", components=10, seed=ctx.seed).fit(codes).sample(1000, generator=ctx.generator(3))
-    except ImportError:  # scikit-learn is optional ([latent] extra)
-        pass
+    samplers = density_draws(ctx, ae, codes)
     numbers: dict[str, Any] = {"code_norm_mean": float(codes.norm(dim=1).mean()),
                                "standard_normal_norm": expected_gaussian_norm(ae.latent_dim)}
     panels = []
@@ -268,13 +275,7 @@ def latent_density_faces(ctx: Context) -> dict[str, Any]:
     judges = {judge: ctx.shared(f"classifier-celeba-{judge}") for judge in FACE_JUDGES}
     train, test = celeba(ctx), celeba(ctx, "test")
     codes = encode_all(model, train.x)  # posterior means
-    gaussian = LatentDensity("gaussian").fit(codes)
-    samplers = {"standard_normal": random_codes(model, 1000, generator=ctx.generator(1)),
-                "fitted_gaussian": gaussian.sample(1000, generator=ctx.generator(2))}
-    try:
-        samplers["gmm10"] = LatentDensity("gmm", components=10, seed=ctx.seed).fit(codes).sample(1000, generator=ctx.generator(3))
-    except ImportError:  # scikit-learn is optional ([latent] extra)
-        pass
+    samplers = density_draws(ctx, model, codes)
     reference = test.x[:1000]
     numbers: dict[str, Any] = {"image_size": int(train.x.shape[-1]), "latent_dim": int(codes.shape[1]),
                                "code_norm_mean": float(codes.norm(dim=1).mean()),
