@@ -169,6 +169,23 @@ HOLDS_AND_BREAKS: dict[str, tuple[dict, list[tuple[int, dict]]]] = {
     "stylegan-noise": ({"unchanged_fraction": 0.94, "decided_fraction": 0.88, "unchanged_when_decided": 0.98,
                         "pixel_std": 0.01},
                        [(0, {"unchanged_when_decided": 0.6}), (1, {"decided_fraction": 0.1}), (2, {"pixel_std": 1e-5})]),
+    "stylegan-faces": ({"truncation/psi": [1.0, 0.5, 0.0], "truncation/diversity_pixels": [9.0, 5.0, 0.0],
+                        "truncation/diversity_features": [0.9, 0.5, 0.0], "male_share_at_psi1": 0.4,
+                        "mixing/coarse_over_fine": 3.0, "mixing/coarse/output_change": 0.3,
+                        "mixing/fine/output_change": 0.1, "mixing/coarse/male_flip_rate": 0.4,
+                        "mixing/fine/male_flip_rate": 0.05, "noise/male/confident_share": 0.7,
+                        "noise/male/unchanged_when_confident": 0.99, "noise/smiling/confident_share": 0.6,
+                        "noise/smiling/unchanged_when_confident": 0.98, "noise/pixel_std": 0.01},
+                       [(0, {"truncation/diversity_pixels": [9.0, 9.5, 0.0]}),
+                        (1, {"truncation/diversity_features": [0.9, 0.95, 0.0]}),
+                        (2, {"truncation/diversity_features": [0.9, 0.5, 0.2]}),  # psi = 0 is not one face
+                        (3, {"male_share_at_psi1": 0.02}),  # a generator of one sex
+                        (4, {"mixing/coarse_over_fine": 1.1}),
+                        (5, {"mixing/fine/male_flip_rate": 0.5}),
+                        (6, {"noise/male/unchanged_when_confident": 0.8}),
+                        (6, {"noise/male/confident_share": 0.05}),  # too few faces read with confidence
+                        (7, {"noise/smiling/unchanged_when_confident": None}),  # no confident face at all
+                        (8, {"noise/pixel_std": 1e-5})]),
     "interpolation": ({"max_step_over_endpoints": 0.2, "endpoint_classes_right": 0.95},
                       [(0, {"max_step_over_endpoints": 0.9}), (1, {"endpoint_classes_right": 0.5})]),
     "lerp-vs-slerp": ({"lerp_mid_ratio": 0.708, "slerp_mid_ratio": 1.0},

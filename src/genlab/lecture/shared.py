@@ -50,11 +50,13 @@ def fashion(ctx: Context, split: str = "train", *, image_size: int | None = None
     return ctx.dataset(key, lambda: load_dataset_or_absent(config, split))  # type: ignore[arg-type]
 
 
-def celeba(ctx: Context, split: str = "train", *, label: str | None = None) -> ArrayDataset:
-    """CelebA faces (32 px smoke, 64 px full); :class:`DataAbsent` when the folder is missing."""
+def celeba(ctx: Context, split: str = "train", *, label: str | None = None, image_size: int | None = None) -> ArrayDataset:
+    """CelebA faces (32 px smoke, 64 px full, or ``image_size`` square when given); :class:`DataAbsent`
+    when the folder is missing."""
     folder = _required_folder(ctx, CELEBA, "CelebA")
-    config = DataConfig(name="celeba", path=str(folder), image_size=ctx.pick(32, 64), seed=ctx.seed)
-    faces = ctx.dataset(("celeba", split), lambda: load_dataset_or_absent(config, split))
+    size = image_size or ctx.pick(32, 64)
+    config = DataConfig(name="celeba", path=str(folder), image_size=size, seed=ctx.seed)
+    faces = ctx.dataset(("celeba", split, size), lambda: load_dataset_or_absent(config, split))
     if label is None:
         return faces
     # one attribute as the class label (what data.options.label does), sharing the images

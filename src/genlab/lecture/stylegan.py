@@ -27,7 +27,7 @@ import torch
 
 from ..reports.stylegan import class_probabilities, noise_figure, style_mixing_figure, truncation_figure
 from .core import Conditions, Context, lecture_figure, shared_run
-from .shared import fashion, mnist
+from .shared import celeba, fashion, mnist
 
 
 def _stylegan(ctx: Context, data: Any, **model: Any):
@@ -170,3 +170,93 @@ def stylegan_noise(ctx: Context) -> dict[str, Any]:
             "unchanged_when_decided": stats["unchanged_when_decided"]["item"],
             "pixel_std": stats["pixel_std"], "num_samples": stats["num_faces"], "resamples": stats["resamples"],
             "noise_layers": stats["noise_layers"], "noise_strengths": stats["noise_strengths"]}
+
+
+# ------------------------------------------------------------------------------------ the same, on faces
+
+FACE_STEPS = 15000  # the full budget's steps for the face StyleGAN (480k images, about 80 CPU minutes)
+# the noise check's faces: those a binary classifier reads with this confidence or more (its top probability is
+# never below 0.5, so "decided", > 0.5, would count the 0.45 / 0.55 faces that flip under any change), and at least
+# a tenth of the faces (100 of 1,000; the bar was set after the first smoke run, where 12-19 % were)
+FACE_CONFIDENT = 0.9
+
+
+@shared_run("stylegan-celeba")
+def _stylegan_celeba(ctx: Context):
+    """``configs/stylegan_celeba32.toml``'s StyleGAN2 with 32 feature maps at every resolution (channel base
+    1,024; at 2 CPU hours the 32-map net scored closer to real faces than the 64-map one, benchmarks/RESULTS.md)
+    on 32-px CelebA faces, at both budgets: a 64-px StyleGAN is about 4x the cost per step on a CPU."""
+    data = celeba(ctx, image_size=32)
+    return ("stylegan", {"image_shape": [3, 32, 32], "latent_dim": 128, "w_dim": 128, "mapping_depth": 4,
+                         "channel_base": 1024, "channel_max": 32, "modconv": "scaled", "r1_gamma": 0.35,
+                         "r1_every": 16, "style_mixing_prob": 0.9, "pl_weight": 0.0, "channels_last": True},
+            data, {"max_steps": ctx.pick(800, FACE_STEPS), "batch_size": 32, "lr": 2.5e-3, "betas": (0.0, 0.99),
+                   "ema_decay": ctx.pick(None, 0.998)})
+
+
+def _check_faces(n: dict[str, Any], budget: str) -> Conditions:
+    smoke = budget == "smoke"
+    need = 1.5 if smoke else 2.0
+    kept = 0.9 if smoke else 0.95
+    pixels, feats = n["truncation/diversity_pixels"], n["truncation/diversity_features"]
+    conditions: Conditions = [
+        ("truncation: pixel diversity falls at every step of psi = " + ", ".join(f"{p:g}" for p in n["truncation/psi"])
+         + ": " + ", ".join(f"{v:.2f}" for v in pixels), all(a > b for a, b in zip(pixels, pixels[1:]))),
+        ("truncation: diversity in the Male classifier's features (unit-length vectors) falls at every step: "
+         + ", ".join(f"{v:.3f}" for v in feats), all(a > b for a, b in zip(feats, feats[1:]))),
+        (f"truncation: psi = 0 keeps {feats[-1] / max(feats[0], 1e-12):.2f} of the feature diversity at psi = 1 "
+         "(< 0.05: one image, the average face)", feats[-1] < 0.05 * feats[0]),
+        (f"the untruncated faces are of both sexes: the Male classifier reads {n['male_share_at_psi1']:.2f} of them as "
+         "male (0.15-0.85)", 0.15 <= n["male_share_at_psi1"] <= 0.85),
+        (f"style mixing: coarse swaps change the Male and Smiling classifiers' outputs {n['mixing/coarse_over_fine']:.2f}x "
+         f"as much as fine swaps (total variation {n['mixing/coarse/output_change']:.3f} vs "
+         f"{n['mixing/fine/output_change']:.3f}; >= {need}x)", n["mixing/coarse_over_fine"] >= need),
+        (f"style mixing: coarse swaps flip the sex more often than fine ones ({n['mixing/coarse/male_flip_rate']:.2f} "
+         f"vs {n['mixing/fine/male_flip_rate']:.2f} of pairs)",
+         n["mixing/coarse/male_flip_rate"] > n["mixing/fine/male_flip_rate"])]
+    for judge in ("male", "smiling"):
+        share, unchanged = n[f"noise/{judge}/confident_share"], n[f"noise/{judge}/unchanged_when_confident"]
+        shown = "none" if unchanged is None else f"{unchanged:.3f}"
+        conditions.append((f"noise: resampling the fine noise keeps the {judge} reading of {shown} of the faces "
+                           f"it reads with confidence >= {FACE_CONFIDENT:g} (>= {kept}; they are {share:.2f} of all "
+                           "faces, >= 0.1)",
+                           unchanged is not None and unchanged >= kept and share >= 0.1))
+    conditions.append((f"noise: while the pixels change: per-pixel std over the draws {n['noise/pixel_std']:.4f} (> 1e-3)",
+                       n["noise/pixel_std"] > 1e-3))
+    return conditions
+
+
+@lecture_figure("stylegan-faces", slides="42-44",
+                claim="The slides' three StyleGAN experiments on faces: truncation towards the average w lowers the "
+                      "faces' diversity step by step down to one average face; swapping the coarse styles of a "
+                      "face changes what independent sex and smile classifiers read far more than swapping the fine "
+                      "styles; resampling the fine noise moves pixels but keeps those readings.",
+                check=_check_faces,
+                smoke_note="smoke: StyleGAN trained 800 steps, 200 samples and pairs, coarse/fine >= 1.5x, readings "
+                           "kept on >= 90 % (full: 15,000 steps, 1,000, >= 2x, >= 95 %)")
+def stylegan_faces(ctx: Context) -> dict[str, Any]:
+    model = ctx.shared("stylegan-celeba")
+    judges = {"male": ctx.shared("classifier-celeba-male"), "smiling": ctx.shared("classifier-celeba-smiling")}
+    n = ctx.pick(200, 1000)
+    numbers: dict[str, Any] = {"num_samples": n}
+    truncation = truncation_figure(model, ctx.out / "stylegan-faces-truncation.png", seed=ctx.seed, num_samples=n,
+                                   features=judges["male"])
+    numbers.update({f"truncation/{k}": truncation[k] for k in ("psi", "diversity_pixels", "diversity_features")})
+    with torch.no_grad():
+        z = torch.randn(n, model.latent_dim, generator=ctx.generator(2))
+        faces = model.synthesis(model.mapping(z), noise="const").cpu()
+    numbers["male_share_at_psi1"] = float(class_probabilities(judges["male"], faces).argmax(1).float().mean())
+    mixing = style_mixing_figure(model, ctx.out / "stylegan-faces-mixing.png", seed=ctx.seed, classifiers=judges,
+                                 num_pairs=n)
+    numbers["mixing/coarse_over_fine"] = mixing["coarse_over_fine"]
+    for r in ("coarse", "middle", "fine"):
+        numbers[f"mixing/{r}/output_change"] = mixing[r]["output_change"]
+        numbers[f"mixing/{r}/male_flip_rate"] = mixing[r]["classifiers"]["male"]["label_flip_rate"]
+    noise = noise_figure(model, ctx.out / "stylegan-faces-noise.png", seed=ctx.seed, classifiers=judges, num_faces=n)
+    numbers["noise/pixel_std"] = noise["pixel_std"]
+    for judge in judges:
+        confident = noise["unchanged_by_confidence"][judge][f"{FACE_CONFIDENT:g}"]
+        numbers[f"noise/{judge}/confident_share"] = confident["share"]
+        numbers[f"noise/{judge}/unchanged_when_confident"] = confident["unchanged"]
+        numbers[f"noise/{judge}/unchanged_fraction"] = noise["unchanged_fraction"][judge]
+    return {"paths": [truncation["path"], mixing["path"], noise["path"]], **numbers}
