@@ -578,3 +578,29 @@ def test_sigkill_mid_diffaugment_ramp_then_resume_is_bit_identical(tmp_path):
     import test_faults
 
     test_faults.test_sigkill_then_resume_is_bit_identical(tmp_path, "stylegan:diffaugment-ramp")
+
+
+class _BrightOrDarkBinary(_BrightOrDark):
+    """The same reading with two classes only, as a face attribute classifier: its top probability is
+    never below one half, so every sample counts as decided at the default ``decided_at``."""
+
+    def forward(self, x):
+        return super().forward(x)[:, :2]
+
+
+def test_a_two_class_classifier_is_judged_on_the_samples_it_reads_with_confidence():
+    from genlab.reports.stylegan import noise_stats
+
+    model = _model()
+    _set_noise_strength(model, 0.5)
+    with torch.no_grad():
+        means = model.sample(400, truncation=0.7, generator=torch.Generator().manual_seed(5)).mean((1, 2, 3))
+    centre, spread = float(means.median()), float(means.std())
+    classifier = {"b": _BrightOrDarkBinary(centre, 1.5 / spread)}
+    default = noise_stats(model, classifiers=classifier, num_faces=200)
+    confident = noise_stats(model, classifiers=classifier, num_faces=200, decided_at=0.9)
+    # at 0.5 every sample is "decided", the ones at the boundary included, and noise flips some of them
+    assert default["decided_fraction"]["b"] == 1.0 and default["unchanged_when_decided"]["b"] < 1.0
+    # at 0.9 only those read with confidence count, and noise cannot move them across the boundary
+    assert 0 < confident["decided_fraction"]["b"] < 1 and confident["unchanged_when_decided"]["b"] == 1.0
+    assert confident["decided_at"] == 0.9 and confident["unchanged_fraction"] == default["unchanged_fraction"]

@@ -252,11 +252,13 @@ def stylegan_faces(ctx: Context) -> dict[str, Any]:
     for r in ("coarse", "middle", "fine"):
         numbers[f"mixing/{r}/output_change"] = mixing[r]["output_change"]
         numbers[f"mixing/{r}/male_flip_rate"] = mixing[r]["classifiers"]["male"]["label_flip_rate"]
-    noise = noise_figure(model, ctx.out / "stylegan-faces-noise.png", seed=ctx.seed, classifiers=judges, num_faces=n)
+    noise = noise_figure(model, ctx.out / "stylegan-faces-noise.png", seed=ctx.seed, classifiers=judges, num_faces=n,
+                         decided_at=FACE_CONFIDENT)
     numbers["noise/pixel_std"] = noise["pixel_std"]
     for judge in judges:
-        confident = noise["unchanged_by_confidence"][judge][f"{FACE_CONFIDENT:g}"]
-        numbers[f"noise/{judge}/confident_share"] = confident["share"]
-        numbers[f"noise/{judge}/unchanged_when_confident"] = confident["unchanged"]
+        numbers[f"noise/{judge}/confident_share"] = noise["decided_fraction"][judge]
+        # None: no face read with that confidence (noise_stats reports 0 there, which would read as all flipped)
+        numbers[f"noise/{judge}/unchanged_when_confident"] = (noise["unchanged_when_decided"][judge]
+                                                               if noise["decided_fraction"][judge] > 0 else None)
         numbers[f"noise/{judge}/unchanged_fraction"] = noise["unchanged_fraction"][judge]
     return {"paths": [truncation["path"], mixing["path"], noise["path"]], **numbers}
