@@ -336,6 +336,20 @@ def merge(tags: list[str], into: str, curves_out: str | None = None) -> int:
             if recipes.setdefault(model, settings) != settings:
                 print(f"error: {tag} runs {model} with {settings}, another part with {recipes[model]}")
                 return 2
+    # one build of each ruler: its fingerprint names recipe and data, not the bits, and a rebuild on another machine
+    # measures on another scale (RESULTS.md); the floor (held-out real faces against the reference) tells builds apart
+    # in files from before the weights' digest was recorded
+    builds = [({n: r.get("weights") for n, r in part.get("rulers", {}).items()},
+               {n: row["fid"] for n, row in part["floor"].items()}) for part in parts]
+    for tag, (weights, floor) in zip(tags[1:], builds[1:]):
+        first_weights, first_floor = builds[0]
+        differ = [n for n in weights if weights[n] and first_weights.get(n) and weights[n] != first_weights[n]]
+        differ += [n for n in floor if n not in differ and floor[n] != first_floor.get(n)]
+        if differ:
+            print(f"error: {tag} was scored by another build of the {' and '.join(differ)} ruler than {tags[0]} (floor FD "
+                  + ", ".join(f"{n} {first_floor.get(n, float('nan')):.4g} vs {floor.get(n, float('nan')):.4g}" for n in differ)
+                  + "): its distances are on another scale; rescore or merge only parts of one build")
+            return 2
     repeated = sorted(key for key, count in Counter(key for part in parts for key in part["curves"]).items() if count > 1)
     if repeated:
         print(f"error: {', '.join(map(str, files))} hold the same run twice: {repeated}")
@@ -452,7 +466,8 @@ def main() -> int:
     splits = R.face_splits(config.path, image_size=args.ruler_size, train_limit=args.ruler_train_images)
     rulers = [R.build_ruler(name, splits["ruler_train"], cache=args.ruler_cache, epochs=args.ruler_epochs, threads=args.threads)
               for name in args.rulers]
-    result["rulers"] = {r.name: {"fingerprint": r.fingerprint, "folder": str(r.folder), "recipe": r.recipe.model} for r in rulers}
+    result["rulers"] = {r.name: {"fingerprint": r.fingerprint, "weights": r.weights, "folder": str(r.folder),
+                                 "recipe": r.recipe.model} for r in rulers}
     n = min(args.num_samples, len(splits["reference"]))
     reference_images = round_trip(splits["reference"].x[:n], args.image_size, args.ruler_size)
     reference = {r.name: r.features(reference_images) for r in rulers}

@@ -117,7 +117,8 @@ def main() -> int:
         seconds = time.perf_counter() - t0
         ref_features = ruler.features(reference.x)
         probe = attribute_probe(ruler.features(heldout.x), heldout.tensors[1].numpy(), ref_features, reference.tensors[1].numpy())
-        result["rulers"][name] = {"fingerprint": ruler.fingerprint, "folder": str(ruler.folder), "trained_now": ruler.trained_now,
+        result["rulers"][name] = {"fingerprint": ruler.fingerprint, "weights": ruler.weights, "folder": str(ruler.folder),
+                                  "trained_now": ruler.trained_now,
                                   "seconds": seconds, "recipe": dataclasses.asdict(ruler.recipe),
                                   "feature_dim": int(ref_features.shape[1]), "knn_attribute_balanced_accuracy": probe}
         if name == "attributes":

@@ -68,11 +68,16 @@ def test_merge_joins_seeds_and_averages_their_last_rounds(bench):
 
 def test_merge_refuses_parts_that_are_not_seeds_of_one_recipe_and_protocol(bench, capsys):
     out = bench.HERE / "results" / "diffaugment-both.json"
-    _write(bench, "s0", _part("s0", 0, {"off": (10.0, 1.0)}))
+    _write(bench, "s0", {**_part("s0", 0, {"off": (10.0, 1.0)}), "rulers": {"ssl": {"fingerprint": "f", "weights": "aaa"}}})
     cases = {
         "another clock": _part("s1", 1, {"off": (20.0, 3.0)}, budget_minutes=20.0),
         "another policy": _part("s1", 1, {"off": (20.0, 3.0)}, policy="color"),
         "the same run twice": _part("s1", 0, {"off": (20.0, 3.0)}),
+        # another build of a ruler (same recipe, retrained elsewhere): its floor moved, or its weights differ
+        "another ruler build (floor)": {**_part("s1", 1, {"off": (20.0, 3.0)}),
+                                        "floor": {"attributes": {"fid": 2.6}, "ssl": {"fid": 0.1}}},
+        "another ruler build (weights)": {**_part("s1", 1, {"off": (20.0, 3.0)}),
+                                          "rulers": {"ssl": {"fingerprint": "f", "weights": "bbb"}}},
     }
     for what, part in cases.items():
         _write(bench, "s1", part)

@@ -103,6 +103,8 @@ def test_cache_is_reused_for_the_same_recipe_and_rebuilt_for_a_changed_one(train
     assert np.array_equal(again.features(x), first.features(x))
     changed = tiny_ruler("attributes", train, cache, epochs=1)  # another recipe: another folder, trained afresh
     assert changed.trained_now and changed.fingerprint != first.fingerprint
+    # the weights' digest names the build: the same for the loaded copy, another for other weights
+    assert again.weights == first.weights and len(first.weights) == 12 and changed.weights != first.weights
     relabelled = ArrayDataset((train.x, 1 - train.tensors[1]), train.info)  # other data: another fingerprint
     assert R.recipe_fingerprint(first.recipe, relabelled) != first.fingerprint
 
