@@ -16,6 +16,11 @@ until 2026-12-06 the full MNIST run kept the smoke budget's 10x faster mapping n
 The Fashion-MNIST run had one scalar noise strength per layer, and its fine noise moved pixels by a
 standard deviation of 0.0008 (0.001 needed; an earlier run of the same recipe measured 0.014): with
 per-feature-map strengths the noise goes into a few maps (up to 0.12) and moves 0.0093.
+A fourth figure, ``stylegan-faces``, redoes all three on faces, as the slides show them: ``stylegan-celeba``
+(a 32-px face StyleGAN) judged by the lecture's Male and Smiling classifiers (``classifier-celeba-*``, trained
+on real faces only). The digit and clothing figures stay: there the classifiers have ten classes, and a
+swapped or resampled style can change the class outright.
+
 The drawing and the numbers are :mod:`genlab.reports.stylegan`'s; this module only trains, calls
 them and checks their numbers.
 """
