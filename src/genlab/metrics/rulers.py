@@ -134,8 +134,9 @@ class Ruler:
     @functools.cached_property
     def weights(self) -> str:
         """The first 12 hex digits of the SHA-256 of its weights file. The fingerprint names the recipe and the
-        data, not the bits: the same recipe retrained on another machine gave another network (the attributes
-        ruler's floor FD 2.77 before, 2.62 after, benchmarks/RESULTS.md), so results state which build scored them."""
+        data, not the bits: the same recipe retrained on machines with other CPUs gave other networks (the committed
+        results hold three builds of the attributes ruler, floor FD 2.62, 2.75 and 2.77; the ssl ruler came out the
+        same each time; benchmarks/RESULTS.md), so results state which build scored them."""
         digest = hashlib.sha256()
         with open(self.folder / "model" / "model.safetensors", "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
