@@ -238,7 +238,8 @@ def _check_faces(n: dict[str, Any], budget: str) -> Conditions:
                       "styles; resampling the fine noise moves pixels but keeps those readings.",
                 check=_check_faces,
                 smoke_note="smoke: StyleGAN trained 800 steps, 200 samples and pairs, coarse/fine >= 1.5x, readings "
-                           "kept on >= 90 % (full: 15,000 steps, 1,000, >= 2x, >= 95 %)")
+                           "kept on >= 90 % of the faces read with confidence >= 0.9 (full: 15,000 steps, 1,000, >= 2x, "
+                           ">= 95 %)")
 def stylegan_faces(ctx: Context) -> dict[str, Any]:
     model = ctx.shared("stylegan-celeba")
     judges = {"male": ctx.shared("classifier-celeba-male"), "smiling": ctx.shared("classifier-celeba-smiling")}
@@ -260,6 +261,7 @@ def stylegan_faces(ctx: Context) -> dict[str, Any]:
     noise = noise_figure(model, ctx.out / "stylegan-faces-noise.png", seed=ctx.seed, classifiers=judges, num_faces=n,
                          decided_at=FACE_CONFIDENT)
     numbers["noise/pixel_std"] = noise["pixel_std"]
+    numbers["noise/strengths"] = noise["noise_strengths"]  # per layer, coarse to fine: a switched-off input reads ~0
     for judge in judges:
         numbers[f"noise/{judge}/confident_share"] = noise["decided_fraction"][judge]
         # None: no face read with that confidence (noise_stats reports 0 there, which would read as all flipped)
