@@ -135,8 +135,8 @@ class Ruler:
     def weights(self) -> str:
         """The first 12 hex digits of the SHA-256 of its weights file. The fingerprint names the recipe and the
         data, not the bits: the same recipe retrained on machines with other CPUs gave other networks (the committed
-        results hold three builds of the attributes ruler, floor FD 2.62, 2.75 and 2.77; the ssl ruler came out the
-        same each time; benchmarks/RESULTS.md), so results state which build scored them."""
+        results hold three builds of each ruler: attributes floor FD 2.62, 2.75 and 2.77, ssl 0.156796, 0.156798 and
+        0.156801; benchmarks/RESULTS.md), so results state which build scored them."""
         digest = hashlib.sha256()
         with open(self.folder / "model" / "model.safetensors", "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
