@@ -279,14 +279,19 @@ class _BrightOrDark(torch.nn.Module):
         return torch.stack([d, -d, torch.zeros_like(d)], 1)
 
 
-def test_noise_claim_is_judged_on_the_samples_the_classifier_decides():
-    from genlab.reports.stylegan import noise_stats
-
+def _noisy_model_and_brightness():
+    """A tiny StyleGAN with noise strength 0.5, and the median and spread of its samples' mean brightness."""
     model = _model()
     _set_noise_strength(model, 0.5)
     with torch.no_grad():
         means = model.sample(400, truncation=0.7, generator=torch.Generator().manual_seed(5)).mean((1, 2, 3))
-    centre, spread = float(means.median()), float(means.std())
+    return model, float(means.median()), float(means.std())
+
+
+def test_noise_claim_is_judged_on_the_samples_the_classifier_decides():
+    from genlab.reports.stylegan import noise_stats
+
+    model, centre, spread = _noisy_model_and_brightness()
     stats = {scale: noise_stats(model, classifiers={"b": _BrightOrDark(centre, scale)}, num_faces=200)
              for scale in (1e-3, 1.5 / spread, 1e4)}
     # noise moves the brightness of the images near the centre across it: some labels flip
@@ -591,11 +596,7 @@ class _BrightOrDarkBinary(_BrightOrDark):
 def test_a_two_class_classifier_is_judged_on_the_samples_it_reads_with_confidence():
     from genlab.reports.stylegan import noise_stats
 
-    model = _model()
-    _set_noise_strength(model, 0.5)
-    with torch.no_grad():
-        means = model.sample(400, truncation=0.7, generator=torch.Generator().manual_seed(5)).mean((1, 2, 3))
-    centre, spread = float(means.median()), float(means.std())
+    model, centre, spread = _noisy_model_and_brightness()
     classifier = {"b": _BrightOrDarkBinary(centre, 1.5 / spread)}
     default = noise_stats(model, classifiers=classifier, num_faces=200)
     confident = noise_stats(model, classifiers=classifier, num_faces=200, decided_at=0.9)
