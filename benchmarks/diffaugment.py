@@ -68,8 +68,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import logging
+import math
 import statistics
 import sys
 import time

@@ -198,8 +198,6 @@ def _stylegan_celeba(ctx: Context):
     return ("stylegan", {"image_shape": [3, 32, 32], "latent_dim": 128, "w_dim": 128, "mapping_depth": 4,
                          "channel_base": 1024, "channel_max": 32, "modconv": "scaled", "r1_gamma": 0.35,
                          "r1_every": 16, "style_mixing_prob": 0.9, "pl_weight": 0.0, "channels_last": True,
-                         # one noise strength per feature map, as for Fashion-MNIST: with one per layer the full
-                         # run switched its 32-px noise off (learned strengths 0.0005 / 0.0001, 2026-12-07)
                          "noise_strength": "channel"},
             data, {"max_steps": ctx.pick(800, FACE_STEPS), "batch_size": 32, "lr": 2.5e-3, "betas": (0.0, 0.99),
                    "ema_decay": ctx.pick(None, 0.998)})
