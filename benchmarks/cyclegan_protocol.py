@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab import build_model, load
+from genlab.config import parse_override
 from genlab.data import DataConfig, load_dataset
 from genlab.data.unpaired import unpaired_dataset
 from genlab.models.classifier import random_affine
@@ -313,7 +314,7 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=CONFIG, help="the recipe: a CycleGAN config's model section and "
                    "batch size / lr schedule (e.g. configs/cyclegan_mnist_usps_cycada.toml); name it with --label")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                   help="model fields on top of every variant (a TOML value), e.g. cycle_weight=1 identity_weight=0 "
+                   help="model fields on top of every variant (read as genlab train reads overrides: JSON, else a string), e.g. cycle_weight=1 identity_weight=0 "
                         "(CyCADA's digit recipe); name the result with --label")
     p.add_argument("--label", default="", help="suffix of the variant's name for runs with --set or --config, e.g. cycada")
     p.add_argument("--curve-every", type=int, default=0,
@@ -333,7 +334,7 @@ def main() -> None:
         return
     if bad := [item for item in args.set if "=" not in item]:
         p.error(f"--set takes FIELD=VALUE, got {' '.join(bad)}")
-    model_set = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (item.split("=", 1) for item in args.set)}
+    model_set = {".".join(key): value for key, value in map(parse_override, args.set)}  # as genlab train reads them
     if (model_set or args.config.resolve() != CONFIG) and not args.label:
         p.error("--set and --config need --label (runs with other knobs must not share a name)")
     torch.set_num_threads(args.threads)

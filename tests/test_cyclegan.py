@@ -508,6 +508,18 @@ def test_semantic_consistency_term_is_cross_entropy_to_the_source_prediction_and
         with torch.no_grad():
             want = F.cross_entropy(classifier(fake), classifier(real).argmax(1))
         assert torch.allclose(one.loss((a, b), "generators").terms["semantic"], want, atol=1e-6)
+    # a confidence threshold: unsure pseudo-labels add zero, the mean is still over the whole batch
+    with torch.no_grad():
+        confidence = torch.cat([classifier(a), classifier(b)]).softmax(1).max(1).values
+    threshold = float(confidence.median())
+    sure = tiny(semantic_weight=2.0, identity_weight=0.0, semantic_threshold=threshold)
+    sure.set_semantic_classifier(classifier)
+    with torch.no_grad():
+        want = sum((F.cross_entropy(classifier(fake), classifier(real).argmax(1), reduction="none")
+                    * (classifier(real).softmax(1).max(1).values >= threshold)).mean()
+                   for real, fake in ((a, fake_b), (b, fake_a)))
+    got = sure.loss((a, b), "generators").terms["semantic"]
+    assert torch.allclose(got, want, atol=1e-6) and 0 < got < expected
 
 
 # ---------------------------------------------------------------------------------- adversarial wiring

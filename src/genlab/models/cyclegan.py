@@ -31,7 +31,8 @@ On the unlabelled domain argmax f is only as right as a source-only classifier i
 the 28-px MNIST/USPS protocol a MNIST classifier reads about two thirds of USPS digits right and few of
 its 9s, benchmarks/RESULTS.md), and that term then asks the translation to keep f's *mistakes*:
 ``semantic_terms="a"`` (f trained on A) or ``"b"`` keeps only the term whose pseudo-labels f reads on
-its own domain.
+its own domain; ``semantic_threshold`` keeps both and drops, per image, the pseudo-labels f is unsure
+of (a top softmax probability below it), as FixMatch (Sohn et al., NeurIPS 2020) does for its own.
 The caller hands the classifier over (:meth:`set_semantic_classifier`; ``genlab train`` loads
 the run named by ``semantic_classifier``); it is not part of the saved model. It must be trained on
 the labelled source domain alone: the target's labels are never used, in CyCADA or here.
@@ -97,6 +98,7 @@ class CycleGANConfig(AugmentConfig):
     semantic_weight: float = 0.0  # CyCADA's semantic consistency; needs semantic_classifier
     semantic_classifier: str | None = None  # run/model folder of a genlab classifier of the labelled domain (training only)
     semantic_terms: Literal["both", "a", "b"] = "both"  # CyCADA's two terms, or only the one whose pseudo-labels f reads on its own domain
+    semantic_threshold: float = 0.0  # pseudo-labels f gives with a top probability below this count zero (0 = CyCADA: all)
     cycle_noise: float = 0.0  # σ of Gaussian noise on G(a), F(b) before the way back, [0, 1] pixels (0 = the paper)
     generator_lr: float | None = 2e-4
     discriminator_lr: float | None = 2e-4
@@ -125,6 +127,7 @@ class CycleGANConfig(AugmentConfig):
               f"{self.shape_b[0]}): set model.identity_weight=0, or data.channels to give both domains the same")
         check(self.pool_size >= 0, f"model.pool_size must be >= 0, got {self.pool_size}")
         check(self.semantic_weight >= 0, f"model.semantic_weight must be >= 0, got {self.semantic_weight}")
+        check(0 <= self.semantic_threshold < 1, f"model.semantic_threshold must be in [0, 1), got {self.semantic_threshold}")
         check(self.cycle_noise >= 0, f"model.cycle_noise must be >= 0, got {self.cycle_noise}")
         super().validate()
         for name in ("generator_lr", "discriminator_lr"):
@@ -286,14 +289,17 @@ class CycleGAN(GenerativeModel):
 
     def semantic_loss(self, a: Tensor, b: Tensor, fake_b: Tensor, fake_a: Tensor) -> Tensor:
         """CE(f(G(a)), argmax f(a)) + CE(f(F(b)), argmax f(b)), or one of the two (``semantic_terms``);
-        every argument signed, [-1, 1]."""
-        f, terms = self.semantic_classifier(), self.config.semantic_terms
+        every argument signed, [-1, 1]. With ``semantic_threshold`` t > 0 an image whose pseudo-label f
+        gives with a top probability below t adds zero, and each term is still the mean over the whole
+        batch (FixMatch's masked pseudo-label loss), so fewer confident images weigh less."""
+        f, terms, threshold = self.semantic_classifier(), self.config.semantic_terms, self.config.semantic_threshold
         loss = a.new_zeros(())
         for real, fake, side in ((a, fake_b, "a"), (b, fake_a, "b")):
             if terms in ("both", side):
                 with torch.no_grad():
-                    labels = f(to_unit(real)).argmax(1)
-                loss = loss + F.cross_entropy(f(to_unit(fake)), labels)
+                    confidence, labels = f(to_unit(real)).softmax(1).max(1)
+                per_image = F.cross_entropy(f(to_unit(fake)), labels, reduction="none")
+                loss = loss + (per_image * (confidence >= threshold)).mean()
         return loss
 
     def _adversarial_generator(self, logits: Tensor) -> Tensor:
