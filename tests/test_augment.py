@@ -225,6 +225,22 @@ def test_adaptive_p_moves_once_per_interval_by_images_over_speed_towards_the_tar
     assert _train_steps(schedule, unsure * 10)[-1] == 0.0  # floored at 0
 
 
+def test_adaptive_p_counts_a_patch_discriminators_score_map_as_one_image():
+    # 8 images a step, each a 5x5 map of patch scores (FastGAN's D, a PatchGAN): 32 images a move, not 800
+    schedule = DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0.16)
+    for _ in range(ADAPT_INTERVAL):
+        with torch.enable_grad():
+            schedule.step(True, torch.full((8, 1, 5, 5), 3.0))
+    assert schedule.probability == pytest.approx(0.2)
+    # r is the mean sign over every patch: 16 of 25 patches real on each image -> r = 0.28 < 0.6 -> down
+    maps = torch.full((8, 25), -1.0)
+    maps[:, :16] = 1.0
+    for _ in range(ADAPT_INTERVAL):
+        with torch.enable_grad():
+            schedule.step(True, maps)
+    assert schedule.probability == pytest.approx(0.0)
+
+
 def test_adaptive_p_uses_the_losss_midpoint_and_counts_only_training_steps():
     least_squares = DiffAugmentSchedule("color", 1.0, target=0.6, speed_kimg=0.16, centre=0.5)
     # scores 0.4 are below least squares' midpoint (real 1, fake 0), though positive as logits

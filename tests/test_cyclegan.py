@@ -632,8 +632,17 @@ def test_adaptive_augmentation_reads_both_discriminators_against_the_losss_midpo
         monkeypatch.setattr(d, "forward", lambda x: torch.full((x.shape[0], 1, 2, 2), 0.4) + 0 * x.sum())
     for _ in range(ADAPT_INTERVAL):
         terms = model.loss(batch, "discriminators").terms
-    # per step 2 discriminators x 4 images x 4 patches; 4 steps a move: 128 / 32 = 4 -> clamped to [0, 1]
+    # per step 2 discriminators x 4 images (a 2x2 patch map is one image); 4 steps a move: 32 / 32 = 1
     assert float(terms["augment_p"]) == (1.0 if 0.4 > centre else 0.0)
+    model.augmentation.p.fill_(0.5)
+    for _ in range(ADAPT_INTERVAL):
+        terms = model.loss(batch, "discriminators").terms
+    assert float(terms["augment_p"]) == pytest.approx(1.0 if 0.4 > centre else 0.0)  # 0.5 +- 1 (4x that if patches counted)
+    model.augmentation.speed_kimg = 0.128  # 32 images / 128 = 0.25 a move
+    model.augmentation.p.fill_(0.5)
+    for _ in range(ADAPT_INTERVAL):
+        terms = model.loss(batch, "discriminators").terms
+    assert float(terms["augment_p"]) == pytest.approx(0.75 if 0.4 > centre else 0.25)
 
 
 def test_diffaugment_ramp_is_saved_and_a_killed_run_resumes_it(tmp_path):

@@ -180,15 +180,16 @@ def test_augment_probability_ramps_with_training_steps_and_not_with_evaluation()
 
 
 def test_adaptive_augmentation_follows_ds_patch_scores(monkeypatch):
-    """ADA's p counts every patch logit of the reals: all judged real raise p by patches / speed per move."""
+    """ADA's p reads every patch logit of the reals for r, and moves by *images* / speed (ADA's units: a
+    map of 25 patch scores is one judged image); all judged real raise p by images / speed per move."""
     from genlab.nn.augment import ADAPT_INTERVAL
 
-    model = _model(augment="translation", augment_target=0.6, augment_speed_kimg=10.0).train()
+    model = _model(augment="translation", augment_target=0.6, augment_speed_kimg=0.4).train()
     assert model.augment_probability == 0.0
     monkeypatch.setattr(model.discriminator.head, "forward", lambda f: torch.full((f.shape[0], 25), 1.0) + 0 * f.sum())
     batch = _batch()
     logged = [float(model.loss(batch, "discriminator").terms["augment_p"]) for _ in range(ADAPT_INTERVAL)]
-    assert logged == pytest.approx([0.0] * (ADAPT_INTERVAL - 1) + [ADAPT_INTERVAL * len(batch[0]) * 25 / 10_000])
+    assert logged == pytest.approx([0.0] * (ADAPT_INTERVAL - 1) + [ADAPT_INTERVAL * len(batch[0]) / 400])
     assert "augmentation.p" in model.state_dict()
     with pytest.raises(ConfigError, match="choose one"):
         _model(augment_target=0.6, augment_ramp_steps=3)

@@ -368,7 +368,7 @@ class CycleGAN(GenerativeModel):
         real_b = self.discriminator_b(aug(b))
         loss_b = self._adversarial_discriminator(real_b, self.discriminator_b(aug(fake_b)))
         terms = {"loss_a": loss_a, "loss_b": loss_b}
-        terms.update(aug.step(self.training, torch.cat([real_a.reshape(-1), real_b.reshape(-1)])))  # one p for both players
+        terms.update(aug.step(self.training, torch.cat([real_a, real_b])))  # one p for both players; a patch map is one image
         return LossOutput(loss_a + loss_b, terms)
 
     @torch.no_grad()

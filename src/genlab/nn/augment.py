@@ -97,7 +97,8 @@ class DiffAugmentSchedule(nn.Module):
     - adaptive (``target > 0``; Karras et al. 2020, "Training Generative Adversarial Networks with
       Limited Data", section 3): p starts at 0; every :data:`ADAPT_INTERVAL` D steps it moves by
       ``sign(r - target) * images / (speed_kimg * 1000)``, where r = E[sign(d_real - centre)] is how
-      surely D calls the (augmented) reals real over those steps, and ``images`` how many it judged;
+      surely D calls the (augmented) reals real over those steps, and ``images`` how many it judged
+      (``real_scores``' first dimension: a patch discriminator's map of one image counts once);
       so p can cross [0, 1] in ``speed_kimg`` thousand images. It stays in [0, ``p``]. ``centre`` is the
       score halfway between real and fake (0 for logits, 0.5 for least-squares' 1/0 targets).
 
@@ -152,9 +153,11 @@ class DiffAugmentSchedule(nn.Module):
     def _adapt(self, real_scores: Tensor | None) -> None:
         if real_scores is None:
             raise ConfigError("adaptive augmentation needs the discriminator's scores of the reals at each step")
-        scores = real_scores.detach().float().reshape(-1)
-        sums = torch.stack([torch.sign(scores - self.centre).sum(),
-                            torch.tensor(float(scores.numel()), device=scores.device)])
+        # one row per judged image: a patch discriminator's map of scores is one image, not many, so p
+        # moves at the speed ADA sets in images (r, the mean sign, is the same either way)
+        scores = real_scores.detach().float().reshape(len(real_scores), -1)
+        sums = torch.stack([torch.sign(scores - self.centre).mean(1).sum(),
+                            torch.tensor(float(len(scores)), device=scores.device)])
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.all_reduce(sums)  # the global batch's sums, so every rank moves p alike
         self.sign_sum += sums[0]
