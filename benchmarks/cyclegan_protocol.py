@@ -153,6 +153,17 @@ def labels_of(net: nn.Module, x: Tensor) -> Tensor:
     return torch.cat([net(c).argmax(1) for c in x.split(1000)])
 
 
+@torch.no_grad()
+def confident_share(net: nn.Module, x: Tensor, truth: Tensor, threshold: float) -> dict[str, float]:
+    """What ``model.semantic_threshold`` keeps of the pseudo-labels ``net`` reads on ``x``: the share read
+    with a top probability >= ``threshold``, and the accuracy of those and of the rest (scoring only)."""
+    confidence, predicted = torch.cat([net(c).softmax(1) for c in x.split(1000)]).max(1)
+    kept, right = confidence >= threshold, predicted == truth
+    return {"threshold": threshold, "kept": float(kept.float().mean()),
+            "accuracy_kept": float(right[kept].float().mean()) if kept.any() else float("nan"),
+            "accuracy_dropped": float(right[~kept].float().mean()) if (~kept).any() else float("nan")}
+
+
 def scores(predicted: Tensor, truth: Tensor) -> dict[str, Any]:
     right = (predicted == truth).float()
     return {"accuracy": float(right.mean()), "per_class": [float(right[truth == k].mean()) for k in range(10)]}
@@ -389,7 +400,10 @@ def main() -> None:
                     "train_cpu_s": semantic[arch, source][1],
                     "in_domain": scores(labels_of(sem, data[f"{source}_test"][0]), data[f"{source}_test"][1])["accuracy"],
                     # scored here only (target labels never reach training): the classifier's own source-only reading
-                    "on_target": scores(labels_of(sem, data[f"{target}_test"][0]), data[f"{target}_test"][1])}
+                    "on_target": scores(labels_of(sem, data[f"{target}_test"][0]), data[f"{target}_test"][1]),
+                    # the pseudo-labels the target term keeps under model.semantic_threshold (0: all), on the test split
+                    "on_target_confident": confident_share(sem, *data[f"{target}_test"],
+                                                           float({**cyclegan_recipe(args.config)[0], **model_set}.get("semantic_threshold", 0.0)))}
             results["runs"][f"{name}/{args.steps}steps/s{seed}"] = entry
             summary = {d: {k: round(entry[d][k]["accuracy"], 4) for k in ("source_only", "translate_target", "cycada", "label_kept")}
                        for d in directions}
