@@ -11,7 +11,6 @@ import torch
 from genlab.data import ArrayDataset
 from genlab.errors import ConfigError
 from genlab.models import build_model
-from genlab.models import fastgan as fastgan_module
 from genlab.models.fastgan import FastGANConfig, SkipExcitation, quadrant
 from genlab.training import TrainConfig, Trainer
 
