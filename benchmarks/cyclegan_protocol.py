@@ -402,8 +402,7 @@ def main() -> None:
                     # scored here only (target labels never reach training): the classifier's own source-only reading
                     "on_target": scores(labels_of(sem, data[f"{target}_test"][0]), data[f"{target}_test"][1]),
                     # the pseudo-labels the target term keeps under model.semantic_threshold (0: all), on the test split
-                    "on_target_confident": confident_share(sem, *data[f"{target}_test"],
-                                                           float({**cyclegan_recipe(args.config)[0], **model_set}.get("semantic_threshold", 0.0)))}
+                    "on_target_confident": confident_share(sem, *data[f"{target}_test"], model.config.semantic_threshold)}
             results["runs"][f"{name}/{args.steps}steps/s{seed}"] = entry
             summary = {d: {k: round(entry[d][k]["accuracy"], 4) for k in ("source_only", "translate_target", "cycada", "label_kept")}
                        for d in directions}
