@@ -398,10 +398,9 @@ def sample_grids(runs: list[str], path: str, per_run: int = 32, seed: int = 0) -
         name = f"{cell_label('/'.join(parts[:3]))}, seed {parts[3]}" if len(parts) == 4 and parts[2] in ARM_LABELS else Path(run).name
         panels.append((f"{name}\n{trained_steps(run)} steps{cpu}{weight}",
                        api.sample(model, per_run, seed=seed).cpu(), 8))
-    # at least one figure pixel per sample pixel (save_figure's 120 dpi; make_grid pads by 2): 128-px faces shown at
-    # the default 4.5-inch panel would be shrunk to about 60 px, hiding what the larger model draws
-    widest = max(nrow * (images.shape[-1] + 2) + 2 for _, images, nrow in panels)
-    print(f"wrote {image_panels(panels, path, title=f'random samples, seed {seed} for every model', panel_width=max(4.5, widest / 120))}")
+    # native: 128-px faces shown at the default 4.5-inch panel would be shrunk to about 60 px, hiding what the larger
+    # model draws
+    print(f"wrote {image_panels(panels, path, title=f'random samples, seed {seed} for every model', native=True)}")
     return 0
 
 

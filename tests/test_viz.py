@@ -103,3 +103,19 @@ def test_image_panels_rows_fit_wide_grids(tmp_path):
     path = image_panels(panels, tmp_path / "p.png", panel_width=5.5, columns=2)
     width, height = Image.open(path).size
     assert height / width < 0.5, (width, height)  # grids of aspect 0.3 each, two rows: about 0.36 with titles
+
+
+def test_image_panels_native_keeps_every_sample_pixel(tmp_path):
+    """native=True widens the panels until each grid gets a figure pixel per image pixel: eight 128-px images in a
+    row are 1,042 px of grid, which the default 4.5-inch panel (540 px) would halve."""
+    from PIL import Image
+
+    from genlab.viz import image_panels
+
+    panels = [("wide", torch.rand(8, 3, 128, 128), 8)]
+    shrunk = Image.open(image_panels(panels, tmp_path / "a.png")).size[0]
+    native = Image.open(image_panels(panels, tmp_path / "b.png", native=True)).size[0]
+    assert shrunk < 8 * 128 <= native, (shrunk, native)
+    small = [("small", torch.rand(4, 1, 8, 8), 4)]  # a narrow grid keeps the default width: native never narrows
+    assert (Image.open(image_panels(small, tmp_path / "c.png", native=True)).size
+            == Image.open(image_panels(small, tmp_path / "d.png")).size)

@@ -20,6 +20,7 @@ from .grids import make_grid, save_image_grid, to_uint8  # noqa: F401  (re-expor
 
 
 MARKERS_ONLY_BELOW = 12  # a curve with at most this many points is drawn as markers alone
+FIGURE_DPI = 120  # every saved figure's resolution (save_figure's default)
 
 
 def _pyplot() -> Any:
@@ -31,7 +32,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: str | Path, dpi: int = 120, *, tight: bool = True) -> Path:
+def save_figure(fig: Any, path: str | Path, dpi: int = FIGURE_DPI, *, tight: bool = True) -> Path:
     """Save and close ``fig``; ``tight=False`` keeps the figure's own margins (one draw instead of
     two: a tight bounding box draws the figure once to measure it)."""
     path = Path(path)
@@ -145,12 +146,17 @@ def plot_samples_vs_data(samples: Tensor, data: Tensor, path: str | Path, *, tit
 
 
 def image_panels(panels: Sequence[tuple[str, Tensor, int]], path: str | Path, *, title: str = "",
-                 panel_width: float = 4.5, columns: int | None = None) -> Path:
-    """One titled grid per ``(title, images (N, C, H, W) in [0, 1], images per row)``."""
+                 panel_width: float = 4.5, columns: int | None = None, native: bool = False) -> Path:
+    """One titled grid per ``(title, images (N, C, H, W) in [0, 1], images per row)``.
+
+    ``native``: widen the panels (never narrow them) until every grid gets at least one figure pixel per
+    image pixel, so large samples are drawn at their own size instead of shrunk to ``panel_width``."""
     plt = _pyplot()
     columns = columns or len(panels)
     rows = -(-len(panels) // columns)
     grids = [to_uint8(make_grid(images.float().clamp(0, 1), nrow=nrow)) for _, images, nrow in panels]
+    if native:
+        panel_width = max(panel_width, max(g.shape[1] for g in grids) / FIGURE_DPI)
     # each row as tall as its tallest grid at panel_width (wide grids get short rows), plus room for its titles'
     # lines; the figure's title gets its own band on top (tight_layout alone lets a suptitle overlap the panels)
     lines = [max(label.count("\n") + 1 for label, _, _ in panels[r * columns:(r + 1) * columns]) for r in range(rows)]
